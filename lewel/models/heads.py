@@ -1,0 +1,186 @@
+"""Projection heads: the plain MLP of BYOL / MoCo v2 and LEWEL's coupled projection head.
+
+Every head works on sequences ``B×C×L`` with 1×1 ``Conv1d`` layers, as the authors' code does, so one call
+projects a pooled vector (L = 1), every pixel of a feature map (L = h·w) or a set of aligned
+representations (L = d/h) alike. Parameter names (``mlp.0``, ``mlp.1``, ``mlp.3``) match the authors'.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MLP(nn.Module):
+    """``num_layers`` 1×1 convolutions ``in -> hidden -> ... -> out`` on ``B×C×L`` tensors.
+
+    With ``norm`` (BYOL, LEWEL_B) each hidden layer is conv (no bias) -> BatchNorm1d -> ReLU, so the
+    BatchNorm statistics are taken over the batch AND the length axis. Without it (MoCo v2) the
+    hidden layers are conv (with bias) -> ReLU. The last layer is a bare convolution.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        out_channels: int,
+        *,
+        num_layers: int = 2,
+        norm: bool = True,
+    ) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"an MLP needs at least one layer, got num_layers={num_layers}")
+        bias = not norm
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for _ in range(num_layers - 1):
+            layers.append(nn.Conv1d(channels, hidden_channels, 1, bias=bias))
+            if norm:
+                layers.append(nn.BatchNorm1d(hidden_channels))
+            layers.append(nn.ReLU(inplace=True))
+            channels = hidden_channels
+        layers.append(nn.Conv1d(channels, out_channels, 1, bias=bias))
+        self.mlp = nn.Sequential(*layers)
+        self.in_channels, self.out_channels = in_channels, out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``B×in×L`` -> ``B×out×L``."""
+        return self.mlp(x)
+
+
+@dataclass
+class HeadOutput:
+    """What a head returns for one view (shapes for d output channels, D feature channels, h groups).
+
+    ``maps``, ``aligned_features`` and ``aligned_projection`` are ``None`` for the baselines' plain head.
+    """
+
+    global_projection: torch.Tensor  #: B×d, the projection z of the pooled feature
+    maps: torch.Tensor | None = None  #: B×d×h×w alignment maps, each sums to 1 over its pixels
+    aligned_features: torch.Tensor | None = None  #: B×D×(d/h), channel-grouped aggregations of F
+    aligned_projection: torch.Tensor | None = None  #: B×d×(d/h), the aligned features through p
+
+
+class GlobalHead(nn.Module):
+    """The baselines' projection: global average pooling, then the MLP ``proj`` -> ``B×d``."""
+
+    def __init__(self, proj: MLP) -> None:
+        super().__init__()
+        self.proj = proj
+
+    @property
+    def out_channels(self) -> int:
+        return self.proj.out_channels
+
+    def forward(self, features: torch.Tensor) -> HeadOutput:
+        pooled = features.flatten(2).mean(dim=2, keepdim=True)
+        return HeadOutput(global_projection=self.proj(pooled).squeeze(2))
+
+
+def alignment_maps(pixel_projections: torch.Tensor, *, scale: float = 1.0, l2_norm: bool = True) -> torch.Tensor:
+    """Spatial softmax of per-pixel projections ``B×d×P`` -> maps ``B×d×P``, each summing to 1 over P.
+
+    The projections are L2-normalised over channels first (``l2_norm``), then divided by the
+    temperature ``scale``. Nothing is detached: gradients reach the projection head through the maps.
+    """
+    if l2_norm:
+        pixel_projections = F.normalize(pixel_projections, dim=1)
+    return torch.softmax(pixel_projections / scale, dim=2)
+
+
+def group_aggregate(features: torch.Tensor, maps: torch.Tensor, num_groups: int) -> torch.Tensor:
+    """Channel-grouped spatial aggregation: features ``B×D×P`` and maps ``B×d×P`` -> ``B×D×(d/h)``.
+
+    Maps and channels are split into ``num_groups`` (h) CONTIGUOUS chunks, as in the released code
+    (not the interleaved order of the paper's Eq. 6): map ``m`` belongs to group ``m // (d/h)``, and
+    aligned representation ``n`` concatenates, over groups ``i``, the group-``i`` channels of F weighted
+    by map ``i·(d/h) + n``.
+    """
+    batch, channels, pixels = features.shape
+    num_maps = maps.shape[1]
+    if channels % num_groups or num_maps % num_groups:
+        raise ValueError(
+            f"num_groups={num_groups} must divide both the feature channels ({channels}) and the maps ({num_maps})"
+        )
+    grouped_features = features.reshape(batch, num_groups, channels // num_groups, pixels)
+    grouped_maps = maps.reshape(batch, num_groups, num_maps // num_groups, pixels)
+    aligned = torch.einsum("bgcp,bgnp->bgcn", grouped_features, grouped_maps)
+    return aligned.reshape(batch, channels, num_maps // num_groups)
+
+
+def map_group(index: int, num_maps: int, num_groups: int) -> int:
+    """The channel group of map ``index`` under the contiguous grouping: ``index // (d/h)``."""
+    _check_map_index(index, num_maps, num_groups)
+    return index // (num_maps // num_groups)
+
+
+def map_aligned_index(index: int, num_maps: int, num_groups: int) -> int:
+    """The aligned representation that map ``index`` contributes to: ``index % (d/h)``."""
+    _check_map_index(index, num_maps, num_groups)
+    return index % (num_maps // num_groups)
+
+
+def map_index(group: int, aligned: int, num_maps: int, num_groups: int) -> int:
+    """The map of channel group ``group`` that builds aligned representation ``aligned``: ``group·(d/h) + aligned``."""
+    per_group = num_maps // num_groups
+    if not (0 <= group < num_groups and 0 <= aligned < per_group):
+        raise IndexError(f"group {group} / aligned {aligned} out of range for h={num_groups}, d/h={per_group}")
+    return group * per_group + aligned
+
+
+def _check_map_index(index: int, num_maps: int, num_groups: int) -> None:
+    if num_maps % num_groups:
+        raise ValueError(f"num_groups={num_groups} does not divide the {num_maps} maps")
+    if not 0 <= index < num_maps:
+        raise IndexError(f"map index {index} out of range: the model has {num_maps} maps")
+
+
+class CoupledHead(nn.Module):
+    """LEWEL's coupled projection head (the authors' "neck").
+
+    One MLP g (``proj``) is applied in a single call to ``[GAP(F), F_1, ..., F_hw]`` (``B×D×(1+hw)``), so
+    in training mode its BatchNorm sees the pooled vector and all pixels together. Position 0 is the
+    global projection z; positions 1... are per-pixel projections that become the d alignment maps.
+    The maps aggregate the feature map into d/h aligned representations (``group_aggregate``), which a
+    second MLP p (``proj_obj``, same shape as g, own weights) projects to the aligned embeddings.
+    """
+
+    def __init__(self, proj: MLP, proj_obj: MLP, *, num_groups: int = 4, scale: float = 1.0, l2_norm: bool = True) -> None:
+        super().__init__()
+        d = proj.out_channels
+        if d % num_groups or proj.in_channels % num_groups:
+            raise ValueError(
+                f"num_groups={num_groups} must divide the projection dim d={d} and the feature channels "
+                f"D={proj.in_channels}"
+            )
+        if (proj_obj.in_channels, proj_obj.out_channels) != (proj.in_channels, d):
+            raise ValueError("the aligned projection p must map D -> d like g")
+        self.proj, self.proj_obj = proj, proj_obj
+        self.num_groups, self.scale, self.l2_norm = num_groups, scale, l2_norm
+
+    @property
+    def out_channels(self) -> int:
+        return self.proj.out_channels
+
+    @property
+    def num_aligned(self) -> int:
+        """d/h, the number of aligned representations per image."""
+        return self.proj.out_channels // self.num_groups
+
+    def forward(self, features: torch.Tensor) -> HeadOutput:
+        """Feature map ``B×D×h×w`` -> global projection, maps, aligned features and aligned projection."""
+        batch, _, height, width = features.shape
+        pixels = features.flatten(2)
+        projected = self.proj(torch.cat([pixels.mean(dim=2, keepdim=True), pixels], dim=2))
+        maps = alignment_maps(projected[:, :, 1:], scale=self.scale, l2_norm=self.l2_norm)
+        aligned_features = group_aggregate(pixels, maps.to(pixels.dtype), self.num_groups)
+        return HeadOutput(
+            global_projection=projected[:, :, 0],
+            maps=maps.reshape(batch, -1, height, width),
+            aligned_features=aligned_features,
+            aligned_projection=self.proj_obj(aligned_features),
+        )

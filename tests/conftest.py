@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny model configs and the official fixtures copied from ../shared/fixtures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from lewel.config import ModelConfig
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def tiny_config(method: str, **overrides) -> ModelConfig:
+    """A ResNet-18 config with a tiny head (hidden 64, d 32, h 4) and short queues."""
+    settings = dict(backbone="resnet18", hidden_dim=64, dim=32, num_groups=4, queue_size=48, aligned_queue_size=80)
+    settings.update(overrides)
+    return ModelConfig.for_method(method, **settings)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def neck_reference() -> list[dict]:
+    return torch.load(FIXTURES / "official_neck_reference.pt", weights_only=True)
+
+
+@pytest.fixture(scope="session")
+def official_manifest() -> dict:
+    return json.loads((FIXTURES / "official_lewelb_r50_manifest.json").read_text())
