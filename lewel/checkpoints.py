@@ -63,9 +63,7 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu")
             return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError or EOFError depending on the damage
         message = str(error)
-        unsafe = re.search(r"GLOBAL (\S+) was not an allowed global", message) or re.search(
-            r"Unsupported (?:global|operand)[^:]*: (\S+)", message
-        )
+        unsafe = re.search(r"GLOBAL ([\w.]+)", message) or re.search(r"but got <class '([\w.]+)'>", message)
         if unsafe or "weights_only" in message.lower() or "Weights only load failed" in message:
             what = f" {unsafe.group(1)!r}" if unsafe else ""
             raise CheckpointError(
@@ -176,6 +174,12 @@ def read_checkpoint(path: str | os.PathLike) -> CheckpointContents:
         f"{str(path)!r} is not a LEWEL, MoCo or ResNet checkpoint: no 'online_net.', 'encoder_q.' or "
         f"'conv1.weight' keys (first keys: {sample})"
     )
+
+
+def training_checkpoint(model: torch.nn.Module, config: ModelConfig, **extra: Any) -> dict[str, Any]:
+    """The dict this project saves during training: format tag, model config, full state dict, ``extra``
+    (optimizer, epoch, ...). Plain Python and tensors only, so ``safe_load`` opens it."""
+    return {"format": FORMAT_TRAIN, "model_config": config.to_dict(), "state_dict": model.state_dict(), **extra}
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:

@@ -33,3 +33,12 @@ def neck_reference() -> list[dict]:
 @pytest.fixture(scope="session")
 def official_manifest() -> dict:
     return json.loads((FIXTURES / "official_lewelb_r50_manifest.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def official_file(tmp_path_factory, official_manifest) -> tuple[Path, dict[str, torch.Tensor]]:
+    """A ResNet-50 LEWEL_B checkpoint synthesised from the official manifest (random values), and its state."""
+    from checkpoint_factory import official_from_manifest
+
+    path = tmp_path_factory.mktemp("official") / "lewelb_eman_200ep.pth.tar"
+    return path, official_from_manifest(official_manifest, path)
