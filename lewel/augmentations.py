@@ -17,3 +17,76 @@ def to_normalized_tensor() -> v2.Compose:
 def eval_transform(size: int) -> v2.Compose:
     """The whole image resized to ``size×size`` (no crop, so a map covers the full frame), RGB, normalised."""
     return v2.Compose([v2.RGB(), v2.Resize((size, size), antialias=True), to_normalized_tensor()])
+
+
+def _blur(size: int, p: float) -> v2.Transform:
+    """Gaussian blur with sigma in [0.1, 2.0] and a kernel of about 10 % of the image side (23 px at 224)."""
+    kernel = max(3, int(0.1 * size) // 2 * 2 + 1)
+    return v2.RandomApply([v2.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=p)
+
+
+def byol_view(size: int, *, blur: float, solarize: float, scale: tuple[float, float] = (0.2, 1.0)) -> v2.Compose:
+    """One of BYOL's asymmetric views: crop (``scale`` of the area), flip, colour jitter (0.4, 0.4, 0.2, 0.1)
+    with p = 0.8, grayscale p = 0.2, blur with probability ``blur``, solarise with probability ``solarize``."""
+    return v2.Compose(
+        [
+            v2.RGB(),
+            v2.RandomResizedCrop(size, scale=scale, antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
+            v2.RandomGrayscale(p=0.2),
+            _blur(size, blur),
+            v2.RandomSolarize(threshold=128, p=solarize),
+            to_normalized_tensor(),
+        ]
+    )
+
+
+def mocov2_view(size: int, *, scale: tuple[float, float] = (0.2, 1.0)) -> v2.Compose:
+    """MoCo v2's view: crop, colour jitter (0.4, 0.4, 0.4, 0.1) p = 0.8, grayscale p = 0.2, blur p = 0.5, flip."""
+    return v2.Compose(
+        [
+            v2.RGB(),
+            v2.RandomResizedCrop(size, scale=scale, antialias=True),
+            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+            v2.RandomGrayscale(p=0.2),
+            _blur(size, 0.5),
+            v2.RandomHorizontalFlip(),
+            to_normalized_tensor(),
+        ]
+    )
+
+
+class TwoViews:
+    """Apply ``first`` and ``second`` to one image: the pair of augmented views of a training sample."""
+
+    def __init__(self, first: v2.Transform, second: v2.Transform) -> None:
+        self.first, self.second = first, second
+
+    def __call__(self, image):
+        return self.first(image), self.second(image)
+
+
+TWO_VIEW_PRESETS = ("byol", "mocov2")
+
+
+def two_view_transform(preset: str, size: int) -> TwoViews:
+    """``byol``: view 1 blur p = 1.0 no solarise, view 2 blur p = 0.1 solarise p = 0.2; ``mocov2``: twice
+    the same MoCo v2 distribution."""
+    if preset == "byol":
+        return TwoViews(byol_view(size, blur=1.0, solarize=0.0), byol_view(size, blur=0.1, solarize=0.2))
+    if preset == "mocov2":
+        return TwoViews(mocov2_view(size), mocov2_view(size))
+    raise ValueError(f"unknown augmentation preset {preset!r}; choose one of {list(TWO_VIEW_PRESETS)}")
+
+
+def linear_train_transform(size: int) -> v2.Compose:
+    """Linear-probe training: random resized crop (default scale) and flip."""
+    return v2.Compose([v2.RGB(), v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(), to_normalized_tensor()])
+
+
+def center_crop_transform(size: int) -> v2.Compose:
+    """Evaluation as on ImageNet: resize the short side to size/0.875, centre crop ``size``."""
+    return v2.Compose(
+        [v2.RGB(), v2.Resize(int(round(size / 0.875)), antialias=True), v2.CenterCrop(size), to_normalized_tensor()]
+    )

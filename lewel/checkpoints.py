@@ -176,10 +176,10 @@ def read_checkpoint(path: str | os.PathLike) -> CheckpointContents:
     )
 
 
-def training_checkpoint(model: torch.nn.Module, config: ModelConfig, **extra: Any) -> dict[str, Any]:
+def training_checkpoint(model: torch.nn.Module, model_config: ModelConfig, **extra: Any) -> dict[str, Any]:
     """The dict this project saves during training: format tag, model config, full state dict, ``extra``
     (optimizer, epoch, ...). Plain Python and tensors only, so ``safe_load`` opens it."""
-    return {"format": FORMAT_TRAIN, "model_config": config.to_dict(), "state_dict": model.state_dict(), **extra}
+    return {"format": FORMAT_TRAIN, "model_config": model_config.to_dict(), "state_dict": model.state_dict(), **extra}
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:

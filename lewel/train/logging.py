@@ -1,0 +1,59 @@
+"""Run monitoring on the main process: tqdm progress bar, TensorBoard scalars and a JSON-lines metrics file."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from ..models import StepOutput
+
+
+class MetricsLogger:
+    """Writes ``OUT/metrics.jsonl`` and ``OUT/tensorboard/``; does nothing when ``enabled`` is False (rank > 0)."""
+
+    def __init__(self, out: Path, *, enabled: bool, total: int, initial: int = 0) -> None:
+        self.enabled = enabled
+        if not enabled:
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        self.file = (out / "metrics.jsonl").open("a")
+        self.writer = SummaryWriter(str(out / "tensorboard"))
+        self.bar = tqdm(total=total, initial=initial, desc="lewel train", unit="step", dynamic_ncols=True)
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+
+    def step(self, step: int, epoch: int, output: StepOutput, *, lr: float, momentum: float, log: bool) -> None:
+        """Advance the bar every step; record the scalars when ``log`` is True."""
+        if not self.enabled:
+            return
+        self.bar.update(1)
+        if not log:
+            return
+        values = {"loss": output.loss.item(), "loss_global": output.loss_global.item(), "lr": lr, "momentum": momentum}
+        if output.loss_aligned is not None:
+            values["loss_aligned"] = output.loss_aligned.item()
+        self.bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{lr:.3g}", m=f"{momentum:.4f}")
+        for name, value in values.items():
+            self.writer.add_scalar(f"train/{name}", value, step)
+        self._write({"step": step, "epoch": epoch, "time": time.time(), **values})
+
+    def scalar(self, name: str, value: float, step: int, **extra: Any) -> None:
+        if not self.enabled:
+            return
+        self.writer.add_scalar(f"eval/{name}", value, step)
+        self.bar.write(f"step {step}: {name} = {value:.2f}")
+        self._write({"step": step, name: value, "time": time.time(), **extra})
+
+    def close(self) -> None:
+        if not self.enabled or self.file.closed:
+            return
+        self.bar.close()
+        self.writer.close()
+        self.file.close()

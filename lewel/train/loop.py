@@ -1,0 +1,276 @@
+"""The training loop: single process or ``torchrun``, CPU or GPU, resumable to the exact same weights."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from ..augmentations import center_crop_transform, two_view_transform
+from ..checkpoints import atomic_save, safe_load, training_checkpoint
+from ..models import MomentumMethod, build_model
+from ..optim import build_optimizer
+from ..schedules import cosine_momentum, warmup_cosine_lr
+from . import TrainingDiverged
+from .config import TrainConfig
+from .data import EpochSampler, SeededViews, open_source
+from .knn import knn_top1
+from .logging import MetricsLogger
+
+LAST = "last.pt"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where this process runs: rank, world size, device."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_runtime() -> Runtime:
+    """Join the process group that ``torchrun`` describes (nccl on GPU, gloo on CPU), or run alone."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    if world_size > 1:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if cuda:
+            torch.cuda.set_device(local_rank)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if cuda else "gloo")
+        device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+        return Runtime(dist.get_rank(), world_size, device)
+    return Runtime(0, 1, torch.device("cuda" if cuda else "cpu"))
+
+
+def autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """bf16 on GPU by default, nothing on CPU; ``fp16`` and ``bf16`` when asked."""
+    if config.amp == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[config.amp]
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _restore_rng(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _prepare_model(config: TrainConfig, runtime: Runtime) -> tuple[MomentumMethod, nn.Module]:
+    """Build the method, move it, apply SyncBN / channels_last / compile, wrap in DDP. Returns (model, wrapped)."""
+    model = build_model(config.model)
+    if config.sync_bn and runtime.distributed:
+        if runtime.device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        elif runtime.is_main:
+            print("lewel train: sync_bn needs GPUs; BatchNorm stays per process on the CPU")
+    memory_format = torch.channels_last if config.channels_last and runtime.device.type == "cuda" else torch.contiguous_format
+    model = model.to(runtime.device, memory_format=memory_format)
+    if config.compile:
+        for online, target in model.momentum_pairs():
+            online.backbone.compile()
+            target.backbone.compile()
+    if runtime.distributed:
+        device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+        return model, DistributedDataParallel(model, device_ids=device_ids)
+    return model, model
+
+
+def _resume_path(config: TrainConfig) -> Path | None:
+    if not config.resume:
+        return None
+    if config.resume == "auto":
+        path = Path(config.out) / LAST
+        return path if path.is_file() else None
+    path = Path(config.resume)
+    if not path.is_file():
+        raise ValueError(f"cannot resume: checkpoint {str(path)!r} does not exist")
+    return path
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Run (or continue) the training described by ``config``; returns a summary of the run.
+
+    The global batch is split evenly over the processes. Each view is seeded by (seed, epoch, sample), the
+    data order by (seed, epoch), so a run killed and resumed from ``last.pt`` ends with the weights of a run
+    never interrupted. Checkpoints: ``epoch_XXXX.pt`` every ``save_every`` epochs and at the end, and
+    ``last.pt`` (the newest state, also refreshed every ``save_every_steps`` steps), all written atomically.
+    """
+    config.validate()
+    runtime = setup_runtime()
+    out = Path(config.out)
+    try:
+        return _train(config, runtime, out)
+    finally:
+        if runtime.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
+    if config.batch_size % runtime.world_size:
+        raise ValueError(f"batch_size {config.batch_size} is not divisible by the {runtime.world_size} processes")
+    local_batch = config.batch_size // runtime.world_size
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+
+    source = open_source(config.data, image_size=config.image_size, seed=config.seed)
+    steps_per_epoch = len(source) // config.batch_size  # type: ignore[arg-type]
+    if steps_per_epoch == 0:
+        raise ValueError(f"{config.data!r} holds {len(source)} images, fewer than one batch of {config.batch_size}")  # type: ignore[arg-type]
+    views = SeededViews(source, two_view_transform(config.augmentation, config.image_size), config.seed)
+    sampler = EpochSampler(len(source), num_replicas=runtime.world_size, rank=runtime.rank, seed=config.seed, epoch=0)  # type: ignore[arg-type]
+    loader = DataLoader(
+        views,
+        batch_size=local_batch,
+        sampler=sampler,
+        num_workers=config.workers,
+        pin_memory=runtime.device.type == "cuda",
+        persistent_workers=config.workers > 0,
+        drop_last=True,
+    )
+
+    model, wrapped = _prepare_model(config, runtime)
+    optimizer = build_optimizer(model, config.optimizer, config.lr, config.weight_decay, config.optimizer_momentum)
+    dtype = autocast_dtype(config, runtime.device)
+    scaler = torch.amp.GradScaler(runtime.device.type, enabled=dtype == torch.float16)
+    total_steps = config.epochs * steps_per_epoch
+
+    step = 0
+    resume = _resume_path(config)
+    if resume is not None:
+        state = safe_load(resume, map_location=runtime.device)
+        if (state.get("steps_per_epoch"), state.get("batch_size")) != (steps_per_epoch, config.batch_size):
+            raise ValueError(
+                f"cannot resume from {str(resume)!r}: it was trained with batch {state.get('batch_size')} and "
+                f"{state.get('steps_per_epoch')} steps per epoch, this run has {config.batch_size} and {steps_per_epoch}"
+            )
+        if state.get("model_config") != config.model.to_dict():
+            raise ValueError(
+                f"cannot resume from {str(resume)!r}: it holds a different model "
+                f"({state.get('model_config', {}).get('method')}) than this run's ({config.model.method}, see its "
+                "model_config); use another --out or the same settings"
+            )
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        step = int(state["step"])
+        _restore_rng(state["rng"], runtime.device)
+
+    logger = MetricsLogger(out, enabled=runtime.is_main, total=total_steps, initial=step)
+    knn_sources = None
+    if config.knn_every and config.val_data:
+        knn_sources = (source, open_source(config.val_data, image_size=config.image_size, seed=config.seed, split="val"))
+
+    def save(name: str) -> Path:
+        path = out / name
+        if runtime.is_main:
+            payload = training_checkpoint(
+                model,
+                config.model,
+                config=config.to_dict(),
+                optimizer=optimizer.state_dict(),
+                scaler=scaler.state_dict(),
+                epoch=step // steps_per_epoch,
+                step=step,
+                steps_per_epoch=steps_per_epoch,
+                batch_size=config.batch_size,
+                rng=_rng_state(runtime.device),
+            )
+            atomic_save(payload, path)
+            if name != LAST:
+                temporary = out / f".{LAST}.link"
+                temporary.unlink(missing_ok=True)
+                os.link(path, temporary)
+                os.replace(temporary, out / LAST)
+        if runtime.distributed:
+            dist.barrier()
+        return path
+
+    last_loss = math.nan
+    saved: list[str] = []
+    memory_format = torch.channels_last if config.channels_last and runtime.device.type == "cuda" else torch.contiguous_format
+    wrapped.train()
+    while step < total_steps:
+        epoch, done_in_epoch = divmod(step, steps_per_epoch)
+        sampler.set_position(epoch, skip=done_in_epoch * local_batch)
+        for (view1, view2), _ in loader:
+            view1 = view1.to(runtime.device, non_blocking=True, memory_format=memory_format)
+            view2 = view2.to(runtime.device, non_blocking=True, memory_format=memory_format)
+            lr = warmup_cosine_lr(config.lr, step, steps_per_epoch, config.warmup_epochs, config.epochs)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            momentum = (
+                cosine_momentum(config.base_momentum, step, total_steps)
+                if config.momentum_schedule == "cosine"
+                else config.base_momentum
+            )
+            context = torch.autocast(runtime.device.type, dtype=dtype) if dtype is not None else nullcontext()
+            with context:
+                output = wrapped(view1, view2)
+            finite = torch.isfinite(output.loss.detach()).float()
+            if runtime.distributed:
+                dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+            if finite.item() < 1:
+                logger.close()
+                kept = f"the last good checkpoint is {str(out / LAST)!r}" if (out / LAST).exists() else "no checkpoint was written yet"
+                raise TrainingDiverged(
+                    f"loss became {output.loss.item()} at step {step} (epoch {epoch}); training stopped, {kept}. "
+                    "Lower the learning rate or use --amp none/bf16."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(output.loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            model.update_target(momentum)
+            step += 1
+            last_loss = output.loss.item()
+            logger.step(step, epoch, output, lr=lr, momentum=momentum, log=step % config.log_every == 0)
+            if config.save_every_steps and step % config.save_every_steps == 0 and step % steps_per_epoch:
+                save(LAST)
+        finished_epoch = step // steps_per_epoch
+        if knn_sources is not None and (finished_epoch % config.knn_every == 0 or step == total_steps):
+            if runtime.is_main:
+                top1 = knn_top1(
+                    model.online_encoder.backbone,
+                    *knn_sources,
+                    transform=center_crop_transform(config.image_size),
+                    k=config.knn_k,
+                    temperature=config.knn_temperature,
+                    batch_size=local_batch,
+                    workers=config.workers,
+                    device=runtime.device,
+                )
+                logger.scalar("knn_top1", top1, step, epoch=finished_epoch)
+            if runtime.distributed:
+                dist.barrier()
+        if finished_epoch % config.save_every == 0 or step == total_steps:
+            saved.append(str(save(f"epoch_{finished_epoch:04d}.pt")))
+    logger.close()
+    return {"steps": step, "epochs": step // steps_per_epoch, "loss": last_loss, "checkpoints": saved, "out": str(out)}
