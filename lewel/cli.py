@@ -31,6 +31,38 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_scenes(args: argparse.Namespace) -> int:
+    from .data.scenes import write_scenes
+
+    def progress(split: str, done: int, total: int) -> None:
+        if done % 1000 == 0 or done == total:
+            print(f"{split}: {done}/{total} scenes", file=sys.stderr)
+
+    index = write_scenes(
+        args.out, train=args.train, val=args.val, size=args.size, seed=args.seed, progress=progress,
+        min_objects=args.min_objects, max_objects=args.max_objects, stamps_dir=args.stamps_dir,
+    )
+    print(f"wrote {args.train} train and {args.val} val scenes of {args.size}×{args.size} px to {args.out} ({index})")
+    return 0
+
+
+def _eval_maps(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_maps, format_summary
+    from .inference import MapsUnavailableError
+
+    try:
+        result = evaluate_maps(
+            args.checkpoint, args.data, split=args.split, size=args.size, batch_size=args.batch_size,
+            num_groups=args.num_groups, device=args.device, out=args.out,
+        )
+    except MapsUnavailableError as error:
+        print(f"lewel eval-maps: error: {error}", file=sys.stderr)
+        return 2
+    print(format_summary(result))
+    print(f"wrote {args.out}")
+    return 0
+
+
 MODEL_OPTIONS = ("backbone", "hidden_dim", "dim", "num_groups", "loss_weight", "aligned_negatives", "queue_size", "aligned_queue_size", "temperature")
 TRAIN_OPTIONS = (
     "data", "val_data", "out", "image_size", "batch_size", "epochs", "optimizer", "lr", "weight_decay", "warmup_epochs",
@@ -170,6 +202,32 @@ def build_parser() -> argparse.ArgumentParser:
             ev.add_argument("--lr", type=float, default=0.4)
             ev.add_argument("--milestones", type=int, nargs="+", default=[30, 40])
             ev.set_defaults(run=_linear)
+
+    data = commands.add_parser("data", help="build data sets (multi-object scenes with object masks)")
+    datasets = data.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    scenes = datasets.add_parser(
+        "scenes", help="Tux Paint cut-outs pasted onto backgrounds: an ImageFolder tree, instance masks, scenes.json"
+    )
+    scenes.add_argument("--out", required=True, help="a new or empty folder")
+    scenes.add_argument("--train", type=int, required=True, help="number of training scenes")
+    scenes.add_argument("--val", type=int, required=True, help="number of validation scenes")
+    scenes.add_argument("--size", type=int, default=64, help="image side in pixels (default: 64)")
+    scenes.add_argument("--seed", type=int, default=0, help="train uses it, val uses seed + 1000003 (default: 0)")
+    scenes.add_argument("--min-objects", type=int, default=1, help="objects per scene, at least (default: 1)")
+    scenes.add_argument("--max-objects", type=int, default=4, help="objects per scene, at most (default: 4)")
+    scenes.add_argument("--stamps-dir", default="/usr/share/tuxpaint/stamps", help="the Tux Paint stamps folder")
+    scenes.set_defaults(run=_data_scenes)
+
+    maps = commands.add_parser("eval-maps", help="score where the alignment maps look, on scenes with object masks")
+    maps.add_argument("--checkpoint", required=True, help="a LEWEL checkpoint (with its coupled head)")
+    maps.add_argument("--data", required=True, help="a folder written by `lewel data scenes`")
+    maps.add_argument("--split", default="val", help="the split to score (default: val)")
+    maps.add_argument("--size", type=int, default=224, help="input side; scenes are resized whole (default: 224)")
+    maps.add_argument("--batch-size", type=int, default=32)
+    maps.add_argument("--num-groups", type=int, default=None, help="h for LEWEL heads (default: stored, else 4)")
+    maps.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    maps.add_argument("--out", default="eval-maps.json", help="the JSON result (default: eval-maps.json)")
+    maps.set_defaults(run=_eval_maps)
     return parser
 
 

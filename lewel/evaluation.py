@@ -1,0 +1,112 @@
+"""``lewel eval-maps``: score where a checkpoint's alignment maps look, on scenes with object masks."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from .augmentations import eval_transform
+from .checkpoints import atomic_write
+from .data.scenes import SceneRecord, read_scenes
+from .inference import MapsUnavailableError, load_model
+from .maps import MapScores, score_maps, summarize_scores
+
+DEFAULT_SIZE = 224  #: input side: 7×7 maps with a ResNet (the scenes are resized whole, no crop)
+
+
+def _load_batch(
+    records: list[SceneRecord], transform: Callable[[Image.Image], torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``B×3×S×S`` (normalised) and object masks ``B×H×W`` (union of each scene's instances)."""
+    images, masks = [], []
+    for record in records:
+        with Image.open(record.image) as image:
+            images.append(transform(image.convert("RGB")))
+        masks.append(torch.from_numpy(record.load_masks().any(axis=0)))
+    shapes = {tuple(m.shape) for m in masks}
+    if len(shapes) != 1:
+        raise ValueError(f"scene masks of different sizes {sorted(shapes)} in one data set")
+    return torch.stack(images), torch.stack(masks)
+
+
+def evaluate_maps(
+    checkpoint: str | os.PathLike,
+    data: str | os.PathLike,
+    *,
+    split: str = "val",
+    size: int = DEFAULT_SIZE,
+    batch_size: int = 32,
+    num_groups: int | None = None,
+    device: str | torch.device = "cpu",
+    out: str | os.PathLike | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Score the alignment maps of ``checkpoint`` on the ``split`` scenes of ``data`` (``lewel data scenes``).
+
+    Each scene is resized whole to ``size×size`` (``eval_transform``), its maps ``B×d×h×w`` are extracted
+    in batches and scored against the scene's object masks (``lewel.maps.score_maps``); the result is
+    ``summarize_scores`` over all maps of all images plus what was evaluated (see docs/maps.md). When
+    ``out`` is given the dict is also written there as JSON, atomically. Raises ``MapsUnavailableError`` for
+    a checkpoint without LEWEL's coupled head.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    tree = read_scenes(data)
+    records = list(tree.records(split))
+    if not records:
+        raise ValueError(f"{data} has no {split} scenes")
+    model = load_model(checkpoint, num_groups=num_groups, map_location=device)
+    if not model.has_maps:
+        raise MapsUnavailableError(
+            f"{checkpoint} is a {model.method} model without LEWEL's coupled head, so it has no alignment maps "
+            "to evaluate: use a LEWEL_B or LEWEL_M checkpoint"
+        )
+    transform = eval_transform(size)
+    scores: list[MapScores] = []
+    grid: tuple[int, ...] = ()
+    with torch.inference_mode():
+        for start in range(0, len(records), batch_size):
+            images, masks = _load_batch(records[start : start + batch_size], transform)
+            maps = model.extract(images).maps.float().cpu()
+            grid = tuple(maps.shape[-2:])
+            scores.append(score_maps(maps, masks))
+            if progress is not None:
+                progress(min(start + batch_size, len(records)), len(records))
+    result = {
+        "checkpoint": os.fspath(checkpoint),
+        "data": os.fspath(data),
+        "split": split,
+        "size": size,
+        "grid": list(grid),
+        "method": model.method,
+        "backbone": model.backbone_name,
+        "d": model.d,
+        "h": model.h,
+        **summarize_scores(scores, num_groups=model.h),
+    }
+    if out is not None:
+        text = json.dumps(result, indent=2)
+        atomic_write(Path(out), lambda temporary: temporary.write_text(text + "\n"))
+    return result
+
+
+def format_summary(result: dict[str, Any]) -> str:
+    """A few readable lines of an ``evaluate_maps`` result."""
+    patterns = ", ".join(f"{name} {share:.1%}" for name, share in result["patterns"].items())
+    return "\n".join(
+        [
+            f"{result['checkpoint']}: {result['method']} {result['backbone']}, {result['images']} {result['split']} "
+            f"scenes at {result['size']} px, {result['maps_per_image']} maps of "
+            f"{result['grid'][0]}×{result['grid'][1]}",
+            f"object-mass ratio {result['object_mass_ratio']:.3f} (median {result['object_mass_ratio_median']:.3f}; "
+            f"1.0 = uniform; objects cover {result['object_share']:.1%} of the images)",
+            f"pointing game {result['pointing_game']:.1%} (chance {result['pointing_chance']:.1%})",
+            f"patterns: {patterns}",
+        ]
+    )

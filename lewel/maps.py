@@ -1,0 +1,309 @@
+"""Where alignment maps look: per-map statistics, the paper's three patterns, and scores against object masks.
+
+Maps are ``...×h×w`` (e.g. ``B×d×h×w`` from ``LewelModel.extract(images).maps``), non-negative, one
+distribution over the feature grid each; they are renormalised to sum 1 (guarding float16 rounding).
+Masks are at image resolution and are brought to the map grid by exact area pooling (``object_coverage``).
+docs/maps.md states every definition and threshold used here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+PATTERNS = ("object", "multi-object", "global")  #: the paper's three kinds of maps, in index order
+BLOB_THRESHOLD = 0.5  #: a blob is a connected set of pixels whose value is >= this × the map's peak
+MIN_BLOB_MASS = 0.05  #: blobs holding less of the map's mass than this are not counted
+GLOBAL_AREA = 0.5  #: a map whose effective area (exp(entropy) / h·w) reaches this is "global"
+TOP_FRACTION = 0.1  #: top-mass statistic: the mass of the ceil(10 %) largest pixels
+POINTING_COVERAGE = 0.5  #: pointing game: the peak cell is "on an object" when objects cover >= half of it
+
+ArrayLike = torch.Tensor | np.ndarray
+
+
+def _as_maps(maps: ArrayLike) -> torch.Tensor:
+    """``...×h×w`` maps as float64, each renormalised to sum 1."""
+    tensor = torch.as_tensor(maps).to(torch.float64)
+    if tensor.dim() < 2 or tensor.shape[-1] * tensor.shape[-2] == 0:
+        raise ValueError(f"maps must be ...×h×w with h, w >= 1, got {tuple(tensor.shape)}")
+    if (tensor < 0).any():
+        raise ValueError("maps must be non-negative")
+    total = tensor.sum(dim=(-2, -1), keepdim=True)
+    if (total <= 0).any():
+        raise ValueError("every map needs a positive sum")
+    return tensor / total
+
+
+def _blobs(maps: torch.Tensor, peak: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per map (``N×h×w`` float64, sums 1): number of blobs, mass of the heaviest, mass of all kept blobs.
+
+    One ``scipy.ndimage.label`` call labels all N maps at once: the structuring element connects the 8
+    neighbours within a map and nothing across maps.
+    """
+    values = maps.numpy()
+    above = values >= BLOB_THRESHOLD * peak.numpy()[:, None, None]
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1] = True
+    labels, count = ndimage.label(above, structure=structure)
+    mass = np.bincount(labels.ravel(), weights=values.ravel(), minlength=count + 1)[1:]
+    owner = np.zeros(count + 1, dtype=np.int64)
+    owner[labels.ravel()] = np.repeat(np.arange(len(values)), values[0].size)
+    owner = owner[1:]
+    kept = mass >= MIN_BLOB_MASS
+    number = np.bincount(owner[kept], minlength=len(values))
+    total = np.bincount(owner[kept], weights=mass[kept], minlength=len(values))
+    heaviest = np.zeros(len(values))
+    np.maximum.at(heaviest, owner[kept], mass[kept])
+    return torch.from_numpy(number), torch.from_numpy(heaviest), torch.from_numpy(total)
+
+
+@dataclass(frozen=True)
+class MapStatistics:
+    """Statistics of maps ``...×h×w``; every field has the leading shape ``...`` (one value per map).
+
+    - ``entropy``: ``-Σ p log p`` in nats;
+    - ``normalized_entropy``: entropy / log(h·w), 1.0 for a uniform map (1.0 when h·w = 1);
+    - ``effective_area``: exp(entropy) / (h·w), the share of the grid the map effectively spreads over;
+    - ``peak``: the largest value; ``peak_ratio``: peak × h·w (1.0 = uniform);
+    - ``top_mass``: mass of the ceil(``TOP_FRACTION`` · h·w) largest pixels;
+    - ``blobs``: number of 8-connected blobs of pixels >= ``BLOB_THRESHOLD`` × peak holding at least
+      ``MIN_BLOB_MASS`` of the mass each (int64);
+    - ``main_blob_mass``: mass of the heaviest such blob; ``other_blob_mass``: mass of the other ones;
+    - ``pattern``: index into ``PATTERNS`` (int64), see ``classify``.
+    """
+
+    entropy: torch.Tensor
+    normalized_entropy: torch.Tensor
+    effective_area: torch.Tensor
+    peak: torch.Tensor
+    peak_ratio: torch.Tensor
+    top_mass: torch.Tensor
+    blobs: torch.Tensor
+    main_blob_mass: torch.Tensor
+    other_blob_mass: torch.Tensor
+    pattern: torch.Tensor
+
+    def typicality(self, pattern: str) -> torch.Tensor:
+        """How typical each map is of ``pattern`` (higher = more typical; orders maps in the app's tabs).
+
+        - object: ``main_blob_mass × (1 − effective_area)``, a single concentrated blob;
+        - multi-object: ``other_blob_mass``, the mass in blobs besides the heaviest one;
+        - global: ``effective_area``, how evenly the map spreads over the image.
+        """
+        if pattern == "object":
+            return self.main_blob_mass * (1 - self.effective_area)
+        if pattern == "multi-object":
+            return self.other_blob_mass
+        if pattern == "global":
+            return self.effective_area
+        raise ValueError(f"unknown pattern {pattern!r}; choose one of {list(PATTERNS)}")
+
+    def pattern_names(self) -> np.ndarray:
+        """The pattern of each map as strings, shape ``...``."""
+        return np.asarray(PATTERNS, dtype=object)[self.pattern.numpy().reshape(-1)].reshape(tuple(self.pattern.shape))
+
+
+def classify(effective_area: torch.Tensor, blobs: torch.Tensor) -> torch.Tensor:
+    """The pattern rule (indices into ``PATTERNS``), applied in this order:
+
+    1. **global** when the effective area ``exp(entropy) / (h·w)`` is >= ``GLOBAL_AREA`` (0.5): the map
+       spreads over at least half of the image;
+    2. **multi-object** when it has >= 2 blobs (pixels >= ``BLOB_THRESHOLD`` (0.5) × peak, 8-connected,
+       each holding >= ``MIN_BLOB_MASS`` (5 %) of the mass);
+    3. **object** otherwise: one concentrated blob.
+    """
+    pattern = torch.full(effective_area.shape, PATTERNS.index("object"), dtype=torch.int64)
+    pattern[blobs >= 2] = PATTERNS.index("multi-object")
+    pattern[effective_area >= GLOBAL_AREA] = PATTERNS.index("global")
+    return pattern
+
+
+def map_statistics(maps: ArrayLike) -> MapStatistics:
+    """Entropy, peak, top-10 % mass, blobs and pattern of each map of ``...×h×w`` (e.g. ``B×d×h×w``)."""
+    p = _as_maps(maps)
+    leading, (h, w) = p.shape[:-2], p.shape[-2:]
+    flat = p.reshape(-1, h * w)
+    entropy = -torch.xlogy(flat, flat).sum(dim=1)
+    normalized = entropy / math.log(h * w) if h * w > 1 else torch.ones_like(entropy)
+    effective_area = torch.exp(entropy) / (h * w)
+    peak = flat.max(dim=1).values
+    top = flat.topk(math.ceil(TOP_FRACTION * h * w), dim=1).values.sum(dim=1)
+    blobs, main, kept = _blobs(p.reshape(-1, h, w), peak)
+    values = {
+        "entropy": entropy,
+        "normalized_entropy": normalized,
+        "effective_area": effective_area,
+        "peak": peak,
+        "peak_ratio": peak * h * w,
+        "top_mass": top,
+        "blobs": blobs,
+        "main_blob_mass": main,
+        "other_blob_mass": kept - main,
+        "pattern": classify(effective_area, blobs),
+    }
+    return MapStatistics(**{name: value.reshape(leading) for name, value in values.items()})
+
+
+def _pool_matrix(cells: int, pixels: int) -> torch.Tensor:
+    """``cells×pixels``: entry (i, y) is the share of cell i's extent ``[i·P/c, (i+1)·P/c)`` that pixel
+    ``[y, y+1)`` covers, so each row sums to 1 and each column to c/P."""
+    edges = torch.arange(cells + 1, dtype=torch.float64) * pixels / cells
+    start = torch.arange(pixels, dtype=torch.float64)
+    overlap = (torch.minimum(start + 1, edges[1:, None]) - torch.maximum(start, edges[:-1, None])).clamp(min=0)
+    return overlap * cells / pixels
+
+
+def object_coverage(mask: ArrayLike, grid: Sequence[int]) -> torch.Tensor:
+    """Share of each cell of a ``grid = (h, w)`` partition of the image covered by objects.
+
+    ``mask``: ``...×H×W`` (bool or [0, 1]; the union of a scene's instance masks) -> ``...×h×w`` float64.
+    Exact area pooling: the image is cut into h×w equal rectangles (fractional pixel borders are split
+    by area), so the mean of the result is exactly the objects' share of the image, whatever H, W, h, w.
+    """
+    tensor = torch.as_tensor(mask).to(torch.float64)
+    if tensor.dim() < 2:
+        raise ValueError(f"mask must be ...×H×W, got {tuple(tensor.shape)}")
+    rows = _pool_matrix(int(grid[0]), tensor.shape[-2])
+    cols = _pool_matrix(int(grid[1]), tensor.shape[-1])
+    return rows @ tensor @ cols.T
+
+
+def object_mass_ratio(maps: ArrayLike, coverage: ArrayLike) -> torch.Tensor:
+    """Share of map mass on objects divided by the objects' share of the image (1.0 = a uniform map).
+
+    ``maps``: ``B×d×h×w``; ``coverage``: ``B×h×w`` from ``object_coverage`` -> ``B×d``. The mass on objects
+    is ``Σ_cells map × coverage`` (a cell's mass counts in proportion to its covered area); the share is the
+    mean coverage. A map equal to a cell-aligned mask of share s scores 1/s; random maps score about 1.
+    Images without objects give NaN.
+    """
+    p, cover = _as_maps(maps), torch.as_tensor(coverage).to(torch.float64)
+    mass = (p * cover[:, None]).sum(dim=(-2, -1))
+    share = cover.mean(dim=(-2, -1))
+    return mass / share[:, None]
+
+
+def pointing_hits(maps: ArrayLike, coverage: ArrayLike) -> torch.Tensor:
+    """Pointing game: whether each map's peak cell (the first on ties) is on an object, i.e. objects cover at
+    least ``POINTING_COVERAGE`` of it. ``maps``: ``B×d×h×w``; ``coverage``: ``B×h×w`` -> bool ``B×d``."""
+    p, cover = _as_maps(maps), torch.as_tensor(coverage).to(torch.float64)
+    peak = p.flatten(2).argmax(dim=2)
+    return cover.flatten(1).gather(1, peak) >= POINTING_COVERAGE
+
+
+def pointing_chance(coverage: ArrayLike) -> torch.Tensor:
+    """The pointing-game hit rate of a map whose peak falls on a random cell: ``B×h×w`` -> ``B``."""
+    return (torch.as_tensor(coverage) >= POINTING_COVERAGE).to(torch.float64).flatten(1).mean(dim=1)
+
+
+@dataclass(frozen=True)
+class MapScores:
+    """Per-map scores of a batch (fields ``B×d``, ``object_share`` and ``pointing_chance`` ``B``)."""
+
+    object_mass_ratio: torch.Tensor
+    pointing_hit: torch.Tensor
+    pattern: torch.Tensor
+    entropy: torch.Tensor
+    normalized_entropy: torch.Tensor
+    effective_area: torch.Tensor
+    peak: torch.Tensor
+    peak_ratio: torch.Tensor
+    top_mass: torch.Tensor
+    blobs: torch.Tensor
+    object_share: torch.Tensor
+    pointing_chance: torch.Tensor
+
+    @classmethod
+    def cat(cls, scores: Sequence[MapScores]) -> MapScores:
+        """The scores of several batches as one (concatenated along B)."""
+        if not scores:
+            raise ValueError("no scores to concatenate")
+        return cls(**{f.name: torch.cat([getattr(s, f.name) for s in scores]) for f in fields(cls)})
+
+
+def score_maps(maps: ArrayLike, masks: ArrayLike) -> MapScores:
+    """Score maps ``B×d×h×w`` against object masks ``B×H×W`` (the union of each image's instances, at image
+    resolution; the map grid spans the whole image)."""
+    p = _as_maps(maps)
+    if p.dim() != 4:
+        raise ValueError(f"maps must be B×d×h×w, got {tuple(p.shape)}")
+    coverage = object_coverage(masks, p.shape[-2:])
+    if coverage.shape != (p.shape[0], *p.shape[-2:]):
+        raise ValueError(f"masks must be B×H×W with B = {p.shape[0]}, got {tuple(torch.as_tensor(masks).shape)}")
+    stats = map_statistics(p)
+    return MapScores(
+        object_mass_ratio=object_mass_ratio(p, coverage),
+        pointing_hit=pointing_hits(p, coverage),
+        pattern=stats.pattern,
+        entropy=stats.entropy,
+        normalized_entropy=stats.normalized_entropy,
+        effective_area=stats.effective_area,
+        peak=stats.peak,
+        peak_ratio=stats.peak_ratio,
+        top_mass=stats.top_mass,
+        blobs=stats.blobs,
+        object_share=coverage.mean(dim=(-2, -1)),
+        pointing_chance=pointing_chance(coverage),
+    )
+
+
+def _pattern_shares(pattern: torch.Tensor) -> dict[str, float]:
+    counts = torch.bincount(pattern.flatten(), minlength=len(PATTERNS)).to(torch.float64)
+    return {name: float(c) for name, c in zip(PATTERNS, counts / max(pattern.numel(), 1), strict=True)}
+
+
+def summarize_scores(scores: MapScores | Sequence[MapScores], num_groups: int = 1) -> dict[str, Any]:
+    """Aggregate per-map scores over all maps of all images into a JSON-friendly dict.
+
+    Means over every (image, map) pair; ``per_map`` holds the mean over images of each of the d maps and
+    ``groups`` the same per channel group (map m is in group ``m // (d / num_groups)``, as ``map_group``).
+    Images without objects are left out of the object-mass ratio.
+    """
+    s = scores if isinstance(scores, MapScores) else MapScores.cat(scores)
+    images, d = s.object_mass_ratio.shape
+    if d % num_groups:
+        raise ValueError(f"num_groups={num_groups} must divide the number of maps d={d}")
+    valid = s.object_share > 0
+    ratio = s.object_mass_ratio[valid]
+    hits = s.pointing_hit.to(torch.float64)
+    per_group = d // num_groups
+
+    def part(columns: slice) -> dict[str, Any]:
+        return {
+            "object_mass_ratio": float(ratio[:, columns].mean()) if ratio.numel() else math.nan,
+            "pointing_game": float(hits[:, columns].mean()),
+            "patterns": _pattern_shares(s.pattern[:, columns]),
+        }
+
+    return {
+        "images": images,
+        "maps_per_image": d,
+        "object_share": float(s.object_share.mean()),
+        **part(slice(None)),
+        "object_mass_ratio_median": float(ratio.median()) if ratio.numel() else math.nan,
+        "pointing_chance": float(s.pointing_chance.mean()),
+        "statistics": {
+            name: float(getattr(s, name).to(torch.float64).mean())
+            for name in ("entropy", "normalized_entropy", "effective_area", "peak", "peak_ratio", "top_mass", "blobs")
+        },
+        "per_map": {
+            "object_mass_ratio": ratio.mean(dim=0).tolist() if ratio.numel() else [math.nan] * d,
+            "pointing_game": hits.mean(dim=0).tolist(),
+        },
+        "groups": [
+            {"group": g, "maps": [start, start + per_group], **part(slice(start, start + per_group))}
+            for g, start in enumerate(range(0, d, per_group))
+        ],
+        "thresholds": {
+            "blob_threshold": BLOB_THRESHOLD,
+            "min_blob_mass": MIN_BLOB_MASS,
+            "global_area": GLOBAL_AREA,
+            "top_fraction": TOP_FRACTION,
+            "pointing_coverage": POINTING_COVERAGE,
+        },
+    }
