@@ -115,12 +115,8 @@ def _linear(args: argparse.Namespace) -> int:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_model(args.checkpoint, map_location=device)
-    train_source, val_source = _eval_sources(args)
-    classes = getattr(train_source, "classes", None) or getattr(train_source, "categories", None)
-    if not classes:
-        raise ValueError(f"{args.train!r} has no class labels: linear evaluation needs one sub-folder per class")
     result = linear_probe(
-        model.backbone, train_source, val_source, num_classes=len(classes), image_size=args.image_size,
+        model.backbone, *_eval_sources(args), image_size=args.image_size,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, milestones=args.milestones,
         workers=args.workers, device=device, seed=args.seed,
     )

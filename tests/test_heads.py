@@ -133,3 +133,17 @@ def test_global_head_pools_then_projects():
     out = head(features)
     assert out.maps is None
     torch.testing.assert_close(out.global_projection, head.proj(features.mean(dim=(2, 3))[:, :, None])[:, :, 0])
+
+
+@pytest.mark.parametrize("size, norm", [((2, 2), True), ((1, 3), False), ((8, 8), True)])
+def test_factorised_aligned_projection_equals_the_direct_one(size, norm):
+    """Small maps take the factorised path, large ones the direct path: both must agree, with gradients."""
+    torch.manual_seed(0)
+    head = CoupledHead(MLP(32, 24, 64, norm=norm), MLP(32, 24, 64, norm=norm), num_groups=4).train()
+    features = torch.randn(3, 32, *size, requires_grad=True)
+    out = head(features)
+    direct = head.proj_obj(out.aligned_features)
+    torch.testing.assert_close(out.aligned_projection, direct, atol=1e-5, rtol=1e-5)
+    (grad_fast,) = torch.autograd.grad(out.aligned_projection.square().sum(), features, retain_graph=True)
+    (grad_direct,) = torch.autograd.grad(direct.square().sum(), features)
+    torch.testing.assert_close(grad_fast, grad_direct, atol=1e-4, rtol=1e-4)

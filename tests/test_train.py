@@ -132,3 +132,13 @@ def test_cli_train_with_a_recipe_and_overrides(tmp_path, images):
     assert state["config"]["epochs"] == 1 and state["step"] == 2
     assert main(["knn", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--train", str(train_dir), "--val", str(val_dir), "--image-size", "32", "--workers", "0"]) == 0
     assert main(["linear", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--train", str(train_dir), "--val", str(val_dir), "--image-size", "32", "--workers", "0", "--epochs", "2", "--batch-size", "8"]) == 0
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_runs(tmp_path, images, amp):
+    train_dir, _ = images
+    summary = train(tiny_run("lewel_b", train_dir, tmp_path, amp=amp))
+    assert summary["steps"] == 2 and summary["loss"] == summary["loss"]  # finite, not NaN
+    state = safe_load(tmp_path / "last.pt")
+    assert state["scaler"]["scale"] > 0 if amp == "fp16" else state["scaler"] == {}
+    assert load_model(tmp_path / "last.pt").has_maps

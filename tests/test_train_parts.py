@@ -86,3 +86,17 @@ def test_weighted_knn_by_hand():
     assert weighted_knn_predict(bank, labels, queries, k=3, temperature=0.07).tolist() == [0, 1]
     # with k = 5 and a huge temperature the votes are nearly equal: the majority class (1) wins
     assert weighted_knn_predict(bank, labels, queries, k=5, temperature=100.0).tolist() == [1, 1]
+
+
+def test_labels_are_matched_by_class_name_across_splits():
+    from lewel.train.knn import relabel, shared_classes
+
+    class Split:
+        def __init__(self, classes):
+            self.classes = classes
+
+    train, val = Split(["ant", "bee", "cat"]), Split(["bee", "dog"])
+    classes = shared_classes(train, val)
+    assert classes == ["ant", "bee", "cat", "dog"]
+    assert relabel(torch.tensor([0, 1, 1]), val, classes).tolist() == [1, 3, 3]
+    assert relabel(torch.tensor([2, 0]), train, classes).tolist() == [2, 0]

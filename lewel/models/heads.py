@@ -177,10 +177,35 @@ class CoupledHead(nn.Module):
         pixels = features.flatten(2)
         projected = self.proj(torch.cat([pixels.mean(dim=2, keepdim=True), pixels], dim=2))
         maps = alignment_maps(projected[:, :, 1:], scale=self.scale, l2_norm=self.l2_norm)
-        aligned_features = group_aggregate(pixels, maps.to(pixels.dtype), self.num_groups)
+        maps = maps.to(pixels.dtype)
+        aligned_features = group_aggregate(pixels, maps, self.num_groups)
         return HeadOutput(
             global_projection=projected[:, :, 0],
             maps=maps.reshape(batch, -1, height, width),
             aligned_features=aligned_features,
-            aligned_projection=self.proj_obj(aligned_features),
+            aligned_projection=self.project_aligned(pixels, maps, aligned_features),
         )
+
+    def project_aligned(self, pixels: torch.Tensor, maps: torch.Tensor, aligned_features: torch.Tensor) -> torch.Tensor:
+        """p(aligned features) ``B×d×(d/h)``, computed in whichever of two equal ways costs less.
+
+        p's first layer W is linear and each aligned feature is a map-weighted sum of pixels, so
+        ``W·y_n = Σ_i Σ_p W_i(p-th pixel of group i)·maps[i·(d/h)+n](p)``: projecting the h·w pixels once
+        per group and then pooling them with the maps costs ``hw·hid·(D + d)`` instead of ``(d/h)·hid·D``
+        for projecting the d/h aggregated vectors. For small feature maps (hw < d/h, e.g. 2×2 or 7×7
+        with 64 aligned representations) that is cheaper; otherwise the direct form is used. Both give the
+        same numbers up to float rounding (``tests/test_heads.py``).
+        """
+        batch, channels, positions = pixels.shape
+        num_maps, hidden = maps.shape[1], self.proj_obj.mlp[0].out_channels
+        if positions * (channels + num_maps) >= self.num_aligned * channels:
+            return self.proj_obj(aligned_features)
+        first, rest = self.proj_obj.mlp[0], self.proj_obj.mlp[1:]
+        groups = self.num_groups
+        weight = first.weight.reshape(hidden, groups, channels // groups)
+        projected = torch.einsum("kgc,bgcp->bgkp", weight, pixels.reshape(batch, groups, channels // groups, positions))
+        grouped_maps = maps.reshape(batch, groups, num_maps // groups, positions)
+        pre_activation = torch.einsum("bgkp,bgnp->bkn", projected, grouped_maps)
+        if first.bias is not None:
+            pre_activation = pre_activation + first.bias[:, None]
+        return rest(pre_activation)

@@ -38,6 +38,20 @@ def embed(
     return torch.cat(features), torch.cat(labels)
 
 
+def shared_classes(*sources: Dataset) -> list[str]:
+    """The sorted union of the sources' class names: two ImageFolder splits need not hold the same classes
+    (a small validation split may miss some), so their label numbers are matched by name."""
+    return sorted({name for source in sources for name in getattr(source, "classes", ())})
+
+
+def relabel(labels: torch.Tensor, source: Dataset, classes: list[str]) -> torch.Tensor:
+    """Map ``source``'s label numbers to indices into ``classes`` (unchanged when it names no classes)."""
+    names = getattr(source, "classes", None)
+    if not names or not classes:
+        return labels
+    return torch.tensor([classes.index(name) for name in names])[labels]
+
+
 def weighted_knn_predict(
     bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Tensor, *, k: int = 20, temperature: float = 0.07,
     num_classes: int | None = None, chunk: int = 1024,
@@ -72,6 +86,8 @@ def knn_top1(
     queries, labels = embed(backbone, val_source, transform, batch_size=batch_size, workers=workers, device=device)
     if (bank_labels < 0).any() or (labels < 0).any():
         raise DataError("kNN evaluation needs labelled data (one sub-folder per class, or scenes)")
-    num_classes = int(max(bank_labels.max(), labels.max())) + 1
+    classes = shared_classes(train_source, val_source)
+    bank_labels, labels = relabel(bank_labels, train_source, classes), relabel(labels, val_source, classes)
+    num_classes = len(classes) if classes else int(max(bank_labels.max(), labels.max())) + 1
     predicted = weighted_knn_predict(bank, bank_labels, queries, k=k, temperature=temperature, num_classes=num_classes)
     return 100.0 * (predicted == labels).float().mean().item()

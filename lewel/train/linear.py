@@ -15,6 +15,7 @@ from tqdm import tqdm
 from ..augmentations import center_crop_transform, linear_train_transform
 from ..data.folders import DataError
 from .data import Transformed
+from .knn import relabel, shared_classes
 
 
 def _pooled(backbone: nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -27,7 +28,6 @@ def linear_probe(
     train_source: Dataset,
     val_source: Dataset,
     *,
-    num_classes: int,
     image_size: int = 224,
     epochs: int = 50,
     batch_size: int = 256,
@@ -39,8 +39,12 @@ def linear_probe(
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train ``nn.Linear(D, num_classes)`` on augmented (crop + flip) training images through the frozen
-    ``backbone`` (eval mode: BatchNorm statistics fixed); report top-1 (%) on centre-cropped ``val_source``."""
+    """Train ``nn.Linear(D, classes)`` on augmented (crop + flip) training images through the frozen
+    ``backbone`` (eval mode: BatchNorm statistics fixed); report top-1 (%) on centre-cropped ``val_source``.
+    Both sources must name their ``classes``; labels are matched by name across the two splits."""
+    classes = shared_classes(train_source, val_source)
+    if not classes:
+        raise DataError("linear evaluation needs labelled data (one sub-folder per class, or scenes)")
     backbone = backbone.to(device).eval()
     for parameter in backbone.parameters():
         parameter.requires_grad_(False)
@@ -50,7 +54,7 @@ def linear_probe(
         batch_size=batch_size, shuffle=True, drop_last=False, num_workers=workers, generator=generator,
     )
     val_loader = DataLoader(Transformed(val_source, center_crop_transform(image_size)), batch_size=batch_size, num_workers=workers)
-    classifier = nn.Linear(backbone.out_channels, num_classes).to(device)
+    classifier = nn.Linear(backbone.out_channels, len(classes)).to(device)
     nn.init.normal_(classifier.weight, std=0.01)
     nn.init.zeros_(classifier.bias)
     optimizer = torch.optim.SGD(classifier.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
@@ -59,9 +63,7 @@ def linear_probe(
     for epoch in tqdm(range(epochs), desc="lewel linear", unit="epoch", disable=not progress):
         total, count = 0.0, 0
         for images, labels in train_loader:
-            if (labels < 0).any():
-                raise DataError("linear evaluation needs labelled data (one sub-folder per class, or scenes)")
-            images, labels = images.to(device), labels.to(device)
+            images, labels = images.to(device), relabel(labels, train_source, classes).to(device)
             loss = F.cross_entropy(classifier(_pooled(backbone, images)), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -73,5 +75,6 @@ def linear_probe(
     with torch.no_grad():
         for images, labels in val_loader:
             predicted = classifier(_pooled(backbone, images.to(device))).argmax(dim=1).cpu()
+            labels = relabel(labels, val_source, classes)
             correct, seen = correct + int((predicted == labels).sum()), seen + len(labels)
     return {"top1": 100.0 * correct / max(seen, 1), "epochs": epochs, "history": history}
