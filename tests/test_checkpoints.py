@@ -218,6 +218,9 @@ def test_atomic_save_leaves_no_partial_file(tmp_path):
     path = tmp_path / "out" / "ckpt.pth"
     atomic_save({"a": torch.ones(2)}, path)
     assert torch.load(path, weights_only=True)["a"].sum() == 2
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
     class Unsaveable:
         def __reduce__(self):
