@@ -25,32 +25,47 @@ def _blur(size: int, p: float) -> v2.Transform:
     return v2.RandomApply([v2.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=p)
 
 
+def byol_photometric(size: int, *, blur: float, solarize: float) -> v2.Compose:
+    """The colour part of a BYOL view on a ``size``-pixel crop: colour jitter (0.4, 0.4, 0.2, 0.1) with
+    p = 0.8, grayscale p = 0.2, blur with probability ``blur``, solarise with probability ``solarize``."""
+    return v2.Compose(
+        [
+            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
+            v2.RandomGrayscale(p=0.2),
+            _blur(size, blur),
+            v2.RandomSolarize(threshold=128, p=solarize),
+        ]
+    )
+
+
 def byol_view(size: int, *, blur: float, solarize: float, scale: tuple[float, float] = (0.2, 1.0)) -> v2.Compose:
-    """One of BYOL's asymmetric views: crop (``scale`` of the area), flip, colour jitter (0.4, 0.4, 0.2, 0.1)
-    with p = 0.8, grayscale p = 0.2, blur with probability ``blur``, solarise with probability ``solarize``."""
+    """One of BYOL's asymmetric views: crop (``scale`` of the area), flip, then ``byol_photometric``."""
     return v2.Compose(
         [
             v2.RGB(),
             v2.RandomResizedCrop(size, scale=scale, antialias=True),
             v2.RandomHorizontalFlip(),
-            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
-            v2.RandomGrayscale(p=0.2),
-            _blur(size, blur),
-            v2.RandomSolarize(threshold=128, p=solarize),
+            byol_photometric(size, blur=blur, solarize=solarize),
             to_normalized_tensor(),
         ]
     )
 
 
+def mocov2_photometric(size: int) -> v2.Compose:
+    """The colour part of MoCo v2's view: colour jitter (0.4, 0.4, 0.4, 0.1) p = 0.8, grayscale p = 0.2,
+    blur p = 0.5."""
+    return v2.Compose(
+        [v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), v2.RandomGrayscale(p=0.2), _blur(size, 0.5)]
+    )
+
+
 def mocov2_view(size: int, *, scale: tuple[float, float] = (0.2, 1.0)) -> v2.Compose:
-    """MoCo v2's view: crop, colour jitter (0.4, 0.4, 0.4, 0.1) p = 0.8, grayscale p = 0.2, blur p = 0.5, flip."""
+    """MoCo v2's view: crop, ``mocov2_photometric``, flip."""
     return v2.Compose(
         [
             v2.RGB(),
             v2.RandomResizedCrop(size, scale=scale, antialias=True),
-            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-            v2.RandomGrayscale(p=0.2),
-            _blur(size, 0.5),
+            mocov2_photometric(size),
             v2.RandomHorizontalFlip(),
             to_normalized_tensor(),
         ]

@@ -124,6 +124,17 @@ def _linear(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    if args.models_dir is not None:
+        os.environ["LEWEL_MODELS_DIR"] = args.models_dir
+    uvicorn.run("api.main:app", host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lewel", description="LEWEL explorer: train LEWEL models and look at their alignment maps."
@@ -224,6 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
     maps.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     maps.add_argument("--out", default="eval-maps.json", help="the JSON result (default: eval-maps.json)")
     maps.set_defaults(run=_eval_maps)
+
+    serve = commands.add_parser(
+        "serve", help="start the inference API (FastAPI under uvicorn; settings from LEWEL_* variables)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.add_argument("--models-dir", default=None, help="folder of checkpoints to serve (sets LEWEL_MODELS_DIR)")
+    serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    serve.set_defaults(run=_serve)
     return parser
 
 

@@ -38,15 +38,21 @@ class Extraction:
     Fields the loaded model cannot compute raise ``MapsUnavailableError`` saying why.
     """
 
-    def __init__(self, feature_map: torch.Tensor, d: int | None, h: int | None, reason: str, **outputs: Any) -> None:
+    def __init__(
+        self, feature_map: torch.Tensor, d: int | None, h: int | None, reason: str, *, skipped: tuple[str, ...] = (),
+        **outputs: Any,
+    ) -> None:
         self.feature_map = feature_map
         self.d, self.h = d, h
         self._outputs = outputs
         self._reason = reason
+        self._skipped = skipped
 
     def _get(self, name: str) -> torch.Tensor:
         value = self._outputs.get(name)
         if value is None:
+            if name in self._skipped:
+                raise MapsUnavailableError(f"{name} was not computed: extract(..., aligned_projection=False)")
             raise MapsUnavailableError(f"{name} is unavailable: {self._reason}")
         return value
 
@@ -69,6 +75,20 @@ class Extraction:
     @property
     def has_maps(self) -> bool:
         return self._outputs.get("maps") is not None
+
+    def __len__(self) -> int:
+        return int(self.feature_map.shape[0])
+
+    def select(self, images: slice) -> Extraction:
+        """The images ``images`` (a slice of the batch axis) of this extraction, e.g. one request's share
+        of a batch that several requests ran together."""
+        outputs = {k: (v[images] if v is not None else None) for k, v in self._outputs.items()}
+        return Extraction(self.feature_map[images], self.d, self.h, self._reason, skipped=self._skipped, **outputs)
+
+    def to(self, device: str | torch.device) -> Extraction:
+        """The same extraction with every tensor on ``device``."""
+        outputs = {k: (v.to(device) if v is not None else None) for k, v in self._outputs.items()}
+        return Extraction(self.feature_map.to(device), self.d, self.h, self._reason, skipped=self._skipped, **outputs)
 
 
 class LewelModel(nn.Module):
@@ -165,8 +185,12 @@ class LewelModel(nn.Module):
         return super().train(False)
 
     @torch.inference_mode()
-    def extract(self, images: torch.Tensor) -> Extraction:
-        """``images``: ``B×3×H×W`` float, already normalised, H and W >= 32 -> ``Extraction``."""
+    def extract(self, images: torch.Tensor, *, aligned_projection: bool = True) -> Extraction:
+        """``images``: ``B×3×H×W`` float, already normalised, H and W >= 32 -> ``Extraction``.
+
+        ``aligned_projection=False`` skips the aligned projection p (``aligned_embeddings`` then raises),
+        which saves about half of the LEWEL head's cost when only maps and aligned features are needed.
+        """
         if not isinstance(images, torch.Tensor) or not images.is_floating_point():
             raise ValueError("images must be a floating-point tensor B×3×H×W (normalised)")
         if images.dim() != 4 or images.shape[1] != 3:
@@ -177,15 +201,20 @@ class LewelModel(nn.Module):
         feature_map = self.backbone(images.to(device=parameter.device, dtype=parameter.dtype))
         if self.neck is None:
             return Extraction(feature_map, None, None, self._missing_reason())
-        head = self.neck(feature_map)
+        if isinstance(self.neck, CoupledHead):
+            head = self.neck(feature_map, aligned_projection=aligned_projection)
+        else:
+            head = self.neck(feature_map)
         outputs: dict[str, Any] = {"global_embedding": head.global_projection}
+        skipped: tuple[str, ...] = ()
         if head.maps is not None:
             outputs.update(
                 maps=head.maps,
                 aligned_features=head.aligned_features.transpose(1, 2),
-                aligned_embeddings=head.aligned_projection.transpose(1, 2),
+                aligned_embeddings=None if head.aligned_projection is None else head.aligned_projection.transpose(1, 2),
             )
-        return Extraction(feature_map, self.d, self.h, self._missing_reason(), **outputs)
+            skipped = () if aligned_projection else ("aligned_embeddings",)
+        return Extraction(feature_map, self.d, self.h, self._missing_reason(), skipped=skipped, **outputs)
 
 
 def _mlp_shape(state: dict[str, torch.Tensor], prefix: str, source: str) -> tuple[int, int, int, bool]:
@@ -265,6 +294,38 @@ def model_from_contents(
             raise CheckpointError(f"{source}: {error}") from None
         _load_strict(neck, _strip_prefix(contents.online_state, "neck."), "projection head", source)
     return LewelModel(backbone, neck, config=config, source=source, kind=contents.kind, metadata=contents.metadata)
+
+
+def describe_checkpoint(path: str | os.PathLike, *, num_groups: int | None = None) -> dict[str, Any]:
+    """What ``load_model(path).describe()`` would say about method, backbone, d, h and kind, read from the
+    file's config or tensor shapes without building the network (cheaper, for listing many files).
+
+    Raises ``CheckpointError`` for files ``load_model`` refuses at the reading stage; a file that passes here
+    can still fail ``load_model`` on misshapen tensors.
+    """
+    source = os.fspath(path)
+    contents = read_checkpoint(path)
+    config = contents.config or _infer_config(contents, source)
+    if num_groups is not None and config is not None and config.is_lewel:
+        try:
+            config = replace(config, num_groups=num_groups)
+        except ValueError as error:
+            raise CheckpointError(f"{source}: {error}") from None
+    lewel = config is not None and config.is_lewel
+    if config is not None:
+        backbone = config.backbone
+    else:
+        backbone = infer_backbone_name(_strip_prefix(contents.online_state, "backbone."))
+    return {
+        "method": config.method if config is not None else "backbone",
+        "backbone": backbone,
+        "d": config.dim if config is not None else None,
+        "h": config.num_groups if lewel else None,
+        "num_aligned": config.dim // config.num_groups if lewel else None,
+        "has_maps": lewel,
+        "kind": contents.kind,
+        "source": source,
+    }
 
 
 def load_model(

@@ -171,8 +171,9 @@ class CoupledHead(nn.Module):
         """d/h, the number of aligned representations per image."""
         return self.proj.out_channels // self.num_groups
 
-    def forward(self, features: torch.Tensor) -> HeadOutput:
-        """Feature map ``B×D×h×w`` -> global projection, maps, aligned features and aligned projection."""
+    def forward(self, features: torch.Tensor, *, aligned_projection: bool = True) -> HeadOutput:
+        """Feature map ``B×D×h×w`` -> global projection, maps, aligned features and aligned projection
+        (``aligned_projection=False`` skips p, about half the head's cost, when only the maps are wanted)."""
         batch, _, height, width = features.shape
         pixels = features.flatten(2)
         projected = self.proj(torch.cat([pixels.mean(dim=2, keepdim=True), pixels], dim=2))
@@ -183,7 +184,7 @@ class CoupledHead(nn.Module):
             global_projection=projected[:, :, 0],
             maps=maps.reshape(batch, -1, height, width),
             aligned_features=aligned_features,
-            aligned_projection=self.project_aligned(pixels, maps, aligned_features),
+            aligned_projection=self.project_aligned(pixels, maps, aligned_features) if aligned_projection else None,
         )
 
     def project_aligned(self, pixels: torch.Tensor, maps: torch.Tensor, aligned_features: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,65 @@
+"""The FastAPI application: ``uvicorn api.main:app`` (settings from ``LEWEL_*`` environment variables).
+
+``create_app(settings)`` builds an application around its own registry and metrics, which is what the
+tests do with settings pointing at temporary model folders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from lewel import __version__
+
+from .errors import install_error_handlers
+from .metrics import MetricsMiddleware
+from .middleware import BodySizeLimitMiddleware, TokenMiddleware
+from .routes import embeddings, health, maps, metrics, models
+from .service import Service
+from .settings import Settings
+
+DESCRIPTION = """\
+Alignment maps, their statistics and cross-view agreement, and embeddings of LEWEL models
+("Learning Where to Learn in Cross-View Self-Supervised Learning", CVPR 2022), computed by the `lewel`
+library on the GPU when there is one, else the CPU. Errors are JSON `{"error": code, "message": text}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service for ``settings`` (default: read from the environment)."""
+    settings = settings if settings is not None else Settings()
+    if settings.torch_threads is not None:
+        torch.set_num_threads(settings.torch_threads)
+    service = Service.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.readiness.start()
+        yield
+        service.registry.close()
+
+    app = FastAPI(title="LEWEL inference service", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.service = service
+    install_error_handlers(app)
+    for router in (health.router, models.router, maps.router, embeddings.router, metrics.router):
+        app.include_router(router)
+    # the last added runs first: metrics, CORS (so that refusals carry its headers), token, body cap
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.api_token is not None:
+        app.add_middleware(TokenMiddleware, token=settings.api_token.get_secret_value())
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,383 @@
+"""The model registry: which checkpoints can be served, and a bounded cache of the loaded ones.
+
+Models are the files with a checkpoint suffix (``CHECKPOINT_SUFFIXES``) directly inside the bundled folder
+(``models/``) and ``LEWEL_MODELS_DIR``, found by listing those folders: a request names a model by id and
+the id is looked up among the files found, never joined to a path, so no id can reach another file. A
+file whose real path (symbolic links resolved) lies outside its folder is listed as refused.
+
+Ids are file names without the checkpoint suffix (``lewel_b_demo``); when two files share that stem, each of
+them is listed as ``<folder>:<file name>`` instead (``bundled:r50.pt``, ``models_dir:r50.pt``).
+
+Models open with ``lewel.load_model`` on the GPU when there is one, else the CPU, the first time they are
+used; at most ``cache_size`` stay loaded (least recently used evicted). Each loaded model has its own lock:
+one request at a time runs on it (or its micro-batcher gathers them). A file that fails to open is
+reported with its ``CheckpointError`` message, and the failure is remembered until the file changes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lewel.checkpoints import CheckpointError
+from lewel.inference import Extraction, LewelModel, describe_checkpoint, load_model
+
+from .batching import MicroBatcher
+from .metrics import Metrics
+
+CHECKPOINT_SUFFIXES = (".pth.tar", ".safetensors", ".pth", ".tar", ".pt")
+PREFERRED_DEFAULT = "lewel_b_demo"
+LOAD_ERRORS = (CheckpointError, ValueError, OSError, RuntimeError, KeyError, TypeError, EOFError)
+
+
+def checkpoint_stem(name: str) -> str | None:
+    """``name`` without its checkpoint suffix (``r50.pth.tar`` -> ``r50``), or ``None`` if it has none."""
+    for suffix in CHECKPOINT_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+class ModelNotFound(LookupError):
+    """No model has this id."""
+
+    def __init__(self, model_id: str, available: Sequence[str]) -> None:
+        shown = ", ".join(available[:20]) or "none"
+        super().__init__(f"unknown model {model_id!r}; available: {shown}")
+        self.model_id = model_id
+
+
+class ModelLoadFailed(RuntimeError):
+    """A listed file could not be opened as a model; the message names the file and the reason."""
+
+    def __init__(self, model_id: str, file: str, reason: str) -> None:
+        super().__init__(f"model {model_id!r} (file {file}) cannot be loaded: {reason}")
+        self.model_id, self.file, self.reason = model_id, file, reason
+
+
+class ModelRefused(ModelLoadFailed):
+    """A listed file that may not be opened: its real path lies outside its models folder."""
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A checkpoint found in a models folder. ``signature`` (mtime, size) tells when it changed;
+    ``refused`` says why it may not be opened (a link leading out of its folder)."""
+
+    id: str
+    name: str
+    folder: str
+    path: Path
+    signature: tuple[int, int]
+    refused: str | None = None
+
+
+@dataclass
+class LoadedModel:
+    """A model on its device, with the lock that serialises requests on it (or a micro-batcher)."""
+
+    file: ModelFile
+    model: LewelModel
+    device: torch.device
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    batcher: MicroBatcher | None = None
+    metrics: Metrics | None = None
+
+    @property
+    def id(self) -> str:
+        return self.file.id
+
+    def extract(self, images: torch.Tensor, *, aligned_projection: bool = True) -> Extraction:
+        """``LewelModel.extract`` of ``B×3×S×S`` normalised images, one request at a time or micro-batched."""
+        if self.batcher is not None:
+            return self.batcher.submit(images, aligned_projection=aligned_projection)
+        with self.lock:
+            extraction = self.model.extract(images, aligned_projection=aligned_projection)
+        if self.metrics is not None:
+            self.metrics.batch_size.observe(images.shape[0])
+        return extraction
+
+    def info(self) -> dict[str, Any]:
+        described = self.model.describe()
+        keys = ("method", "backbone", "d", "h", "num_aligned", "has_maps", "feature_channels", "kind")
+        return {k: described.get(k) for k in keys}
+
+
+class ModelRegistry:
+    """Lists the checkpoints of ``folders`` (``(label, path)`` pairs, in priority order) and loads them."""
+
+    def __init__(
+        self,
+        folders: Sequence[tuple[str, Path | None]],
+        *,
+        device: torch.device,
+        cache_size: int = 2,
+        default_model: str | None = None,
+        microbatch: bool = False,
+        microbatch_max_size: int = 32,
+        microbatch_wait_s: float = 0.005,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.folders = [(label, Path(path)) for label, path in folders if path is not None]
+        self.device = device
+        self.cache_size = cache_size
+        self.requested_default = default_model
+        self.microbatch = microbatch
+        self.microbatch_max_size, self.microbatch_wait_s = microbatch_max_size, microbatch_wait_s
+        self.metrics = metrics
+        self._lock = threading.Lock()
+        self._load_locks: dict[str, threading.Lock] = {}
+        self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._failures: dict[tuple[Path, tuple[int, int]], str] = {}
+        self._descriptions: dict[tuple[Path, tuple[int, int]], dict[str, Any]] = {}
+
+    # --- finding files -------------------------------------------------------------------------------
+
+    def searched(self) -> list[str]:
+        """The folders looked in, for messages."""
+        return [f"{label} ({path})" for label, path in self.folders]
+
+    def scan(self) -> list[ModelFile]:
+        """The checkpoints in the folders now, bundled first, each folder in name order."""
+        found: list[tuple[str, str, str, Path, tuple[int, int], str | None]] = []
+        for label, folder in self.folders:
+            if not folder.is_dir():
+                continue
+            root = folder.resolve()
+            for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+                stem = checkpoint_stem(entry.name)
+                if stem is None or entry.name.startswith(".") or not entry.is_file():
+                    continue
+                try:
+                    real = entry.resolve(strict=True)
+                    stat = real.stat()
+                except OSError:  # removed or a dangling link since the listing
+                    continue
+                refused = None if real.is_relative_to(root) else f"it resolves to {real}, outside {root}"
+                found.append((stem, entry.name, label, real, (stat.st_mtime_ns, stat.st_size), refused))
+        stems: dict[str, int] = {}
+        for stem, *_ in found:
+            stems[stem] = stems.get(stem, 0) + 1
+        return [
+            ModelFile(stem if stems[stem] == 1 else f"{label}:{name}", name, label, path, signature, refused)
+            for stem, name, label, path, signature, refused in found
+        ]
+
+    def default_id(self, files: Sequence[ModelFile] | None = None) -> str | None:
+        """``LEWEL_DEFAULT_MODEL`` if set; else ``lewel_b_demo`` when present, else the first model found,
+        passing over files already known not to load."""
+        if self.requested_default:
+            return self.requested_default
+        files = self.scan() if files is None else files
+        usable = [f.id for f in files if not f.refused and (f.path, f.signature) not in self._failures]
+        if PREFERRED_DEFAULT in usable:
+            return PREFERRED_DEFAULT
+        return usable[0] if usable else None
+
+    def resolve(self, model_id: str | None) -> ModelFile:
+        """The file of ``model_id`` (``None``: the default model); ``ModelNotFound`` if there is none."""
+        files = self.scan()
+        wanted = model_id if model_id is not None else self.default_id(files)
+        for file in files:
+            if file.id == wanted:
+                return file
+        if wanted is None:
+            raise ModelNotFound("(default)", [])
+        raise ModelNotFound(wanted, [f.id for f in files])
+
+    # --- describing and loading ----------------------------------------------------------------------
+
+    def _load_lock(self, model_id: str) -> threading.Lock:
+        with self._lock:
+            return self._load_locks.setdefault(model_id, threading.Lock())
+
+    def _cached(self, file: ModelFile) -> LoadedModel | None:
+        with self._lock:
+            loaded = self._cache.get(file.id)
+            if loaded is not None and loaded.file.path == file.path and loaded.file.signature == file.signature:
+                self._cache.move_to_end(file.id)
+                return loaded
+            return None
+
+    def describe(self, file: ModelFile) -> dict[str, Any]:
+        """The ``/v1/models`` entry of ``file``: loaded, available (read, not loaded) or error."""
+        entry: dict[str, Any] = {
+            "id": file.id,
+            "file": file.name,
+            "source": file.folder,
+            "status": "available",
+            "error": None,
+            "method": None,
+            "backbone": None,
+            "d": None,
+            "h": None,
+            "num_aligned": None,
+            "has_maps": None,
+            "device": str(self.device),
+        }
+        key = (file.path, file.signature)
+        loaded = self._cached(file)
+        if loaded is not None:
+            return {**entry, **loaded.info(), "status": "loaded"}
+        if file.refused:
+            return {**entry, "status": "error", "error": f"refused: {file.refused}"}
+        with self._load_lock(file.id):
+            if key not in self._descriptions and key not in self._failures:
+                try:
+                    self._descriptions[key] = describe_checkpoint(file.path)
+                except LOAD_ERRORS as error:
+                    self._failures[key] = str(error)
+        if key in self._failures:
+            return {**entry, "status": "error", "error": self._failures[key]}
+        described = self._descriptions[key]
+        return {**entry, **{k: described[k] for k in ("method", "backbone", "d", "h", "num_aligned", "has_maps")}}
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every model found, described (see ``describe``)."""
+        return [self.describe(file) for file in self.scan()]
+
+    def get(self, model_id: str | None) -> LoadedModel:
+        """The loaded model ``model_id`` (``None``: the default), opening it on first use.
+
+        Raises ``ModelNotFound`` and ``ModelLoadFailed``; ``torch.OutOfMemoryError`` passes through.
+        """
+        file = self.resolve(model_id)
+        if file.refused:
+            raise ModelRefused(file.id, file.name, f"refused: {file.refused}")
+        loaded = self._cached(file)
+        if loaded is not None:
+            return loaded
+        key = (file.path, file.signature)
+        with self._load_lock(file.id):
+            loaded = self._cached(file)
+            if loaded is not None:
+                return loaded
+            if key in self._failures:
+                raise ModelLoadFailed(file.id, file.name, self._failures[key])
+            start = time.perf_counter()
+            try:
+                model = load_model(file.path, map_location=self.device)
+            except torch.OutOfMemoryError:
+                raise
+            except LOAD_ERRORS as error:
+                self._failures[key] = str(error)
+                if self.metrics is not None:
+                    self.metrics.model_errors.labels(file.id).inc()
+                raise ModelLoadFailed(file.id, file.name, str(error)) from None
+            if self.metrics is not None:
+                self.metrics.model_load.labels(file.id).observe(time.perf_counter() - start)
+            loaded = LoadedModel(file, model, self.device, metrics=self.metrics)
+            if self.microbatch:
+                loaded.batcher = MicroBatcher(
+                    model.extract,
+                    max_size=self.microbatch_max_size,
+                    wait_s=self.microbatch_wait_s,
+                    on_batch=self.metrics.batch_size.observe if self.metrics is not None else None,
+                    name=f"microbatch-{file.id}",
+                )
+            self._insert(loaded)
+            return loaded
+
+    def _insert(self, loaded: LoadedModel) -> None:
+        evicted = []
+        with self._lock:
+            old = self._cache.pop(loaded.id, None)
+            if old is not None:
+                evicted.append(old)
+            self._cache[loaded.id] = loaded
+            while len(self._cache) > self.cache_size:
+                evicted.append(self._cache.popitem(last=False)[1])
+            if self.metrics is not None:
+                self.metrics.models_loaded.set(len(self._cache))
+        for model in evicted:
+            if model.batcher is not None:
+                model.batcher.close()
+        if evicted and self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def loaded_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._cache)
+
+    def close(self) -> None:
+        """Drop every loaded model (and stop their micro-batchers)."""
+        with self._lock:
+            models = list(self._cache.values())
+            self._cache.clear()
+        for model in models:
+            if model.batcher is not None:
+                model.batcher.close()
+
+
+class Readiness:
+    """Ready once the default model is loaded and has run once (``warm_up``, in a background thread).
+
+    ``check`` starts a new attempt when none is running and the service is not ready, so a model dropped
+    into the folder after start-up makes the service ready without a restart.
+    """
+
+    def __init__(self, registry: ModelRegistry, warmup_size: int) -> None:
+        self.registry, self.warmup_size = registry, warmup_size
+        self.ready = False
+        self.model_id: str | None = None
+        self.message = "starting: the default model is being loaded"
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self._lock:
+            if self.ready or (self._thread is not None and self._thread.is_alive()):
+                return
+            self._thread = threading.Thread(target=self.warm_up, name="lewel-warm-up", daemon=True)
+            self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return self.ready
+
+    def warm_up(self) -> None:
+        """Load the default model and run it once on a blank image. Without ``LEWEL_DEFAULT_MODEL``, a file
+        that fails to load is passed over for the next one (the failures are named in the message)."""
+        registry = self.registry
+        failures: list[str] = []
+        try:
+            while True:
+                default = registry.default_id()
+                if default is None:
+                    looked = "; ".join(registry.searched() or ["no folder"])
+                    self.message = (
+                        "no model found: looked in " + looked
+                        if not failures
+                        else (f"no model could be loaded (looked in {looked}): " + "; ".join(failures))
+                    )
+                    return
+                try:
+                    loaded = registry.get(default)
+                    break
+                except ModelLoadFailed as error:
+                    if registry.requested_default:
+                        raise
+                    failures.append(str(error))
+            loaded.extract(torch.zeros(1, 3, self.warmup_size, self.warmup_size))
+            self.model_id, self.ready = default, True
+            self.message = f"ready: default model {default!r} loaded and run on {registry.device}"
+        except ModelNotFound as error:
+            self.message = f"default model not found: {error} (looked in {'; '.join(registry.searched())})"
+        except ModelLoadFailed as error:
+            self.message = f"default model failed to load: {error}"
+        except (RuntimeError, ValueError, OSError) as error:
+            self.message = f"default model failed its first run: {type(error).__name__}: {error}"
+
+    def check(self) -> tuple[bool, str]:
+        if not self.ready:
+            self.start()
+        return self.ready, self.message

@@ -1,0 +1,1 @@
+"""The service's routers: health, models, maps, embeddings, metrics."""

@@ -1,0 +1,141 @@
+"""What the routes share: the service, the upload, the model, running the views, and error translation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import torch
+from fastapi import Depends, Request, UploadFile
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from PIL import Image
+
+from lewel.images import Background, ImageTooLargeError, UnsupportedImageError, decode_image
+from lewel.inference import MapsUnavailableError
+
+from ..errors import ApiError
+from ..middleware import token_matches, unauthorized
+from ..registry import LoadedModel, ModelLoadFailed, ModelNotFound, ModelRefused
+from ..schemas import ImageInfo, ModelSummary, ViewParams
+from ..service import Service
+
+_bearer = HTTPBearer(auto_error=False, description="LEWEL_API_TOKEN, when the service has one")
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def require_token(
+    service: ServiceDep, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """With ``LEWEL_API_TOKEN`` set, the request must carry ``Authorization: Bearer <token>``
+    (``TokenMiddleware`` already refuses others before their body is read; this documents it in OpenAPI)."""
+    token = service.settings.api_token
+    if token is None:
+        return
+    header = f"{credentials.scheme} {credentials.credentials}" if credentials is not None else None
+    if not token_matches(header, token.get_secret_value()):
+        raise unauthorized(request.url.path)
+
+
+async def read_upload(upload: UploadFile, service: Service) -> bytes:
+    """The uploaded file's bytes, at most the upload cap (413 beyond it)."""
+    limit = service.settings.max_upload_bytes
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(
+            413, "too_large", f"the uploaded file exceeds the limit of {limit:,} bytes (LEWEL_MAX_UPLOAD_MB)"
+        )
+    return data
+
+
+def decode(data: bytes, service: Service, background: Background) -> Image.Image:
+    """Decode an upload with the service's caps: 413 too large, 415 not a usable image."""
+    try:
+        return decode_image(data, max_pixels=service.settings.max_pixels, background=background)
+    except ImageTooLargeError as error:
+        raise ApiError(413, "too_large", f"image too large: {error} (LEWEL_MAX_PIXELS)") from None
+    except UnsupportedImageError as error:
+        raise ApiError(415, "unsupported_media_type", f"the upload 'image' is not a usable image: {error}") from None
+
+
+def image_info(image: Image.Image) -> ImageInfo:
+    return ImageInfo(
+        width=image.width,
+        height=image.height,
+        format=image.info.get("source_format"),
+        mode=str(image.info.get("source_mode", image.mode)),
+    )
+
+
+async def check_view_params(params: ViewParams, service: Service, request: Request) -> None:
+    """Unknown form fields, and the limits that depend on the settings (422 naming the field or setting)."""
+    known = set(type(params).model_fields) | {"image"}
+    unknown = sorted(set((await request.form()).keys()) - known)
+    if unknown:
+        raise ApiError(
+            422,
+            "invalid_parameters",
+            f"unknown parameter(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}",
+        )
+    settings = service.settings
+    if params.views > settings.max_views:
+        raise ApiError(
+            422,
+            "invalid_parameters",
+            f"views={params.views} is over the limit of {settings.max_views} (LEWEL_MAX_VIEWS)",
+        )
+    if params.size > settings.max_input_size:
+        raise ApiError(
+            422,
+            "invalid_parameters",
+            f"size={params.size} is over the limit of {settings.max_input_size} (LEWEL_MAX_INPUT_SIZE)",
+        )
+
+
+@contextmanager
+def model_errors(service: Service) -> Iterator[None]:
+    """Translate model-side failures: unknown model 404, unloadable file 500, no maps 422, out of GPU
+    memory 503 with Retry-After."""
+    try:
+        yield
+    except ModelNotFound as error:
+        raise ApiError(404, "model_not_found", str(error), model=error.model_id) from None
+    except ModelRefused as error:
+        raise ApiError(403, "model_refused", str(error), model=error.model_id, file=error.file) from None
+    except ModelLoadFailed as error:
+        raise ApiError(500, "model_load_failed", str(error), model=error.model_id, file=error.file) from None
+    except MapsUnavailableError as error:
+        raise ApiError(422, "model_without_maps", f"this model has no alignment maps: {error}") from None
+    except torch.OutOfMemoryError:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        raise ApiError(
+            503,
+            "out_of_memory",
+            "the GPU ran out of memory; retry later, or ask for fewer views or a smaller size",
+            headers={"Retry-After": str(service.settings.retry_after_s)},
+        ) from None
+
+
+def get_model(service: Service, model_id: str | None) -> LoadedModel:
+    with model_errors(service):
+        return service.registry.get(model_id)
+
+
+def model_summary(loaded: LoadedModel) -> ModelSummary:
+    info = loaded.info()
+    return ModelSummary(
+        id=loaded.id,
+        method=info["method"],
+        backbone=info["backbone"],
+        d=info["d"],
+        h=info["h"],
+        device=str(loaded.device),
+        source=loaded.file.folder,
+    )

@@ -1,0 +1,22 @@
+"""The models that can be served."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+
+from ..schemas import ModelInfo, ModelList
+from .common import ServiceDep
+
+router = APIRouter(prefix="/v1", tags=["models"])
+
+
+@router.get("/models", response_model=ModelList, summary="bundled models and the checkpoints in LEWEL_MODELS_DIR")
+async def list_models(service: ServiceDep) -> ModelList:
+    """Every checkpoint found, with method, backbone, d and h read from the file (without loading it onto
+    the device); a file that cannot be opened is listed with ``status: error`` and the reason."""
+    registry = service.registry
+    entries = await run_in_threadpool(registry.list)
+    default = await run_in_threadpool(registry.default_id)
+    models = [ModelInfo(**entry, default=entry["id"] == default) for entry in entries]
+    return ModelList(default=default, device=str(registry.device), searched=registry.searched(), models=models)

@@ -1,0 +1,36 @@
+"""The service object every route reaches through ``request.app.state.service``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .metrics import Metrics
+from .registry import ModelRegistry, Readiness
+from .settings import Settings
+
+
+@dataclass
+class Service:
+    settings: Settings
+    registry: ModelRegistry
+    readiness: Readiness
+    metrics: Metrics
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Service:
+        """Registry over the bundled folder and ``LEWEL_MODELS_DIR`` on the GPU if present, else the CPU."""
+        device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        metrics = Metrics()
+        registry = ModelRegistry(
+            [("bundled", settings.bundled_models_dir), ("models_dir", settings.models_dir)],
+            device=device,
+            cache_size=settings.cache_size,
+            default_model=settings.default_model,
+            microbatch=settings.microbatch,
+            microbatch_max_size=settings.microbatch_max_size,
+            microbatch_wait_s=settings.microbatch_wait_ms / 1000,
+            metrics=metrics,
+        )
+        return cls(settings, registry, Readiness(registry, settings.warmup_size), metrics)

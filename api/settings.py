@@ -1,0 +1,68 @@
+"""Service settings, read from ``LEWEL_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from lewel.images import DEFAULT_MAX_PIXELS
+
+#: The demo models shipped with the repository (``models/`` next to the ``api`` package).
+BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MEBIBYTE = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; the environment variable is ``LEWEL_`` + the field name in capitals
+    (``LEWEL_MODELS_DIR``, ``LEWEL_API_TOKEN`` ...)."""
+
+    model_config = SettingsConfigDict(env_prefix="LEWEL_", extra="ignore")
+
+    models_dir: Path | None = Field(None, description="folder of checkpoints to serve next to the bundled ones")
+    bundled_models_dir: Path = Field(BUNDLED_MODELS_DIR, description="the demo models' folder")
+    default_model: str | None = Field(None, description="model id; else lewel_b_demo, else the first found")
+    api_token: SecretStr | None = Field(
+        None, description="when set, /v1/* and /metrics need 'Authorization: Bearer <token>'"
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated origins allowed by CORS; empty = CORS off"
+    )
+    max_upload_mb: float = Field(
+        20.0, gt=0, description="largest uploaded file, in MiB (the request body may carry 64 KiB more)"
+    )
+    max_pixels: int = Field(
+        DEFAULT_MAX_PIXELS, gt=0, description="largest image, width × height as declared by the file"
+    )
+    cache_size: int = Field(2, ge=1, description="models kept loaded at once (least recently used evicted)")
+    device: str | None = Field(None, description="torch device; default cuda when available, else cpu")
+    torch_threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch intra-op CPU threads (default: torch's choice); 1 helps on cores shared with other jobs",
+    )
+    microbatch: bool = Field(False, description="run concurrent requests' views as one batch (for GPUs)")
+    microbatch_max_size: int = Field(32, ge=1, description="most images in one micro-batch")
+    microbatch_wait_ms: float = Field(5.0, ge=0, description="how long a micro-batch waits for more requests")
+    max_views: int = Field(8, ge=0, description="most augmented views per request")
+    max_input_size: int = Field(512, ge=32, description="largest input side a request may ask for")
+    warmup_size: int = Field(224, ge=32, description="input side of the warm-up run that makes /readyz ready")
+    retry_after_s: int = Field(5, ge=1, description="Retry-After of 503 answers (out of GPU memory)")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * MEBIBYTE)
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The request-body cap: the file cap plus 64 KiB for the multipart framing and form fields."""
+        return self.max_upload_bytes + 64 * 1024

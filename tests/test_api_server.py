@@ -1,0 +1,88 @@
+"""The service as it runs for real: ``uvicorn api.main:app`` in its own process on localhost, and
+``lewel serve``'s wiring."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2
+import pytest
+from api_factory import build_models, image_bytes
+
+from lewel import cli
+
+ROOT = Path(__file__).parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_uvicorn_process_serves_maps(tmp_path):
+    models = build_models(tmp_path / "models")
+    port = free_port()
+    env = {
+        **os.environ,
+        "LEWEL_MODELS_DIR": str(models["tiny"].parent),
+        "LEWEL_BUNDLED_MODELS_DIR": str(tmp_path / "none"),
+        "LEWEL_DEFAULT_MODEL": "tiny",
+        "LEWEL_WARMUP_SIZE": "64",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        with httpx2.Client(base_url=base, timeout=30) as client:
+            while True:
+                assert server.poll() is None, server.stdout.read()
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx2.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the server did not become ready"
+                time.sleep(0.2)
+            response = client.post(
+                "/v1/maps", files={"image": ("x.png", image_bytes(), "image/png")}, data={"views": "1", "size": "64"}
+            )
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["model"]["id"] == "tiny" and len(body["views"]) == 2
+            assert client.get("/metrics").status_code == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=30)[0]
+    assert server.returncode in (0, -signal.SIGTERM), output  # uvicorn re-raises the signal after a clean shutdown
+    assert "Application startup complete" in output and "Finished server process" in output
+
+
+def test_lewel_serve_starts_uvicorn_on_the_app(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setitem(sys.modules, "uvicorn", type(sys)("uvicorn"))
+    sys.modules["uvicorn"].run = lambda app, **kwargs: calls.append((app, kwargs))
+    monkeypatch.delenv("LEWEL_MODELS_DIR", raising=False)
+    assert cli.main(["serve", "--port", "8123", "--models-dir", str(tmp_path)]) == 0
+    assert calls == [("api.main:app", {"host": "127.0.0.1", "port": 8123, "log_level": "info"})]
+    assert os.environ["LEWEL_MODELS_DIR"] == str(tmp_path)
+    monkeypatch.delenv("LEWEL_MODELS_DIR")
+
+
+@pytest.mark.parametrize("argv", [["serve", "--port", "x"], ["serve", "--log-level", "loud"]])
+def test_lewel_serve_rejects_bad_options(argv):
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(argv)

@@ -1,0 +1,111 @@
+"""Safe decoding of untrusted image bytes: caps checked before decoding, every colour mode to RGB, EXIF."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from api_factory import image_bytes, png_declaring
+from PIL import Image
+
+from lewel.images import ImageTooLargeError, UnsupportedImageError, decode_image, to_rgb
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"),
+    [
+        ("RGB", "PNG"),
+        ("L", "PNG"),
+        ("1", "PNG"),
+        ("RGBA", "PNG"),
+        ("LA", "PNG"),
+        ("P", "PNG"),
+        ("I;16", "PNG"),
+        ("I;16", "TIFF"),
+        ("F", "TIFF"),
+        ("CMYK", "JPEG"),
+        ("CMYK", "TIFF"),
+        ("RGB", "JPEG"),
+        ("RGB", "WEBP"),
+        ("RGB", "BMP"),
+        ("RGB", "GIF"),
+        ("YCbCr", "JPEG"),
+    ],
+)
+def test_every_mode_decodes_to_rgb(mode, fmt):
+    image = decode_image(image_bytes(mode, (40, 30), fmt))
+    assert image.mode == "RGB" and image.size == (40, 30)
+    assert image.info["source_format"] == fmt
+
+
+def test_sixteen_bit_grayscale_is_scaled_not_clipped():
+    values = np.array([[0, 257 * 100, 65535]], dtype=np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(values).save(buffer, "PNG")
+    image = decode_image(buffer.getvalue())
+    assert image.info["source_mode"] == "I;16"
+    assert np.asarray(image)[0, :, 0].tolist() == [0, 100, 255]
+
+
+def test_float_grayscale_spans_black_to_white():
+    image = to_rgb(Image.fromarray(np.array([[-3.0, 0.0, 5.0]], dtype=np.float32)))
+    assert np.asarray(image)[0, :, 0].tolist() == [0, 96, 255]
+
+
+@pytest.mark.parametrize(("background", "value"), [("white", 255), ("black", 0)])
+def test_transparency_is_composited_on_the_background(background, value):
+    rgba = np.zeros((2, 2, 4), dtype=np.uint8)
+    rgba[..., 0] = 200  # red under a fully transparent alpha must not show
+    rgba[0, 0] = (10, 20, 30, 255)
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, "PNG")
+    pixels = np.asarray(decode_image(buffer.getvalue(), background=background))
+    assert pixels[0, 0].tolist() == [10, 20, 30]
+    assert pixels[1, 1].tolist() == [value] * 3
+
+
+def test_palette_transparency_is_honoured():
+    palette = Image.new("P", (2, 1))
+    palette.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    palette.putpixel((0, 0), 0)
+    palette.putpixel((1, 0), 1)
+    buffer = io.BytesIO()
+    palette.save(buffer, "PNG", transparency=0)
+    pixels = np.asarray(decode_image(buffer.getvalue(), background="black"))
+    assert pixels[0].tolist() == [[0, 0, 0], [0, 255, 0]]
+
+
+def test_exif_orientation_is_applied():
+    landscape = Image.fromarray(np.zeros((20, 50, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    buffer = io.BytesIO()
+    landscape.save(buffer, "JPEG", exif=exif)
+    assert decode_image(buffer.getvalue()).size == (20, 50)
+
+
+def test_caps_are_checked_before_decoding():
+    with pytest.raises(ImageTooLargeError, match="pixels"):
+        decode_image(png_declaring(5000, 5000), max_pixels=1_000_000)
+    with pytest.raises(ImageTooLargeError, match="decompression bomb"):
+        decode_image(png_declaring(100_000, 100_000), max_pixels=10**12)  # Pillow's own bomb limit
+    with pytest.raises(ImageTooLargeError, match="bytes"):
+        decode_image(image_bytes(), max_bytes=100)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"plain text, not an image",
+        image_bytes()[:60],
+        image_bytes(fmt="JPEG")[:200],
+        png_declaring(64, 64),
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n",
+    ],
+    ids=["empty", "text", "truncated-png", "truncated-jpeg", "corrupt-data", "eps"],
+)
+def test_unusable_bytes_are_refused(data):
+    with pytest.raises(UnsupportedImageError):
+        decode_image(data)
