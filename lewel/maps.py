@@ -18,9 +18,9 @@ import torch
 from scipy import ndimage
 
 PATTERNS = ("object", "multi-object", "global")  #: the paper's three kinds of maps, in index order
-BLOB_THRESHOLD = 0.5  #: a blob is a connected set of pixels whose value is >= this × the map's peak
+BLOB_THRESHOLD = 0.5  #: a blob is a connected set of cells above this share of the map's range: >= min + 0.5·(max − min)
 MIN_BLOB_MASS = 0.05  #: blobs holding less of the map's mass than this are not counted
-GLOBAL_AREA = 0.5  #: a map whose effective area (exp(entropy) / h·w) reaches this is "global"
+GLOBAL_AREA = 0.5  #: a map whose active area (share of cells in the upper half of its range) reaches this is "global"
 TOP_FRACTION = 0.1  #: top-mass statistic: the mass of the ceil(10 %) largest pixels
 POINTING_COVERAGE = 0.5  #: pointing game: the peak cell is "on an object" when objects cover >= half of it
 
@@ -40,14 +40,14 @@ def _as_maps(maps: ArrayLike) -> torch.Tensor:
     return tensor / total
 
 
-def _blobs(maps: torch.Tensor, peak: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _blobs(maps: torch.Tensor, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per map (``N×h×w`` float64, sums 1): number of blobs, mass of the heaviest, mass of all kept blobs.
 
     One ``scipy.ndimage.label`` call labels all N maps at once: the structuring element connects the 8
     neighbours within a map and nothing across maps.
     """
     values = maps.numpy()
-    above = values >= BLOB_THRESHOLD * peak.numpy()[:, None, None]
+    above = values >= level.numpy()[:, None, None]
     structure = np.zeros((3, 3, 3), dtype=bool)
     structure[1] = True
     labels, count = ndimage.label(above, structure=structure)
@@ -72,7 +72,12 @@ class MapStatistics:
     - ``effective_area``: exp(entropy) / (h·w), the share of the grid the map effectively spreads over;
     - ``peak``: the largest value; ``peak_ratio``: peak × h·w (1.0 = uniform);
     - ``top_mass``: mass of the ceil(``TOP_FRACTION`` · h·w) largest pixels;
-    - ``blobs``: number of 8-connected blobs of pixels >= ``BLOB_THRESHOLD`` × peak holding at least
+    - ``active_area``: share of the cells in the upper half of the map's range (>= min + ``BLOB_THRESHOLD`` ×
+      (max − min)), i.e. what a colour scale stretched from the map's minimum to its maximum shows as high,
+      as the maps are drawn. LEWEL's maps are softmaxes of unit-norm projections at temperature 1.0: their
+      logits are coordinates of unit vectors (about ±1/√d), so the maps are nearly flat in absolute terms
+      and absolute spread measures call every such map global;
+    - ``blobs``: number of 8-connected blobs of cells in the upper half of the range holding at least
       ``MIN_BLOB_MASS`` of the mass each (int64);
     - ``main_blob_mass``: mass of the heaviest such blob; ``other_blob_mass``: mass of the other ones;
     - ``pattern``: index into ``PATTERNS`` (int64), see ``classify``.
@@ -81,6 +86,7 @@ class MapStatistics:
     entropy: torch.Tensor
     normalized_entropy: torch.Tensor
     effective_area: torch.Tensor
+    active_area: torch.Tensor
     peak: torch.Tensor
     peak_ratio: torch.Tensor
     top_mass: torch.Tensor
@@ -92,12 +98,12 @@ class MapStatistics:
     def typicality(self, pattern: str) -> torch.Tensor:
         """How typical each map is of ``pattern`` (higher = more typical; orders maps in the app's tabs).
 
-        - object: ``main_blob_mass × (1 − effective_area)``, a single concentrated blob;
+        - object: ``main_blob_mass × (1 − active_area)``, a single concentrated blob;
         - multi-object: ``other_blob_mass``, the mass in blobs besides the heaviest one;
         - global: ``effective_area``, how evenly the map spreads over the image.
         """
         if pattern == "object":
-            return self.main_blob_mass * (1 - self.effective_area)
+            return self.main_blob_mass * (1 - self.active_area)
         if pattern == "multi-object":
             return self.other_blob_mass
         if pattern == "global":
@@ -109,18 +115,18 @@ class MapStatistics:
         return np.asarray(PATTERNS, dtype=object)[self.pattern.numpy().reshape(-1)].reshape(tuple(self.pattern.shape))
 
 
-def classify(effective_area: torch.Tensor, blobs: torch.Tensor) -> torch.Tensor:
+def classify(active_area: torch.Tensor, blobs: torch.Tensor) -> torch.Tensor:
     """The pattern rule (indices into ``PATTERNS``), applied in this order:
 
-    1. **global** when the effective area ``exp(entropy) / (h·w)`` is >= ``GLOBAL_AREA`` (0.5): the map
-       spreads over at least half of the image;
-    2. **multi-object** when it has >= 2 blobs (pixels >= ``BLOB_THRESHOLD`` (0.5) × peak, 8-connected,
+    1. **global** when the active area (share of cells >= min + ``BLOB_THRESHOLD`` (0.5) × (max − min)) is
+       >= ``GLOBAL_AREA`` (0.5): the map is high over at least half of the image;
+    2. **multi-object** when it has >= 2 blobs (cells in the upper half of the range, 8-connected,
        each holding >= ``MIN_BLOB_MASS`` (5 %) of the mass);
     3. **object** otherwise: one concentrated blob.
     """
-    pattern = torch.full(effective_area.shape, PATTERNS.index("object"), dtype=torch.int64)
+    pattern = torch.full(active_area.shape, PATTERNS.index("object"), dtype=torch.int64)
     pattern[blobs >= 2] = PATTERNS.index("multi-object")
-    pattern[effective_area >= GLOBAL_AREA] = PATTERNS.index("global")
+    pattern[active_area >= GLOBAL_AREA] = PATTERNS.index("global")
     return pattern
 
 
@@ -132,20 +138,23 @@ def map_statistics(maps: ArrayLike) -> MapStatistics:
     entropy = -torch.xlogy(flat, flat).sum(dim=1)
     normalized = entropy / math.log(h * w) if h * w > 1 else torch.ones_like(entropy)
     effective_area = torch.exp(entropy) / (h * w)
-    peak = flat.max(dim=1).values
+    peak, low = flat.max(dim=1).values, flat.min(dim=1).values
+    level = low + BLOB_THRESHOLD * (peak - low)
+    active_area = (flat >= level[:, None]).double().mean(dim=1)
     top = flat.topk(math.ceil(TOP_FRACTION * h * w), dim=1).values.sum(dim=1)
-    blobs, main, kept = _blobs(p.reshape(-1, h, w), peak)
+    blobs, main, kept = _blobs(p.reshape(-1, h, w), level)
     values = {
         "entropy": entropy,
         "normalized_entropy": normalized,
         "effective_area": effective_area,
+        "active_area": active_area,
         "peak": peak,
         "peak_ratio": peak * h * w,
         "top_mass": top,
         "blobs": blobs,
         "main_blob_mass": main,
         "other_blob_mass": kept - main,
-        "pattern": classify(effective_area, blobs),
+        "pattern": classify(active_area, blobs),
     }
     return MapStatistics(**{name: value.reshape(leading) for name, value in values.items()})
 
@@ -211,6 +220,7 @@ class MapScores:
     entropy: torch.Tensor
     normalized_entropy: torch.Tensor
     effective_area: torch.Tensor
+    active_area: torch.Tensor
     peak: torch.Tensor
     peak_ratio: torch.Tensor
     top_mass: torch.Tensor
@@ -243,6 +253,7 @@ def score_maps(maps: ArrayLike, masks: ArrayLike) -> MapScores:
         entropy=stats.entropy,
         normalized_entropy=stats.normalized_entropy,
         effective_area=stats.effective_area,
+        active_area=stats.active_area,
         peak=stats.peak,
         peak_ratio=stats.peak_ratio,
         top_mass=stats.top_mass,
@@ -289,7 +300,7 @@ def summarize_scores(scores: MapScores | Sequence[MapScores], num_groups: int = 
         "pointing_chance": float(s.pointing_chance.mean()),
         "statistics": {
             name: float(getattr(s, name).to(torch.float64).mean())
-            for name in ("entropy", "normalized_entropy", "effective_area", "peak", "peak_ratio", "top_mass", "blobs")
+            for name in ("entropy", "normalized_entropy", "effective_area", "active_area", "peak", "peak_ratio", "top_mass", "blobs")
         },
         "per_map": {
             "object_mass_ratio": ratio.mean(dim=0).tolist() if ratio.numel() else [math.nan] * d,

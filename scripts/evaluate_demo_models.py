@@ -77,14 +77,20 @@ def main() -> None:
     parser.add_argument("--out", default="docs/demo_models.json")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--val-scenes", type=int, default=512)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="score these runs only; other entries already in --out are kept")
     args = parser.parse_args()
     runs = Path(args.runs)
     scenes = runs / "scenes"
     if not (scenes / "scenes.json").exists():
         write_scenes(scenes, train=0, val=args.val_scenes, size=args.size)
+    out = Path(args.out)
     results: dict = {"size": args.size, "val_scenes_for_maps": args.val_scenes, "models": {}}
+    if out.exists():
+        previous = json.loads(out.read_text())
+        if (previous["size"], previous["val_scenes_for_maps"]) == (args.size, args.val_scenes):
+            results["models"] = previous["models"]
     with tempfile.TemporaryDirectory() as folder:
-        for method in METHODS:
+        for method in args.methods:
             checkpoint = runs / method / "last.pt"
             state = safe_load(checkpoint)
             config = state["config"]
@@ -92,8 +98,9 @@ def main() -> None:
             entry["training"] = training_time(runs / method)
             entry["random_init"] = score(random_checkpoint(state["model_config"], Path(folder), method), config, scenes, args.size)
             results["models"][method] = entry
+            results["models"] = {m: results["models"][m] for m in METHODS if m in results["models"]}
+            out.write_text(json.dumps(results, indent=2) + "\n")
             print(method, json.dumps({k: v for k, v in entry.items() if k != "config"}))
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

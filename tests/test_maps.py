@@ -39,6 +39,7 @@ def test_statistics_of_uniform_and_one_hot_maps():
     torch.testing.assert_close(stats.entropy, torch.tensor([math.log(49), 0.0], dtype=torch.float64))
     torch.testing.assert_close(stats.normalized_entropy, torch.tensor([1.0, 0.0], dtype=torch.float64))
     torch.testing.assert_close(stats.effective_area, torch.tensor([1.0, 1 / 49], dtype=torch.float64))
+    torch.testing.assert_close(stats.active_area, torch.tensor([1.0, 1 / 49], dtype=torch.float64))
     torch.testing.assert_close(stats.peak_ratio, torch.tensor([1.0, 49.0], dtype=torch.float64))
     torch.testing.assert_close(stats.top_mass, torch.tensor([5 / 49, 1.0], dtype=torch.float64))  # ceil(4.9) = 5
     assert stats.blobs.tolist() == [1, 1]
@@ -48,7 +49,7 @@ def test_statistics_of_uniform_and_one_hot_maps():
 def test_pattern_rule_on_hand_made_maps():
     one = bump(7, 7, 3, 3, 0.8)
     two = bump(7, 7, 1, 1, 0.7) + bump(7, 7, 5, 5, 0.7)
-    flat = torch.ones(7, 7) + 0.05 * torch.rand(7, 7, dtype=torch.float64)
+    flat = torch.ones(7, 7, dtype=torch.float64) + 0.05 * torch.linspace(0, 1, 7, dtype=torch.float64).sqrt()  # a gentle rise
     diagonal = torch.zeros(7, 7, dtype=torch.float64)
     diagonal[2, 2] = diagonal[3, 3] = 1  # touching corners: one blob under 8-connectivity
     speck = bump(7, 7, 3, 3, 0.6)
@@ -57,7 +58,7 @@ def test_pattern_rule_on_hand_made_maps():
     stats = map_statistics(maps)
     assert stats.blobs.tolist() == [1, 2, 1, 1, 1]
     assert stats.pattern_names().tolist() == ["object", "multi-object", "global", "object", "object"]
-    assert stats.effective_area[2] >= GLOBAL_AREA > stats.effective_area[:2].max()
+    assert stats.active_area[2] >= GLOBAL_AREA > stats.active_area[:2].max()
     torch.testing.assert_close(stats.other_blob_mass[1], stats.main_blob_mass[1], rtol=1e-6, atol=1e-9)
     # typicality orders maps within each pattern
     assert int(stats.typicality("object").argmax()) in (0, 3)
@@ -178,3 +179,17 @@ def test_summary_over_batches_and_groups():
     assert summary["object_mass_ratio"] == pytest.approx(np.mean(summary["per_map"]["object_mass_ratio"]))
     with pytest.raises(ValueError, match="must divide"):
         summarize_scores(batches, num_groups=3)
+
+
+def test_soft_lewel_maps_are_classified_relative_to_their_range():
+    """LEWEL's maps are softmaxes of unit-norm projections at temperature 1, nearly flat: a map a little higher
+    on one region is still an object map, one a little higher on two regions a multi-object map."""
+    one = torch.full((7, 7), -1.0, dtype=torch.float64)
+    one[1:3, 1:3] = 1.0
+    two = one.clone()
+    two[4:6, 4:6] = 1.0
+    slope = torch.linspace(0, 1, 7, dtype=torch.float64).sqrt().expand(7, 7)  # rises over most of the image
+    logits = 0.1 * torch.stack([one, two, slope]).reshape(3, -1)  # logits of about ±1/√d, as in trained models
+    stats = map_statistics(torch.softmax(logits, dim=1).reshape(3, 7, 7))
+    assert (stats.effective_area > GLOBAL_AREA).all()  # by absolute spread, all three look global
+    assert stats.pattern_names().tolist() == ["object", "multi-object", "global"]
