@@ -12,3 +12,4 @@ mkdir -p models
 .venv/bin/lewel export "$OUT/lewel_b_eman/last.pt" --format safetensors --half --out models/lewel_b_demo.safetensors
 .venv/bin/lewel export "$OUT/lewel_m/last.pt" --format safetensors --half --out models/lewel_m_demo.safetensors
 .venv/bin/python scripts/evaluate_demo_models.py --runs "$OUT" --out docs/demo_models.json --size 224
+.venv/bin/python scripts/write_demo_model_cards.py

@@ -40,7 +40,7 @@ def table(results: dict) -> str:
         "|---|---|---|---|---|",
     ]
     for method, entry in results["models"].items():
-        lines.append(f"| {NAMES[method]}, trained | {entry['trained']['knn_top1']:.1f} | {maps_cells(entry['trained'])} |")
+        lines.append(f"| {NAMES[method]}, trained ({entry['step']} steps) | {entry['trained']['knn_top1']:.1f} | {maps_cells(entry['trained'])} |")
         lines.append(f"| {NAMES[method]}, random init | {entry['random_init']['knn_top1']:.1f} | {maps_cells(entry['random_init'])} |")
     return "\n".join(lines)
 
@@ -72,7 +72,7 @@ substitute for the authors' ImageNet checkpoints.
   `scripts/write_demo_model_cards.py`).
 - **Hardware and time**: this project's CPU machine (2 cores, no GPU), two runs at a time with one thread
   each, next to other work; {training['seconds_first_to_last_log']} s from the first to the last logged step of
-  this run; the four runs took {wall}.
+  this run; wall time of the whole training script: {wall}.
 
 ## Scores (held-out scenes; `docs/demo_models.json`)
 
@@ -93,8 +93,9 @@ def main() -> None:
     results = json.loads((ROOT / "docs" / "demo_models.json").read_text())
     wall_file = ROOT / "runs" / "demo" / "wall_time.txt"
     wall = wall_file.read_text().split(":")[1].strip() if wall_file.exists() else "(not recorded)"
-    for method in SHIPPED:
-        (ROOT / "models" / f"{SHIPPED[method]}.md").write_text(card(method, results["models"][method], results, wall))
+    for method, name in SHIPPED.items():
+        if method in results["models"] and (ROOT / "models" / f"{name}.safetensors").exists():
+            (ROOT / "models" / f"{name}.md").write_text(card(method, results["models"][method], results, wall))
     page = ROOT / "docs" / "demo_models.md"
     text = page.read_text() if page.exists() else INTRO + f"{START}\n{END}\n"
     before, rest = text.split(START, 1)

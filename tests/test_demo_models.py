@@ -1,0 +1,88 @@
+"""The demo models shipped in models/: they open with lewel.load_model, fit the size budget, give maps, and
+their cards quote the measured numbers of docs/demo_models.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from lewel import load_model
+
+ROOT = Path(__file__).parent.parent
+SHIPPED = sorted((ROOT / "models").glob("*.safetensors"))
+RESULTS = ROOT / "docs" / "demo_models.json"
+METHOD_OF = {"lewel_b_demo": "lewel_b_eman", "lewel_m_demo": "lewel_m"}
+
+
+def test_the_default_demo_model_is_shipped():
+    assert ROOT / "models" / "lewel_b_demo.safetensors" in SHIPPED
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_demo_model_loads_and_gives_maps(path):
+    assert path.stat().st_size <= 25 * 10**6
+    model = load_model(path)
+    assert model.kind == "lewel-inference" and model.backbone_name == "resnet18" and model.has_maps
+    out = model.extract(torch.randn(2, 3, 128, 128))
+    assert out.maps.shape == (2, model.d, 4, 4)
+    torch.testing.assert_close(out.maps.sum(dim=(2, 3)), torch.ones(2, model.d))
+    assert torch.isfinite(out.aligned_embeddings).all()
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_model_card_quotes_the_measured_numbers(path):
+    card = path.with_suffix(".md").read_text()
+    entry = json.loads(RESULTS.read_text())["models"][METHOD_OF[path.stem]]
+    assert f"| this model | {entry['trained']['knn_top1']:.1f} | {entry['trained']['object_mass_ratio']:.3f} |" in card
+    assert f"| same shape, random init | {entry['random_init']['knn_top1']:.1f} |" in card
+    assert "./scripts/train_demo_models.sh" in card and f"{entry['step']} steps" in card
+
+
+def test_lewel_serve_serves_the_bundled_demo_model_by_default(tmp_path):
+    """What ./scripts/app runs: `lewel serve` on a fresh install answers with the LEWEL_B demo model."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx2
+    from test_api_server import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEWEL_")}
+    env.update(LEWEL_MODELS_DIR=str(tmp_path))
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "lewel"), "serve", "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            while True:
+                assert server.poll() is None, server.stdout.read()
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx2.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the service did not become ready"
+                time.sleep(0.3)
+            listing = client.get("/v1/models").json()
+            assert listing["default"] == "lewel_b_demo"
+            demo = next(m for m in listing["models"] if m["id"] == "lewel_b_demo")
+            assert (demo["method"], demo["backbone"], demo["source"]) == ("lewel_b_eman", "resnet18", "bundled")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+
+
+def test_readme_and_docs_show_the_same_measured_table():
+    page = (ROOT / "docs" / "demo_models.md").read_text()
+    table = page.split("<!-- measured table: written by scripts/write_demo_model_cards.py -->")[1].split("<!-- end of measured table -->")[0]
+    readme = (ROOT / "README.md").read_text()
+    rows = [row for row in table.strip().splitlines() if row.startswith("| ")]
+    assert len(rows) >= 4 and all(row in readme for row in rows)
