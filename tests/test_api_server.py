@@ -26,6 +26,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_ready(server: subprocess.Popen, client: httpx2.Client, *, seconds: float) -> None:
+    """Poll ``/readyz`` until it answers 200; fail with the server's output if it exits or takes too long."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert server.poll() is None, server.stdout.read()
+        try:
+            if client.get("/readyz").status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the server did not become ready"
+        time.sleep(0.2)
+
+
 def test_uvicorn_process_serves_maps(tmp_path):
     models = build_models(tmp_path / "models")
     port = free_port()
@@ -46,17 +60,8 @@ def test_uvicorn_process_serves_maps(tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
         with httpx2.Client(base_url=base, timeout=30) as client:
-            while True:
-                assert server.poll() is None, server.stdout.read()
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx2.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the server did not become ready"
-                time.sleep(0.2)
+            wait_until_ready(server, client, seconds=60)
             response = client.post(
                 "/v1/maps", files={"image": ("x.png", image_bytes(), "image/png")}, data={"views": "1", "size": "64"}
             )

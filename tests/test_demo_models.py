@@ -47,10 +47,9 @@ def test_lewel_serve_serves_the_bundled_demo_model_by_default(tmp_path):
     import signal
     import subprocess
     import sys
-    import time
 
     import httpx2
-    from test_api_server import free_port
+    from test_api_server import free_port, wait_until_ready
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEWEL_")}
@@ -60,17 +59,8 @@ def test_lewel_serve_serves_the_bundled_demo_model_by_default(tmp_path):
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        deadline = time.monotonic() + 120
         with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            while True:
-                assert server.poll() is None, server.stdout.read()
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx2.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the service did not become ready"
-                time.sleep(0.3)
+            wait_until_ready(server, client, seconds=120)
             listing = client.get("/v1/models").json()
             assert listing["default"] == "lewel_b_demo"
             demo = next(m for m in listing["models"] if m["id"] == "lewel_b_demo")
