@@ -65,10 +65,15 @@ def score(checkpoint: Path, config: dict, scenes: Path, size: int) -> dict:
 
 
 def training_time(run: Path) -> dict:
-    """Steps and wall-clock seconds between the first and last logged step (from metrics.jsonl)."""
+    """Steps, and the seconds spent training: the sum of the intervals between consecutive logged steps,
+    leaving out gaps of more than 10 minutes (a run stopped and resumed later) and the interval that
+    precedes a resumed run's first step (metrics.jsonl is appended to across restarts)."""
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     steps = [r for r in records if "loss" in r]
-    return {"logged_steps": steps[-1]["step"], "seconds_first_to_last_log": round(steps[-1]["time"] - steps[0]["time"]), "final_loss": steps[-1]["loss"]}
+    seconds = sum(
+        b["time"] - a["time"] for a, b in zip(steps, steps[1:]) if b["step"] > a["step"] and b["time"] - a["time"] < 600
+    )
+    return {"logged_steps": steps[-1]["step"], "seconds_first_to_last_log": round(seconds), "final_loss": steps[-1]["loss"]}
 
 
 def main() -> None:

@@ -71,8 +71,8 @@ substitute for the authors' ImageNet checkpoints.
 - **Command**: `./scripts/train_demo_models.sh` (trains all four, exports, evaluates; then
   `scripts/write_demo_model_cards.py`).
 - **Hardware and time**: this project's CPU machine (2 cores, no GPU), two runs at a time with one thread
-  each, next to other work; {training['seconds_first_to_last_log']} s from the first to the last logged step of
-  this run; wall time of the whole training script: {wall}.
+  each, next to other work; {training['seconds_first_to_last_log']} s of training between its first and last
+  logged steps (a stop and resume left out); wall time of the whole training script: {wall}.
 
 ## Scores (held-out scenes; `docs/demo_models.json`)
 
