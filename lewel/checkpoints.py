@@ -92,7 +92,8 @@ class CheckpointContents:
         return any(k.startswith("neck.") for k in self.online_state)
 
 
-def _strip(state: Mapping[str, Any], prefix: str) -> dict[str, torch.Tensor]:
+def strip_prefix(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """The entries of ``state`` whose key starts with ``prefix``, with the prefix removed."""
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
@@ -145,7 +146,7 @@ def read_checkpoint(path: str | os.PathLike) -> CheckpointContents:
         state = _tensors_only(_without_module_prefix(raw.get("state_dict", {})), path)
         if raw["format"] == FORMAT_TRAIN:
             prefix = "encoder_q." if config.is_moco else "online_net."
-            state = _strip(state, prefix)
+            state = strip_prefix(state, prefix)
         meta = {k: raw[k] for k in ("epoch", "step") if k in raw}
         return CheckpointContents(raw["format"], state, config, meta)
 
@@ -159,9 +160,9 @@ def read_checkpoint(path: str | os.PathLike) -> CheckpointContents:
             value = raw[key]
             meta[key] = value.item() if isinstance(value, (np.generic, torch.Tensor)) else value
     if any(k.startswith("online_net.") for k in state):
-        return CheckpointContents("authors-lewelb", _tensors_only(_strip(state, "online_net."), path), None, meta)
+        return CheckpointContents("authors-lewelb", _tensors_only(strip_prefix(state, "online_net."), path), None, meta)
     if any(k.startswith("encoder_q.") for k in state):
-        query = _tensors_only(_strip(state, "encoder_q."), path)
+        query = _tensors_only(strip_prefix(state, "encoder_q."), path)
         if any(k.startswith("backbone.") for k in query):
             return CheckpointContents("moco", query, None, meta)
         backbone = {k: v for k, v in query.items() if not k.startswith("fc.")}

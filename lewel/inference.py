@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoints import CheckpointContents, CheckpointError, read_checkpoint
+from .checkpoints import CheckpointContents, CheckpointError, read_checkpoint, strip_prefix
 from .config import ModelConfig
 from .models import build_backbone, build_head, infer_backbone_name
 from .models.heads import CoupledHead, GlobalHead, map_aligned_index, map_group, map_index
@@ -234,7 +234,7 @@ def _mlp_shape(state: dict[str, torch.Tensor], prefix: str, source: str) -> tupl
 def _infer_config(contents: CheckpointContents, source: str) -> ModelConfig | None:
     """Rebuild the model config of a file that does not store one, from its tensor shapes."""
     state = contents.online_state
-    backbone = infer_backbone_name(_strip_prefix(state, "backbone."))
+    backbone = infer_backbone_name(strip_prefix(state, "backbone."))
     if not contents.has_head:
         return None
     _, hidden, dim, has_norm = _mlp_shape(state, "neck.proj.mlp.", source)
@@ -247,10 +247,6 @@ def _infer_config(contents: CheckpointContents, source: str) -> ModelConfig | No
     return ModelConfig.for_method(
         method, backbone=backbone, hidden_dim=hidden, dim=dim, head_norm=has_norm, num_groups=num_groups
     )
-
-
-def _strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], part: str, source: str) -> None:
@@ -282,7 +278,7 @@ def model_from_contents(
     stray = sorted(k for k in contents.online_state if not k.startswith(("backbone.", "neck.")))
     if stray:
         raise CheckpointError(f"{source}: unexpected keys in the online network: {stray[:5]}")
-    backbone_state = _strip_prefix(contents.online_state, "backbone.")
+    backbone_state = strip_prefix(contents.online_state, "backbone.")
     name = config.backbone if config is not None else infer_backbone_name(backbone_state)
     backbone = build_backbone(name)
     _load_strict(backbone, backbone_state, "backbone", source)
@@ -292,7 +288,7 @@ def model_from_contents(
             neck = build_head(config, backbone.out_channels)
         except ValueError as error:
             raise CheckpointError(f"{source}: {error}") from None
-        _load_strict(neck, _strip_prefix(contents.online_state, "neck."), "projection head", source)
+        _load_strict(neck, strip_prefix(contents.online_state, "neck."), "projection head", source)
     return LewelModel(backbone, neck, config=config, source=source, kind=contents.kind, metadata=contents.metadata)
 
 
@@ -315,7 +311,7 @@ def describe_checkpoint(path: str | os.PathLike, *, num_groups: int | None = Non
     if config is not None:
         backbone = config.backbone
     else:
-        backbone = infer_backbone_name(_strip_prefix(contents.online_state, "backbone."))
+        backbone = infer_backbone_name(strip_prefix(contents.online_state, "backbone."))
     return {
         "method": config.method if config is not None else "backbone",
         "backbone": backbone,

@@ -17,10 +17,13 @@ from lewel.inference import MapsUnavailableError
 from ..errors import ApiError
 from ..middleware import token_matches, unauthorized
 from ..registry import LoadedModel, ModelLoadFailed, ModelNotFound, ModelRefused
-from ..schemas import ImageInfo, ModelSummary, ViewParams
+from ..schemas import ErrorBody, ImageInfo, ModelSummary, ViewParams
 from ..service import Service
 
 _bearer = HTTPBearer(auto_error=False, description="LEWEL_API_TOKEN, when the service has one")
+
+#: the JSON error bodies the upload endpoints document in OpenAPI
+ERROR_RESPONSES = {status: {"model": ErrorBody} for status in (401, 403, 404, 413, 415, 422, 500, 503)}
 
 
 def get_service(request: Request) -> Service:

@@ -13,9 +13,10 @@ from fastapi.responses import Response
 from lewel.analysis import extract_views, grouped_aligned_features
 
 from ..encoding import encode_array, npz_bytes, png_base64
-from ..schemas import EmbeddingsParams, EmbeddingsResponse, EmbeddingsViewBody, ErrorBody
+from ..schemas import EmbeddingsParams, EmbeddingsResponse, EmbeddingsViewBody
 from ..service import Service
 from .common import (
+    ERROR_RESPONSES,
     ServiceDep,
     check_view_params,
     decode,
@@ -29,14 +30,11 @@ from .common import (
 
 router = APIRouter(prefix="/v1", tags=["embeddings"], dependencies=[Depends(require_token)])
 
-ERRORS = {status: {"model": ErrorBody} for status in (401, 403, 404, 413, 415, 422, 500, 503)}
-
-
 @router.post(
     "/embeddings",
     response_model=EmbeddingsResponse,
     summary="global embedding and grouped aligned representations of an uploaded image",
-    responses={**ERRORS, 200: {"content": {"application/x-npz": {}}}},
+    responses={**ERROR_RESPONSES, 200: {"content": {"application/x-npz": {}}}},
 )
 async def embeddings(
     service: ServiceDep,

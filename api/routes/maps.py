@@ -21,7 +21,6 @@ from ..encoding import encode_array, npz_bytes, png_base64
 from ..errors import ApiError
 from ..registry import LoadedModel
 from ..schemas import (
-    ErrorBody,
     MapInfo,
     MapsParams,
     MapsResponse,
@@ -31,6 +30,7 @@ from ..schemas import (
 )
 from ..service import Service
 from .common import (
+    ERROR_RESPONSES,
     ServiceDep,
     check_view_params,
     decode,
@@ -56,14 +56,11 @@ AGREEMENT = (
 #: every per-map statistic of ``lewel.maps.MapStatistics`` (the pattern is reported by name)
 STATISTICS = tuple(f.name for f in fields(MapStatistics) if f.name != "pattern")
 
-ERRORS = {status: {"model": ErrorBody} for status in (401, 403, 404, 413, 415, 422, 500, 503)}
-
-
 @router.post(
     "/maps",
     response_model=MapsResponse,
     summary="alignment maps of an uploaded image and its augmented views",
-    responses={**ERRORS, 200: {"content": {"image/png": {}, "application/x-npz": {}}}},
+    responses={**ERROR_RESPONSES, 200: {"content": {"image/png": {}, "application/x-npz": {}}}},
 )
 async def maps(
     service: ServiceDep,

@@ -83,6 +83,11 @@ def _restore_rng(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _memory_format(config: TrainConfig, runtime: Runtime) -> torch.memory_format:
+    """channels_last on GPU when asked (faster convolutions there), the default layout otherwise."""
+    return torch.channels_last if config.channels_last and runtime.device.type == "cuda" else torch.contiguous_format
+
+
 def _prepare_model(config: TrainConfig, runtime: Runtime) -> tuple[MomentumMethod, nn.Module]:
     """Build the method, move it, apply SyncBN / channels_last / compile, wrap in DDP. Returns (model, wrapped)."""
     model = build_model(config.model)
@@ -91,8 +96,7 @@ def _prepare_model(config: TrainConfig, runtime: Runtime) -> tuple[MomentumMetho
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         elif runtime.is_main:
             print("lewel train: sync_bn needs GPUs; BatchNorm stays per process on the CPU")
-    memory_format = torch.channels_last if config.channels_last and runtime.device.type == "cuda" else torch.contiguous_format
-    model = model.to(runtime.device, memory_format=memory_format)
+    model = model.to(runtime.device, memory_format=_memory_format(config, runtime))
     if config.compile:
         for online, target in model.momentum_pairs():
             online.backbone.compile()
@@ -215,7 +219,7 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
 
     last_loss = math.nan
     saved: list[str] = []
-    memory_format = torch.channels_last if config.channels_last and runtime.device.type == "cuda" else torch.contiguous_format
+    memory_format = _memory_format(config, runtime)
     wrapped.train()
     while step < total_steps:
         epoch, done_in_epoch = divmod(step, steps_per_epoch)
