@@ -2,13 +2,15 @@
 
 ``figure5`` draws the paper's Figure 5 layout for one image: a row per view with the input image (the
 view's crop box drawn on it), the augmented view, then the chosen maps overlaid on the view.
-``overlay`` blends one map onto an image; ``figure_png`` encodes a figure.
+``figure5_grid`` draws the same from plain arrays (what a client of the API holds), ``overlay`` blends one
+map onto an image, ``draw_box`` outlines a view's crop on the image and ``figure_png`` encodes a figure.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -17,10 +19,12 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from .analysis import MapAnalysis
 from .maps import PATTERNS
+
+Scale = Literal["peak", "range"]
 
 
 def _as_rgb_array(image: Image.Image | np.ndarray | torch.Tensor) -> np.ndarray:
@@ -41,11 +45,14 @@ def overlay(
     *,
     alpha: float = 0.5,
     cmap: str = "jet",
+    scale: Scale = "peak",
 ) -> np.ndarray:
     """Blend a map (``h×w``, any non-negative scale, NaN = not seen) onto an image -> ``H×W×3`` uint8.
 
-    The map is upsampled bilinearly to the image, scaled so that its peak is 1, coloured with ``cmap`` and
-    mixed in with weight ``alpha``; where it is NaN the image shows unchanged.
+    The map is upsampled bilinearly to the image, scaled to [0, 1], coloured with ``cmap`` and mixed in with
+    weight ``alpha``; where it is NaN the image shows unchanged. ``scale="peak"`` maps 0 -> 0 and the peak
+    -> 1 (a nearly uniform map looks uniformly hot); ``"range"`` stretches the map's own minimum -> 0 and
+    maximum -> 1 (where it looks *relative* to itself, as attention maps are usually drawn).
     """
     rgb = _as_rgb_array(image)
     height, width = rgb.shape[:2]
@@ -56,8 +63,14 @@ def overlay(
     filled = torch.where(valid, values, torch.zeros_like(values))
     up = F.interpolate(filled[None, None], size=(height, width), mode="bilinear", align_corners=False)[0, 0]
     seen = F.interpolate(valid[None, None].float(), size=(height, width), mode="nearest")[0, 0] > 0.5
-    peak = float(up.max())
-    scaled = (up / peak if peak > 0 else up).clamp(0, 1).numpy()
+    if scale == "range" and bool(valid.any()):
+        low, high = float(values[valid].min()), float(values[valid].max())
+        scaled = ((up - low) / (high - low) if high > low else torch.zeros_like(up)).clamp(0, 1).numpy()
+    elif scale in ("peak", "range"):
+        peak = float(up.max())
+        scaled = (up / peak if peak > 0 else up).clamp(0, 1).numpy()
+    else:
+        raise ValueError(f"scale must be 'peak' or 'range', got {scale!r}")
     colour = colormaps[cmap](scaled)[..., :3] * 255.0
     weight = np.where(seen.numpy(), alpha, 0.0)[..., None]
     return np.clip(rgb * (1 - weight) + colour * weight, 0, 255).astype(np.uint8)
@@ -70,22 +83,60 @@ def figure5(
     *,
     cell_inches: float = 1.5,
     cmap: str = "jet",
+    alpha: float = 0.5,
+    scale: Scale = "peak",
 ) -> Figure:
-    """The Figure-5 grid: one row per view of ``analysis``; columns: the ``source`` image with the view's
-    crop box (dashed when flipped), the augmented view, then each map of ``indices`` overlaid on the view,
-    titled with its index and that view's pattern for it. ``source`` may be a downscaled copy of the image
-    the views were cut from (boxes are scaled to it)."""
-    rows, columns = len(analysis.views), 2 + len(indices)
-    figure = Figure(figsize=(cell_inches * columns, cell_inches * rows * 1.1), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = np.atleast_2d(figure.subplots(rows, columns, squeeze=False))
-    picture = _as_rgb_array(source)
+    """The Figure-5 grid of a ``MapAnalysis``: one row per view; columns: the ``source`` image with the
+    view's crop box (dashed when flipped), the augmented view, then each map of ``indices`` overlaid on the
+    view, titled with its index and that view's pattern for it. ``source`` may be a downscaled copy of the
+    image the views were cut from (boxes are scaled to it)."""
+    chosen = list(indices)
     patterns = analysis.statistics.pattern
-    for row, view in enumerate(analysis.views):
+    return figure5_grid(
+        source,
+        [view.image for view in analysis.views],
+        [view.box for view in analysis.views],
+        [view.flip for view in analysis.views],
+        analysis.views[0].source_size,
+        analysis.maps[:, chosen],
+        [[f"map {m}\n{PATTERNS[int(patterns[row, m])]}" for m in chosen] for row in range(len(analysis.views))],
+        presets=[view.preset for view in analysis.views],
+        cell_inches=cell_inches,
+        cmap=cmap,
+        alpha=alpha,
+        scale=scale,
+    )
+
+
+def figure5_grid(
+    source: Image.Image | np.ndarray | torch.Tensor,
+    view_images: Sequence[Image.Image | np.ndarray | torch.Tensor],
+    boxes: Sequence[Sequence[int]],
+    flips: Sequence[bool],
+    source_size: tuple[int, int],
+    maps: np.ndarray | torch.Tensor,
+    titles: Sequence[Sequence[str]],
+    *,
+    presets: Sequence[str | None] | None = None,
+    cell_inches: float = 1.5,
+    cmap: str = "jet",
+    alpha: float = 0.5,
+    scale: Scale = "peak",
+) -> Figure:
+    """Figure 5 from plain arrays (what a client of the API holds): V views with their images, crop boxes
+    ``[x0, y0, x1, y1]`` in pixels of an image of ``source_size`` (width, height) and flips; ``maps``
+    ``V×k×h×w``; ``titles`` V×k captions of the map cells; ``presets`` the views' augmentation names."""
+    values = np.asarray(maps, dtype=np.float32)
+    rows, count = values.shape[:2]
+    figure = Figure(figsize=(cell_inches * (2 + count), cell_inches * rows * 1.1), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = np.atleast_2d(figure.subplots(rows, 2 + count, squeeze=False))
+    picture = _as_rgb_array(source)
+    for row in range(rows):
         ax = axes[row, 0]
         ax.imshow(picture)
-        sx, sy = picture.shape[1] / view.source_size[0], picture.shape[0] / view.source_size[1]
-        x0, y0, x1, y1 = view.box
+        sx, sy = picture.shape[1] / source_size[0], picture.shape[0] / source_size[1]
+        x0, y0, x1, y1 = boxes[row]
         ax.add_patch(
             Rectangle(
                 (x0 * sx - 0.5, y0 * sy - 0.5),
@@ -94,20 +145,44 @@ def figure5(
                 fill=False,
                 edgecolor="yellow",
                 linewidth=1.5,
-                linestyle="--" if view.flip else "-",
+                linestyle="--" if flips[row] else "-",
             )
         )
-        ax.set_title(f"input, view {view.index}" + (" (flipped)" if view.flip else ""), fontsize=7)
-        view_picture = _as_rgb_array(view.image)
+        ax.set_title(f"input, view {row}" + (" (flipped)" if flips[row] else ""), fontsize=7)
+        view_picture = _as_rgb_array(view_images[row])
         axes[row, 1].imshow(view_picture)
-        axes[row, 1].set_title(view.preset or "whole image", fontsize=7)
-        for column, index in enumerate(indices, start=2):
-            axes[row, column].imshow(overlay(view_picture, analysis.maps[row, index], cmap=cmap))
-            pattern = PATTERNS[int(patterns[row, index])]
-            axes[row, column].set_title(f"map {index}\n{pattern}", fontsize=7)
+        preset = presets[row] if presets is not None else None
+        axes[row, 1].set_title(preset or ("whole image" if row == 0 else f"view {row}"), fontsize=7)
+        for column in range(count):
+            axes[row, 2 + column].imshow(overlay(view_picture, values[row, column], cmap=cmap, alpha=alpha, scale=scale))
+            axes[row, 2 + column].set_title(titles[row][column], fontsize=7)
     for ax in axes.flat:
         ax.set_axis_off()
     return figure
+
+
+def draw_box(
+    image: Image.Image | np.ndarray | torch.Tensor,
+    box: Sequence[int],
+    *,
+    source_size: tuple[int, int],
+    flip: bool = False,
+    colour: tuple[int, int, int] = (255, 221, 0),
+) -> np.ndarray:
+    """A copy of ``image`` (``H×W×3``) with a view's crop ``box`` (``[x0, y0, x1, y1]`` in pixels of an
+    image of ``source_size`` = (width, height)) outlined; a flipped view's box gets a second, inner line."""
+    rgb = Image.fromarray(_as_rgb_array(image))
+    sx, sy = rgb.width / source_size[0], rgb.height / source_size[1]
+    x0, y0, x1, y1 = box
+    rect = [round(x0 * sx), round(y0 * sy), max(round(x1 * sx) - 1, 0), max(round(y1 * sy) - 1, 0)]
+    width = max(2, round(min(rgb.size) / 100))
+    draw = ImageDraw.Draw(rgb)
+    draw.rectangle(rect, outline=colour, width=width)
+    if flip:
+        inner = [rect[0] + 2 * width, rect[1] + 2 * width, rect[2] - 2 * width, rect[3] - 2 * width]
+        if inner[0] < inner[2] and inner[1] < inner[3]:
+            draw.rectangle(inner, outline=colour, width=max(1, width // 2))
+    return np.asarray(rgb)
 
 
 def figure_png(figure: Figure, *, dpi: int = 100) -> bytes:

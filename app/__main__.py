@@ -1,0 +1,123 @@
+"""``python -m app``: start the inference service (``lewel serve``) and the Streamlit app together, print the
+address, and stop both when either exits or on Ctrl-C / SIGTERM. ``--api-url`` uses a running service
+instead of starting one."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+MAIN = Path(__file__).resolve().parent / "main.py"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address of the app and the service (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8501, help="port of the app (default 8501)")
+    parser.add_argument("--api-port", type=int, default=8000, help="port of the service it starts (default 8000)")
+    parser.add_argument("--api-url", default=None, help="use the service at this URL instead of starting one")
+    parser.add_argument("--models-dir", default=None, help="folder of checkpoints to serve (sets LEWEL_MODELS_DIR)")
+    parser.add_argument("--ready-timeout", type=float, default=300.0, help="seconds to wait for the service")
+    return parser.parse_args(argv)
+
+
+def wait_ready(url: str, service: subprocess.Popen | None, seconds: float) -> None:
+    """Poll ``url/readyz`` until it answers 200; raise with the reason when the service exits or is late."""
+    deadline = time.monotonic() + seconds
+    reason = "no answer yet"
+    while time.monotonic() < deadline:
+        if service is not None and service.poll() is not None:
+            raise RuntimeError(f"the service exited with status {service.returncode} before it was ready")
+        try:
+            response = httpx.get(f"{url}/readyz", timeout=5.0)
+            if response.status_code == 200:
+                return
+            reason = response.json().get("message", response.text)
+        except (httpx.HTTPError, ValueError) as error:
+            reason = str(error)
+        time.sleep(0.3)
+    raise RuntimeError(f"the service at {url} was not ready after {seconds:.0f} s: {reason}")
+
+
+def browser_host(host: str) -> str:
+    """The address a browser on this machine uses for a server bound to ``host``."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    env = dict(os.environ)
+    if args.models_dir:
+        env["LEWEL_MODELS_DIR"] = str(Path(args.models_dir).expanduser().resolve())
+    children: list[subprocess.Popen] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    service = None
+    try:
+        if args.api_url:
+            api_url = args.api_url.rstrip("/")
+        else:
+            api_url = f"http://{browser_host(args.host)}:{args.api_port}"
+            command = [sys.executable, "-m", "lewel.cli", "serve", "--host", args.host, "--port", str(args.api_port)]
+            service = subprocess.Popen(command, env=env)
+            children.append(service)
+        print(f"waiting for the LEWEL service at {api_url} …", flush=True)
+        wait_ready(api_url, service, args.ready_timeout)
+        app = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(MAIN),
+                "--server.address",
+                args.host,
+                "--server.port",
+                str(args.port),
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+                "--client.toolbarMode",
+                "viewer",
+            ],
+            env={**env, "LEWEL_API_URL": api_url},
+        )
+        children.append(app)
+        print(
+            f"LEWEL explorer: http://{browser_host(args.host)}:{args.port}  (service: {api_url}/docs)",
+            flush=True,
+        )
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        exited = next(child for child in children if child.poll() is not None)
+        return int(exited.returncode or 0)
+    except KeyboardInterrupt:
+        return 0
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

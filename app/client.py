@@ -1,0 +1,235 @@
+"""The app's view of the inference service: an HTTP client for ``/v1/models``, ``/v1/maps`` and
+``/v1/embeddings`` that turns every failure into a ``ServiceError`` a person can read.
+
+The app asks ``/v1/maps`` for ``format=npz`` (all d maps of every view, their statistics and the warped
+maps): the same bytes are parsed for display and offered as the download, so what is saved is what is shown.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+import torch
+
+from lewel.maps import MapStatistics, top_per_pattern
+
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+PATTERN_KEYS = {"object": "object", "multi-object": "multi_object", "global": "global"}
+
+
+class ServiceError(Exception):
+    """A request to the service failed. ``title`` says what failed in a few words, ``message`` why (the
+    service's own message when it sent one), ``code`` is the service's error code or ``unreachable``."""
+
+    def __init__(self, title: str, message: str, *, code: str = "error", status: int | None = None) -> None:
+        super().__init__(f"{title}: {message}")
+        self.title, self.message, self.code, self.status = title, message, code, status
+
+
+@dataclass(frozen=True)
+class ViewParams:
+    """What decides the views and the model's input: the same params give the same views for any model."""
+
+    views: int = 2
+    preset: str = "byol1"
+    seed: int = 0
+    size: int = 224
+
+    def form(self) -> dict[str, str]:
+        return {"views": str(self.views), "preset": self.preset, "seed": str(self.seed), "size": str(self.size)}
+
+
+@dataclass(frozen=True)
+class MapsResult:
+    """All d maps of V views of one image, parsed from the service's NPZ answer.
+
+    - ``maps``: ``V×d×h×w`` float32 (each sums to 1 over its view); ``frame_maps``: ``V×d×rows×cols``
+      (mass per cell of the original image, NaN where the view does not reach); ``coverage``: ``V×rows×cols``;
+    - ``view_images``: ``V×S×S×3`` uint8, the views as the model saw them; ``boxes`` ``V×4`` (x0, y0, x1,
+      y1) in original-image pixels; ``flips`` ``V``;
+    - ``groups``, ``aligned``: ``d``, channel group and aligned representation of each map; ``agreement``
+      ``d`` (NaN with one view); ``patterns`` ``V×d`` pattern names, ``pattern_index`` the same as indices
+      into ``lewel.maps.PATTERNS``;
+    - ``statistics``: name -> ``V×d`` (entropy, effective_area, ...); ``typicality``: pattern -> ``V×d``;
+    - ``model``: the service's model summary (id, method, backbone, d, h, device); ``npz``: the raw answer.
+    """
+
+    model: dict[str, Any]
+    maps: np.ndarray
+    frame_maps: np.ndarray
+    coverage: np.ndarray
+    view_images: np.ndarray
+    boxes: np.ndarray
+    flips: np.ndarray
+    groups: np.ndarray
+    aligned: np.ndarray
+    agreement: np.ndarray
+    patterns: np.ndarray
+    pattern_index: np.ndarray
+    statistics: dict[str, np.ndarray]
+    typicality: dict[str, np.ndarray]
+    agreement_definition: str
+    npz: bytes
+
+    @property
+    def d(self) -> int:
+        return int(self.maps.shape[1])
+
+    @property
+    def h(self) -> int:
+        return int(self.model.get("h") or 1)
+
+    @property
+    def num_views(self) -> int:
+        return int(self.maps.shape[0])
+
+    def view_statistics(self, view: int) -> MapStatistics:
+        """``lewel.maps.MapStatistics`` of one view's maps (fields of shape ``d``)."""
+        fields = {name: torch.as_tensor(values[view]) for name, values in self.statistics.items()}
+        return MapStatistics(**fields, pattern=torch.as_tensor(self.pattern_index[view]))
+
+    def ranked(self, pattern: str | None) -> list[int]:
+        """Map indices for a tab: the maps of view 0 classified as ``pattern``, most typical of it first
+        (``lewel.maps.top_per_pattern``), or every map by index when ``pattern`` is None."""
+        if pattern is None:
+            return list(range(self.d))
+        return top_per_pattern(self.view_statistics(0), self.d)[pattern]
+
+    def count(self, pattern: str) -> int:
+        """How many maps of view 0 are of ``pattern``."""
+        return int((self.patterns[0] == pattern).sum())
+
+    def aligned_maps(self, aligned: int) -> list[int]:
+        """The h map indices that build aligned representation ``aligned`` (one per channel group)."""
+        per_group = self.d // self.h
+        return [group * per_group + aligned for group in range(self.h)]
+
+
+def parse_maps_npz(data: bytes) -> MapsResult:
+    """The NPZ answer of ``POST /v1/maps`` (``maps=all``, ``order=index``) -> ``MapsResult``."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    meta = json.loads(str(arrays["meta"]))
+    names = arrays["pattern_names"]
+    statistics = {
+        name.removeprefix("statistics_"): value.astype(np.float64)
+        for name, value in arrays.items()
+        if name.startswith("statistics_")
+    }
+    return MapsResult(
+        model=meta["model"],
+        maps=arrays["maps"].astype(np.float32),
+        frame_maps=arrays["frame_maps"].astype(np.float32),
+        coverage=arrays["coverage"].astype(np.float32),
+        view_images=arrays["view_images"],
+        boxes=arrays["boxes"],
+        flips=arrays["flips"],
+        groups=arrays["groups"],
+        aligned=arrays["aligned"],
+        agreement=arrays["agreement"].astype(np.float64),
+        patterns=names[arrays["patterns"]],
+        pattern_index=arrays["patterns"],
+        statistics=statistics,
+        typicality={p: arrays[f"typicality_{key}"].astype(np.float64) for p, key in PATTERN_KEYS.items()},
+        agreement_definition=meta.get("agreement", ""),
+        npz=data,
+    )
+
+
+@dataclass(frozen=True)
+class EmbeddingsResult:
+    """Per view: ``global_embedding`` ``V×d`` and ``aligned_embeddings`` ``V×(d/h)×d`` (float32)."""
+
+    global_embedding: np.ndarray
+    aligned_embeddings: np.ndarray
+
+
+class ApiClient:
+    """A small synchronous client of the LEWEL service at ``base_url`` (``LEWEL_API_URL``), sending the
+    bearer token ``LEWEL_API_TOKEN`` when one is set."""
+
+    def __init__(self, base_url: str | None = None, *, token: str | None = None, timeout: float = 120.0) -> None:
+        self.base_url = (base_url or os.environ.get("LEWEL_API_URL") or DEFAULT_API_URL).rstrip("/")
+        self.token = token if token is not None else os.environ.get("LEWEL_API_TOKEN")
+        self.timeout = timeout
+
+    def _request(self, what: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            response = httpx.request(
+                method, self.base_url + path, headers=headers, timeout=self.timeout, **kwargs
+            )
+        except httpx.TimeoutException as error:
+            raise ServiceError(
+                f"{what} timed out",
+                f"the LEWEL service at {self.base_url} did not answer within {self.timeout:.0f} s ({error})",
+                code="timeout",
+            ) from error
+        except httpx.HTTPError as error:
+            raise ServiceError(
+                "The LEWEL service is not reachable",
+                f"nothing answers at {self.base_url} ({error}). Start it with ./scripts/app, or point "
+                "LEWEL_API_URL at a running service.",
+                code="unreachable",
+            ) from error
+        if response.status_code >= 400:
+            raise _service_error(what, response)
+        return response
+
+    def models(self) -> dict[str, Any]:
+        """``GET /v1/models``: ``{"default", "device", "searched", "models": [...]}``."""
+        return self._request("Listing the models", "GET", "/v1/models").json()
+
+    def maps(self, image: bytes, filename: str, model: str, params: ViewParams) -> MapsResult:
+        """``POST /v1/maps`` with every map of every view (NPZ), parsed."""
+        response = self._request(
+            f"Computing the maps of {model}",
+            "POST",
+            "/v1/maps",
+            files={"image": (filename, image, "application/octet-stream")},
+            data={**params.form(), "model": model, "format": "npz"},
+        )
+        return parse_maps_npz(response.content)
+
+    def embeddings(self, image: bytes, filename: str, model: str, params: ViewParams) -> EmbeddingsResult:
+        """``POST /v1/embeddings`` (NPZ): the global and aligned embeddings of every view."""
+        response = self._request(
+            f"Computing the embeddings of {model}",
+            "POST",
+            "/v1/embeddings",
+            files={"image": (filename, image, "application/octet-stream")},
+            data={**params.form(), "model": model, "format": "npz"},
+        )
+        with np.load(io.BytesIO(response.content), allow_pickle=False) as archive:
+            return EmbeddingsResult(
+                global_embedding=archive["global_embedding"].astype(np.float32),
+                aligned_embeddings=archive["aligned_embeddings"].astype(np.float32),
+            )
+
+
+def _service_error(what: str, response: httpx.Response) -> ServiceError:
+    """The service's JSON error ``{"error", "message"}`` as a ``ServiceError`` titled for the person."""
+    try:
+        body = response.json()
+        code, message = str(body.get("error", "error")), str(body.get("message", response.text))
+    except ValueError:
+        code, message = "error", response.text[:500] or response.reason_phrase
+    titles = {
+        "unsupported_media_type": "The image was rejected",
+        "too_large": "The image is too large",
+        "model_load_failed": "The model failed to load",
+        "model_not_found": "The model is not available",
+        "model_refused": "The model file was refused",
+        "model_without_maps": "This model has no alignment maps",
+        "unauthorized": "The service refused the request",
+        "invalid_parameters": "The service rejected the settings",
+        "out_of_memory": "The service ran out of memory",
+        "not_ready": "The service is not ready yet",
+    }
+    return ServiceError(titles.get(code, f"{what} failed"), message, code=code, status=response.status_code)
