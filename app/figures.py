@@ -69,6 +69,16 @@ def frame_overlay(small: Image.Image, result: MapsResult, view: int, index: int,
     return overlay(small, result.frame_maps[view, index], cmap=style.cmap, alpha=style.alpha, scale=style.scale)
 
 
+def contrast_note(result: MapsResult, view: int, index: int, style: Style) -> str:
+    """What the colours of a map mean, with how far from uniform it is (its peak over the uniform value)."""
+    peak = float(result.statistics["peak_ratio"][view, index])
+    low = float(result.maps[view, index].min()) * result.maps.shape[-1] * result.maps.shape[-2]
+    spread = f"its values run from {low:.2f}× to {peak:.2f}× the uniform value 1/{result.maps[0, 0].size}"
+    if style.scale == "range":
+        return f"Colours stretch the map's own range: {spread}."
+    return f"Colours run from 0 to the map's peak: {spread}."
+
+
 def map_caption(result: MapsResult, view: int, index: int) -> str:
     return f"map {index} · {result.patterns[view, index]}"
 

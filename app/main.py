@@ -49,8 +49,13 @@ def fetch_embeddings(base_url: str, image: bytes, name: str, model: str, params:
     return ApiClient(base_url).embeddings(image, name, model, params)
 
 
-def show_error(error: ServiceError) -> None:
-    st.error(f"**{error.title}.** {error.message}", icon=":material/error:")
+IMAGE_ERRORS = ("unsupported_media_type", "too_large")
+
+
+def show_error(error: ServiceError, image_name: str | None = None) -> None:
+    """The failure as a message (never a traceback); image errors name the file."""
+    subject = f" ({image_name})" if image_name and error.code in IMAGE_ERRORS else ""
+    st.error(f"**{error.title}{subject}.** {error.message}", icon=":material/error:")
 
 
 def select_map(index: int, aligned: int) -> None:
@@ -229,6 +234,7 @@ def selected_map_section(
         caption=f"map {index} on view 0, enlarged",
         width="stretch",
     )
+    left.caption(figures.contrast_note(result, 0, index, style))
     agreement = result.agreement[index]
     with right:
         cells = st.columns(4)
@@ -362,7 +368,7 @@ def main() -> None:
             results[name] = fetch_maps(api.base_url, picked.data, picked.name, name, params)
         except ServiceError as error:
             progress.empty()
-            show_error(error)
+            show_error(error, picked.name)
             st.stop()
     progress.empty()
 

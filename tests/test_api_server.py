@@ -5,39 +5,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx2
 import pytest
 from api_factory import build_models, image_bytes
+from servers import free_port, wait_until_ready
 
 from lewel import cli
 
 ROOT = Path(__file__).parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_ready(server: subprocess.Popen, client: httpx2.Client, *, seconds: float) -> None:
-    """Poll ``/readyz`` until it answers 200; fail with the server's output if it exits or takes too long."""
-    deadline = time.monotonic() + seconds
-    while True:
-        assert server.poll() is None, server.stdout.read()
-        try:
-            if client.get("/readyz").status_code == 200:
-                return
-        except httpx2.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the server did not become ready"
-        time.sleep(0.2)
 
 
 def test_uvicorn_process_serves_maps(tmp_path):

@@ -49,7 +49,7 @@ def test_lewel_serve_serves_the_bundled_demo_model_by_default(tmp_path):
     import sys
 
     import httpx2
-    from test_api_server import free_port, wait_until_ready
+    from servers import free_port, wait_until_ready
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEWEL_")}

@@ -1,0 +1,73 @@
+"""Processes the tests serve from: free ports, waiting for readiness, and the inference service on a
+folder of models in its own process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+
+ROOT = Path(__file__).parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_ready(server: subprocess.Popen, client: httpx2.Client, *, seconds: float) -> None:
+    """Poll ``/readyz`` until it answers 200; fail with the server's output if it exits or takes too long."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert server.poll() is None, server.stdout.read() if server.stdout else server.returncode
+        try:
+            if client.get("/readyz").status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the server did not become ready"
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def running_service(models_dir: Path, default: str, *, seconds: float = 90) -> Iterator[str]:
+    """``uvicorn api.main:app`` serving ``models_dir`` only (no bundled models) on a free port, ready;
+    yields its base URL and stops it afterwards."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "LEWEL_MODELS_DIR": str(models_dir),
+        "LEWEL_BUNDLED_MODELS_DIR": str(models_dir / "no-bundled-models"),
+        "LEWEL_DEFAULT_MODEL": default,
+        "LEWEL_WARMUP_SIZE": "64",
+        "LEWEL_TORCH_THREADS": "1",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx2.Client(base_url=base, timeout=30) as client:
+            wait_until_ready(server, client, seconds=seconds)
+        yield base
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.communicate()
