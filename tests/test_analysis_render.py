@@ -15,7 +15,7 @@ from lewel.analysis import analyze_maps, extract_views, grouped_aligned_features
 from lewel.inference import MapsUnavailableError, load_model
 from lewel.maps import warp_to_image
 from lewel.models.heads import group_aggregate
-from lewel.render import figure5, figure_png, overlay
+from lewel.render import draw_box, figure5, figure5_grid, figure_png, overlay
 from lewel.views import views_batch
 
 
@@ -90,3 +90,46 @@ def test_figure5_has_a_row_per_view_and_encodes_as_png(model, picture):
     assert figure.axes[3].get_title().startswith("map 5")
     png = figure_png(figure, dpi=40)
     assert Image.open(io.BytesIO(png)).format == "PNG"
+
+
+def test_overlay_range_scale_stretches_a_nearly_flat_map():
+    image = np.full((20, 20, 3), 100, dtype=np.uint8)
+    heat = torch.tensor([[0.24, 0.26], [0.25, 0.25]])
+    peak = overlay(image, heat, alpha=1.0, cmap="gray", scale="peak")
+    stretched = overlay(image, heat, alpha=1.0, cmap="gray", scale="range")
+    assert peak[2, 2, 0] > 200  # 0.24 / 0.26 of the peak: nearly white, like the peak itself
+    assert stretched[2, 2].tolist() == [0, 0, 0] and stretched[2, 17].tolist() == [255, 255, 255]
+    flat = overlay(image, torch.full((2, 2), 0.25), alpha=1.0, cmap="gray", scale="range")
+    assert (flat == 0).all()  # no range: the lowest colour everywhere, not a division by zero
+    with pytest.raises(ValueError, match="scale"):
+        overlay(image, heat, scale="log")
+
+
+def test_draw_box_outlines_the_crop_in_the_scaled_image():
+    image = np.zeros((50, 100, 3), dtype=np.uint8)
+    boxed = draw_box(image, [100, 50, 300, 150], source_size=(400, 200), colour=(255, 0, 0))
+    assert boxed.shape == image.shape and not image.any()  # the input is not drawn on
+    assert boxed[12, 40].tolist() == [255, 0, 0] and boxed[25, 25].tolist() == [255, 0, 0]  # top and left edges
+    assert boxed[25, 50].tolist() == [0, 0, 0] and boxed[5, 5].tolist() == [0, 0, 0]  # inside and outside
+    flipped = draw_box(image, [100, 50, 300, 150], source_size=(400, 200), flip=True, colour=(255, 0, 0))
+    assert int((flipped[..., 0] > 0).sum()) > int((boxed[..., 0] > 0).sum())  # a second, inner line
+
+
+def test_figure5_grid_from_arrays_matches_figure5(model, picture):
+    views, extraction = extract_views(model, picture, views=1, preset="cropflip", size=64, seed=0)
+    analysis = analyze_maps(views, extraction)
+    titles = [["a", "b"], ["c", "d"]]
+    figure = figure5_grid(
+        picture,
+        [v.image for v in views],
+        [v.box for v in views],
+        [v.flip for v in views],
+        views[0].source_size,
+        analysis.maps[:, [2, 3]].numpy(),
+        titles,
+    )
+    assert len(figure.axes) == 2 * 4
+    assert [figure.axes[i].get_title() for i in (2, 3, 6, 7)] == ["a", "b", "c", "d"]
+    assert figure.axes[5].get_title() == "view 1"
+    reference = figure5(analysis, [2, 3], picture)
+    np.testing.assert_array_equal(figure.axes[2].images[0].get_array(), reference.axes[2].images[0].get_array())
