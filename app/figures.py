@@ -65,8 +65,11 @@ def map_overlay(result: MapsResult, view: int, index: int, style: Style) -> np.n
 
 def frame_overlay(small: Image.Image, result: MapsResult, view: int, index: int, style: Style) -> np.ndarray:
     """Map ``index`` of view ``view`` warped back into the original image frame and blended onto the input
-    (where the view's crop does not reach, the image shows unchanged)."""
-    return overlay(small, result.frame_maps[view, index], cmap=style.cmap, alpha=style.alpha, scale=style.scale)
+    (where the view's crop does not reach, the image shows unchanged). The frame maps hold mass per cell, so
+    a cell the crop only partly covers holds less; drawn is the density, mass ÷ covered share of the cell."""
+    coverage = result.coverage[view]
+    density = np.where(coverage > 0, result.frame_maps[view, index] / np.maximum(coverage, 1e-12), np.nan)
+    return overlay(small, density, cmap=style.cmap, alpha=style.alpha, scale=style.scale)
 
 
 def contrast_note(result: MapsResult, view: int, index: int, style: Style) -> str:

@@ -61,7 +61,10 @@ def overlay(
         raise ValueError(f"heatmap must be h×w, got {tuple(values.shape)}")
     valid = torch.isfinite(values)
     filled = torch.where(valid, values, torch.zeros_like(values))
-    up = F.interpolate(filled[None, None], size=(height, width), mode="bilinear", align_corners=False)[0, 0]
+    # normalised interpolation: unseen cells get no weight, so they do not darken the edge of what is seen
+    weight = F.interpolate(valid[None, None].float(), size=(height, width), mode="bilinear", align_corners=False)
+    total = F.interpolate(filled[None, None], size=(height, width), mode="bilinear", align_corners=False)
+    up = (total / weight.clamp_min(1e-6))[0, 0]
     seen = F.interpolate(valid[None, None].float(), size=(height, width), mode="nearest")[0, 0] > 0.5
     if scale == "range" and bool(valid.any()):
         low, high = float(values[valid].min()), float(values[valid].max())

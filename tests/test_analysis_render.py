@@ -133,3 +133,11 @@ def test_figure5_grid_from_arrays_matches_figure5(model, picture):
     assert figure.axes[5].get_title() == "view 1"
     reference = figure5(analysis, [2, 3], picture)
     np.testing.assert_array_equal(figure.axes[2].images[0].get_array(), reference.axes[2].images[0].get_array())
+
+
+def test_overlay_does_not_darken_the_edge_of_what_is_seen():
+    image = np.zeros((40, 40, 3), dtype=np.uint8)
+    heat = torch.tensor([[1.0, float("nan")], [1.0, float("nan")]])
+    blended = overlay(image, heat, alpha=1.0, cmap="gray", scale="peak")
+    assert (blended[:, :20] == 255).all()  # the seen half is uniformly at its peak, up to the unseen half
+    assert (blended[:, 20:] == 0).all()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -272,3 +273,22 @@ def test_contrast_note_says_how_far_from_uniform(service):
     assert note.startswith("Colours stretch") and figures.contrast_note(
         result, 0, 3, figures.Style(scale="peak")
     ).startswith("Colours run from 0")
+
+
+def test_frame_overlay_draws_density_not_mass_per_cell(service):
+    """A cell the crop covers by half holds half the mass of a full one at the same density: drawn alike."""
+    result = ApiClient(service).maps(*load_item("skimage:rocket"), "tiny", SMALL)
+    rows, cols = result.coverage.shape[1:]
+    small = Image.new("RGB", (cols, rows), (128, 128, 128))
+    coverage = np.zeros((rows, cols), dtype=np.float32)
+    coverage[:, :2] = [0.5, 1.0]
+    frame = np.full((rows, cols), np.nan, dtype=np.float32)
+    frame[:, :2] = [0.05, 0.1]  # the same density in both columns
+    flat = replace(
+        result,
+        coverage=np.stack([coverage] * result.num_views),
+        frame_maps=np.broadcast_to(frame, result.frame_maps.shape).copy(),
+    )
+    drawn = figures.frame_overlay(small, flat, 1, 0, figures.Style(cmap="gray", alpha=1.0, scale="peak"))
+    assert drawn[rows // 2, 0].tolist() == drawn[rows // 2, 1].tolist() == [255, 255, 255]
+    assert drawn[rows // 2, cols - 1].tolist() == [128, 128, 128]  # outside the crop: the image unchanged
