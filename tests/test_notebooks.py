@@ -96,7 +96,9 @@ def execute(
         resources={"metadata": {"path": str(workdir)}},
     )
     started = time.monotonic()
-    client.execute()
+    # importing streamlit (the app's tests) sets MPLBACKEND=Agg in this process; the kernel must keep its
+    # inline backend, or plt.show() draws nothing
+    client.execute(env={key: value for key, value in os.environ.items() if key != "MPLBACKEND"})
     elapsed = time.monotonic() - started
     nbformat.write(notebook, copy)
     return notebook, elapsed
