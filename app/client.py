@@ -186,27 +186,21 @@ class ApiClient:
         """``GET /v1/models``: ``{"default", "device", "searched", "models": [...]}``."""
         return self._request("Listing the models", "GET", "/v1/models").json()
 
+    def _post_image(self, what: str, path: str, image: bytes, filename: str, form: dict[str, str]) -> bytes:
+        """POST ``image`` as the multipart field ``image`` with ``form`` and ``format=npz``; the NPZ bytes."""
+        files = {"image": (filename, image, "application/octet-stream")}
+        return self._request(what, "POST", path, files=files, data={**form, "format": "npz"}).content
+
     def maps(self, image: bytes, filename: str, model: str, params: ViewParams) -> MapsResult:
         """``POST /v1/maps`` with every map of every view (NPZ), parsed."""
-        response = self._request(
-            f"Computing the maps of {model}",
-            "POST",
-            "/v1/maps",
-            files={"image": (filename, image, "application/octet-stream")},
-            data={**params.form(), "model": model, "format": "npz"},
-        )
-        return parse_maps_npz(response.content)
+        form = {**params.form(), "model": model}
+        return parse_maps_npz(self._post_image(f"Computing the maps of {model}", "/v1/maps", image, filename, form))
 
     def embeddings(self, image: bytes, filename: str, model: str, params: ViewParams) -> EmbeddingsResult:
         """``POST /v1/embeddings`` (NPZ): the global and aligned embeddings of every view."""
-        response = self._request(
-            f"Computing the embeddings of {model}",
-            "POST",
-            "/v1/embeddings",
-            files={"image": (filename, image, "application/octet-stream")},
-            data={**params.form(), "model": model, "format": "npz"},
-        )
-        with np.load(io.BytesIO(response.content), allow_pickle=False) as archive:
+        form = {**params.form(), "model": model}
+        data = self._post_image(f"Computing the embeddings of {model}", "/v1/embeddings", image, filename, form)
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             return EmbeddingsResult(
                 global_embedding=archive["global_embedding"].astype(np.float32),
                 aligned_embeddings=archive["aligned_embeddings"].astype(np.float32),

@@ -38,15 +38,14 @@ def wait_until_ready(server: subprocess.Popen, client: httpx2.Client, *, seconds
         time.sleep(0.2)
 
 
-@contextlib.contextmanager
-def running_service(models_dir: Path, default: str, *, seconds: float = 90) -> Iterator[str]:
-    """``uvicorn api.main:app`` serving ``models_dir`` only (no bundled models) on a free port, ready;
-    yields its base URL and stops it afterwards."""
+def start_service(models_dir: Path, default: str, *, bundled_dir: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """``uvicorn api.main:app`` serving ``models_dir`` (and no bundled models unless ``bundled_dir``) on a free
+    port, its output piped; returns the process and its base URL (not yet ready)."""
     port = free_port()
     env = {
         **os.environ,
         "LEWEL_MODELS_DIR": str(models_dir),
-        "LEWEL_BUNDLED_MODELS_DIR": str(models_dir / "no-bundled-models"),
+        "LEWEL_BUNDLED_MODELS_DIR": str(bundled_dir or models_dir / "no-bundled-models"),
         "LEWEL_DEFAULT_MODEL": default,
         "LEWEL_WARMUP_SIZE": "64",
         "LEWEL_TORCH_THREADS": "1",
@@ -59,15 +58,27 @@ def running_service(models_dir: Path, default: str, *, seconds: float = 90) -> I
         stderr=subprocess.STDOUT,
         text=True,
     )
-    base = f"http://127.0.0.1:{port}"
+    return server, f"http://127.0.0.1:{port}"
+
+
+def stop(process: subprocess.Popen, *, seconds: float = 30) -> str:
+    """SIGTERM, then wait (SIGKILL after ``seconds``); returns what the process printed when it was piped."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        output = process.communicate(timeout=seconds)[0]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output = process.communicate()[0]
+    return output or ""
+
+
+@contextlib.contextmanager
+def running_service(models_dir: Path, default: str, *, seconds: float = 90) -> Iterator[str]:
+    """``start_service``, waited for until ready; yields its base URL and stops it afterwards."""
+    server, base = start_service(models_dir, default)
     try:
         with httpx2.Client(base_url=base, timeout=30) as client:
             wait_until_ready(server, client, seconds=seconds)
         yield base
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.communicate()
+        stop(server)

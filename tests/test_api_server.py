@@ -5,39 +5,20 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
-from pathlib import Path
 
 import httpx2
 import pytest
 from api_factory import build_models, image_bytes
-from servers import free_port, wait_until_ready
+from servers import start_service, stop, wait_until_ready
 
 from lewel import cli
 
-ROOT = Path(__file__).parent.parent
 
 
 def test_uvicorn_process_serves_maps(tmp_path):
     models = build_models(tmp_path / "models")
-    port = free_port()
-    env = {
-        **os.environ,
-        "LEWEL_MODELS_DIR": str(models["tiny"].parent),
-        "LEWEL_BUNDLED_MODELS_DIR": str(tmp_path / "none"),
-        "LEWEL_DEFAULT_MODEL": "tiny",
-        "LEWEL_WARMUP_SIZE": "64",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_service(models["tiny"].parent, "tiny")
     try:
         with httpx2.Client(base_url=base, timeout=30) as client:
             wait_until_ready(server, client, seconds=60)
@@ -49,8 +30,7 @@ def test_uvicorn_process_serves_maps(tmp_path):
             assert body["model"]["id"] == "tiny" and len(body["views"]) == 2
             assert client.get("/metrics").status_code == 200
     finally:
-        server.send_signal(signal.SIGTERM)
-        output = server.communicate(timeout=30)[0]
+        output = stop(server)
     assert server.returncode in (0, -signal.SIGTERM), output  # uvicorn re-raises the signal after a clean shutdown
     assert "Application startup complete" in output and "Finished server process" in output
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from servers import ROOT, free_port
+from servers import ROOT, free_port, stop
 
 CHROMIUM = Path("/usr/bin/chromium")
 SAMPLE = ROOT / "static" / "samples" / "three_objects.png"
@@ -127,9 +126,5 @@ def test_upload_see_the_grid_select_a_map(tmp_path):
             expect(page.get_by_text("not a usable image", exact=False)).to_be_visible()
             browser.close()
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
     assert process.returncode == 0, (tmp_path / "app.log").read_text()
