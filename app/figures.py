@@ -120,7 +120,8 @@ def statistics_rows(result: MapsResult, index: int, presets: Sequence[str]) -> l
         row: dict[str, Any] = {"view": view_label(result, view, presets[view]), "pattern": result.patterns[view, index]}
         for name, label in STATISTICS.items():
             if name in result.statistics:
-                row[label] = round(float(result.statistics[name][view, index]), 4)
+                value = float(result.statistics[name][view, index])
+                row[label] = int(value) if name == "blobs" else round(value, 4)
         for pattern, score in result.typicality.items():
             row[f"typicality: {pattern}"] = round(float(score[view, index]), 4)
         rows.append(row)

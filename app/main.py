@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 from PIL import Image
 
@@ -246,7 +247,8 @@ def selected_map_section(
             f"{agreement:.3f}" if np.isfinite(agreement) else "– (one view)",
             help=result.agreement_definition or None,
         )
-        st.dataframe(figures.statistics_rows(result, index, presets), hide_index=True)
+        table = pd.DataFrame(figures.statistics_rows(result, index, presets)).set_index("view").T
+        st.dataframe(table.astype(str), width="stretch")
     st.markdown("**The same map index on every view**")
     row = st.columns(max(result.num_views, 4))
     for view in range(result.num_views):

@@ -113,7 +113,7 @@ def test_upload_see_the_grid_select_a_map(tmp_path):
             time.sleep(1)  # let the last images paint before the screenshots
             grid, selected = tmp_path / "app.png", tmp_path / "app_map.png"
             page.screenshot(path=str(grid))
-            page.get_by_role("heading", name="One map").scroll_into_view_if_needed()
+            page.get_by_role("heading", name="One map").evaluate("heading => heading.scrollIntoView({block: 'start'})")
             time.sleep(0.5)
             page.screenshot(path=str(selected))
             assert grid.stat().st_size > 50_000 and selected.stat().st_size > 50_000
