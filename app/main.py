@@ -17,7 +17,7 @@ from lewel.images import ImageDecodeError, decode_image
 
 PRESETS = {
     "byol1": "BYOL view 1 (crop, flip, colour, blur)",
-    "byol2": "BYOL view 2 (… solarise)",
+    "byol2": "BYOL view 2 (rarer blur, solarisation)",
     "mocov2": "MoCo v2",
     "cropflip": "crop and flip only",
 }
@@ -25,6 +25,8 @@ SIZES = [64, 96, 128, 160, 192, 224, 256, 320]
 SCALES = {"range": "each map's range (min → max)", "peak": "zero to peak"}
 COLORMAPS = ["jet", "turbo", "viridis", "magma", "inferno", "plasma", "hot"]
 TABS = {"Object": "object", "Multi-object": "multi-object", "Global": "global", "All": None}
+IMAGE_ERRORS = ("unsupported_media_type", "too_large")  #: service error codes about the image itself
+CACHE_SECONDS = 600  #: answers are reused for the same image and settings this long (a model file may change)
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff", "ppm", "tga"]
 
 
@@ -40,17 +42,14 @@ def client() -> ApiClient:
     return ApiClient()
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(max_entries=16, ttl=CACHE_SECONDS, show_spinner=False)
 def fetch_maps(base_url: str, image: bytes, name: str, model: str, params: ViewParams) -> MapsResult:
     return ApiClient(base_url).maps(image, name, model, params)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(max_entries=16, ttl=CACHE_SECONDS, show_spinner=False)
 def fetch_embeddings(base_url: str, image: bytes, name: str, model: str, params: ViewParams) -> EmbeddingsResult:
     return ApiClient(base_url).embeddings(image, name, model, params)
-
-
-IMAGE_ERRORS = ("unsupported_media_type", "too_large")
 
 
 def show_error(error: ServiceError, image_name: str | None = None) -> None:
