@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from lewel.maps import frame_density
 from lewel.render import Scale, draw_box, figure5_grid, figure_png, overlay
 
 from .client import EmbeddingsResult, MapsResult
@@ -67,16 +68,16 @@ def frame_overlay(small: Image.Image, result: MapsResult, view: int, index: int,
     """Map ``index`` of view ``view`` warped back into the original image frame and blended onto the input
     (where the view's crop does not reach, the image shows unchanged). The frame maps hold mass per cell, so
     a cell the crop only partly covers holds less; drawn is the density, mass ÷ covered share of the cell."""
-    coverage = result.coverage[view]
-    density = np.where(coverage > 0, result.frame_maps[view, index] / np.maximum(coverage, 1e-12), np.nan)
+    density = frame_density(result.frame_maps[view, index], result.coverage[view])
     return overlay(small, density, cmap=style.cmap, alpha=style.alpha, scale=style.scale)
 
 
 def contrast_note(result: MapsResult, view: int, index: int, style: Style) -> str:
     """What the colours of a map mean, with how far from uniform it is (its peak over the uniform value)."""
+    cells = result.maps[view, index].size
     peak = float(result.statistics["peak_ratio"][view, index])
-    low = float(result.maps[view, index].min()) * result.maps.shape[-1] * result.maps.shape[-2]
-    spread = f"its values run from {low:.2f}× to {peak:.2f}× the uniform value 1/{result.maps[0, 0].size}"
+    low = float(result.maps[view, index].min()) * cells
+    spread = f"its values run from {low:.2f}× to {peak:.2f}× the uniform value 1/{cells}"
     if style.scale == "range":
         return f"Colours stretch the map's own range: {spread}."
     return f"Colours run from 0 to the map's peak: {spread}."

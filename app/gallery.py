@@ -82,16 +82,14 @@ def gallery_items() -> list[GalleryItem]:
 
 
 @lru_cache(maxsize=32)
-def _scene_png(index: int) -> bytes:
-    from lewel.data.scenes import SceneGenerator
-
-    return _png(SceneGenerator(size=SCENE_SIZE, seed=0, min_objects=2, max_objects=4).scene(index).image)
-
-
 def load_item(key: str, scene_index: int = 0) -> tuple[bytes, str]:
-    """The bytes and a file name of gallery item ``key`` (scene ``scene_index`` for generated scenes)."""
+    """The bytes and a file name of gallery item ``key`` (scene ``scene_index`` for generated scenes).
+    Cached: the page asks again on every rerun, and photos and scenes are encoded as PNG here."""
     if key == SCENE_KEY:
-        return _scene_png(scene_index), f"scene_{scene_index:04d}.png"
+        from lewel.data.scenes import SceneGenerator
+
+        scene = SceneGenerator(size=SCENE_SIZE, seed=0, min_objects=2, max_objects=4).scene(scene_index)
+        return _png(scene.image), f"scene_{scene_index:04d}.png"
     source, _, name = key.partition(":")
     if source == "static":
         path = STATIC_SAMPLES / Path(name).name

@@ -388,6 +388,15 @@ def crop_coverage(box: Box, image_size: Sequence[int], grid: Sequence[int]) -> t
     return rows[:, None] * cols[None, :]
 
 
+def frame_density(frame_maps: ArrayLike, coverage: ArrayLike) -> torch.Tensor:
+    """Maps warped into the image frame (``...×rows×cols`` mass per cell, from ``warp_to_image``) as a
+    density: each cell's mass divided by the share of it the crop covers (``crop_coverage``, broadcast), so
+    that a half-covered cell at the same density reads the same as a full one. NaN where nothing is covered."""
+    mass = torch.as_tensor(frame_maps).to(torch.float64)
+    cover = torch.as_tensor(coverage).to(torch.float64)
+    return torch.where(cover > 0, mass / cover.clamp(min=1e-12), torch.full_like(mass, math.nan))
+
+
 def warp_to_image(
     maps: ArrayLike,
     box: Box,

@@ -62,9 +62,9 @@ def overlay(
     valid = torch.isfinite(values)
     filled = torch.where(valid, values, torch.zeros_like(values))
     # normalised interpolation: unseen cells get no weight, so they do not darken the edge of what is seen
-    weight = F.interpolate(valid[None, None].float(), size=(height, width), mode="bilinear", align_corners=False)
+    support = F.interpolate(valid[None, None].float(), size=(height, width), mode="bilinear", align_corners=False)
     total = F.interpolate(filled[None, None], size=(height, width), mode="bilinear", align_corners=False)
-    up = (total / weight.clamp_min(1e-6))[0, 0]
+    up = (total / support.clamp_min(1e-6))[0, 0]
     seen = F.interpolate(valid[None, None].float(), size=(height, width), mode="nearest")[0, 0] > 0.5
     if scale == "range" and bool(valid.any()):
         low, high = float(values[valid].min()), float(values[valid].max())
@@ -157,7 +157,8 @@ def figure5_grid(
         preset = presets[row] if presets is not None else None
         axes[row, 1].set_title(preset or ("whole image" if row == 0 else f"view {row}"), fontsize=7)
         for column in range(count):
-            axes[row, 2 + column].imshow(overlay(view_picture, values[row, column], cmap=cmap, alpha=alpha, scale=scale))
+            blended = overlay(view_picture, values[row, column], cmap=cmap, alpha=alpha, scale=scale)
+            axes[row, 2 + column].imshow(blended)
             axes[row, 2 + column].set_title(titles[row][column], fontsize=7)
     for ax in axes.flat:
         ax.set_axis_off()

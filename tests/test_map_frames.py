@@ -11,6 +11,7 @@ from lewel.maps import (
     PATTERNS,
     crop_coverage,
     cross_view_agreement,
+    frame_density,
     frame_grid,
     intersect_boxes,
     map_statistics,
@@ -149,3 +150,14 @@ def test_ranking_and_selection_follow_typicality():
     assert select_maps(stats, maps="all", order="object", top_k=1) == rank_maps(stats, "object").tolist()
     with pytest.raises(ValueError, match="unknown order"):
         select_maps(stats, maps="all", order="size")
+
+
+def test_frame_density_divides_mass_by_the_covered_share():
+    size, grid = (40, 40), (4, 4)  # cells of 10×10 pixels
+    coverage = crop_coverage((5, 0, 30, 40), size, grid)  # column 0 half covered, 1-2 fully, 3 not at all
+    mass = torch.where(coverage > 0, 0.1 * coverage, torch.full_like(coverage, float("nan")))
+    density = frame_density(mass, coverage)
+    assert torch.allclose(density[:, :3], torch.full((4, 3), 0.1, dtype=torch.float64))
+    assert density[:, 3].isnan().all()
+    views = frame_density(torch.stack([mass, mass]), coverage)  # coverage broadcasts over leading dimensions
+    assert views.shape == (2, 4, 4) and torch.equal(views[1].nan_to_num(), density.nan_to_num())
