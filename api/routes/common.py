@@ -11,8 +11,10 @@ from fastapi import Depends, Request, UploadFile
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from PIL import Image
 
+from lewel.analysis import extract_views
 from lewel.images import Background, ImageTooLargeError, UnsupportedImageError, decode_image
-from lewel.inference import MapsUnavailableError
+from lewel.inference import Extraction, MapsUnavailableError
+from lewel.views import View
 
 from ..errors import ApiError
 from ..middleware import token_matches, unauthorized
@@ -124,6 +126,29 @@ def model_errors(service: Service) -> Iterator[None]:
             "the GPU ran out of memory; retry later, or ask for fewer views or a smaller size",
             headers={"Retry-After": str(service.settings.retry_after_s)},
         ) from None
+
+
+def run_views(
+    service: Service,
+    loaded: LoadedModel,
+    picture: Image.Image,
+    params: ViewParams,
+    *,
+    aligned_projection: bool = True,
+) -> tuple[list[View], Extraction]:
+    """View 0 and ``params.views`` augmented views of ``picture`` through the model, as one batch
+    (``lewel.analysis.extract_views`` with the request's preset, size and seed), model failures translated."""
+    with model_errors(service):
+        return extract_views(
+            loaded.model,
+            picture,
+            views=params.views,
+            preset=params.preset,
+            size=params.size,
+            seed=params.seed,
+            aligned_projection=aligned_projection,
+            extract=loaded.extract,
+        )
 
 
 def get_model(service: Service, model_id: str | None) -> LoadedModel:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from lewel.analysis import extract_views, grouped_aligned_features
+from lewel.analysis import grouped_aligned_features
 
 from ..encoding import encode_array, npz_bytes, png_base64
 from ..schemas import EmbeddingsParams, EmbeddingsResponse, EmbeddingsViewBody
@@ -22,10 +22,10 @@ from .common import (
     decode,
     get_model,
     image_info,
-    model_errors,
     model_summary,
     read_upload,
     require_token,
+    run_views,
 )
 
 router = APIRouter(prefix="/v1", tags=["embeddings"], dependencies=[Depends(require_token)])
@@ -54,16 +54,7 @@ def _compute(service: Service, data: bytes, params: EmbeddingsParams) -> Respons
     picture = decode(data, service, params.background)
     loaded = get_model(service, params.model)
     model = loaded.model
-    with model_errors(service):
-        views, extraction = extract_views(
-            model,
-            picture,
-            views=params.views,
-            preset=params.preset,
-            size=params.size,
-            seed=params.seed,
-            extract=loaded.extract,
-        )
+    views, extraction = run_views(service, loaded, picture, params)
     pooled = extraction.feature_map.float().mean(dim=(2, 3))
     global_embedding = extraction.global_embedding.float() if model.d is not None else None
     aligned = extraction.aligned_embeddings.float() if extraction.has_maps else None

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from PIL import Image
 
-from lewel.analysis import MapAnalysis, analyze_maps, extract_views
+from lewel.analysis import MapAnalysis, analyze_maps
 from lewel.maps import PATTERNS, MapStatistics, select_maps, top_per_pattern
 from lewel.render import figure5, figure_png
 
@@ -36,10 +36,10 @@ from .common import (
     decode,
     get_model,
     image_info,
-    model_errors,
     model_summary,
     read_upload,
     require_token,
+    run_views,
 )
 
 router = APIRouter(prefix="/v1", tags=["maps"], dependencies=[Depends(require_token)])
@@ -88,17 +88,7 @@ def _compute(service: Service, data: bytes, params: MapsParams) -> Response | Ma
     d = loaded.model.d or 0
     if params.top_k > d:
         raise ApiError(422, "invalid_parameters", f"top_k={params.top_k} exceeds the model's d={d} maps")
-    with model_errors(service):
-        views, extraction = extract_views(
-            loaded.model,
-            picture,
-            views=params.views,
-            preset=params.preset,
-            size=params.size,
-            seed=params.seed,
-            aligned_projection=False,
-            extract=loaded.extract,
-        )
+    views, extraction = run_views(service, loaded, picture, params, aligned_projection=False)
     analysis = analyze_maps(views, extraction, frame_cells=params.frame_cells)
     reference = analysis.view_statistics(0)
     indices = select_maps(reference, maps=params.maps, order=params.order, top_k=params.top_k)
