@@ -1,4 +1,8 @@
-"""The ``lewel`` command line: argument parsing only; the work is done by the library."""
+"""The ``lewel`` command line: argument parsing only; the work is done by the library.
+
+Only torch-free modules are imported at the top, so that ``lewel --help`` answers at once; each handler
+imports what it needs (torch, the models, the training loop) when it runs.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +11,29 @@ import json
 import sys
 from collections.abc import Sequence
 
-import torch
-
 from . import __version__
-from .checkpoints import CheckpointError
 from .config import METHODS
-from .export import EXPORT_FORMATS, export
-from .inference import load_model
-from .models.backbones import BACKBONES
 from .train import TrainingDiverged
+from .train.config import TrainConfig
+
+#: The names of ``lewel.models.backbones.BACKBONES`` and ``lewel.export.EXPORT_FORMATS``, repeated here so that
+#: building the parser needs no torch (tests/test_cli.py checks that they agree).
+BACKBONE_NAMES = ("resnet101", "resnet18", "resnet34", "resnet50")
+EXPORT_FORMATS = ("torchvision", "detectron2", "safetensors")
 
 
 def _info(args: argparse.Namespace) -> int:
+    from .inference import load_model
+
     model = load_model(args.checkpoint, num_groups=args.num_groups)
     print(json.dumps(model.describe(), indent=2))
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
+    from .export import export
+    from .inference import load_model
+
     model = load_model(args.checkpoint, num_groups=args.num_groups)
     path = export(model, args.out, args.format, half=args.half)
     print(f"wrote {args.format} export of {args.checkpoint} to {path}")
@@ -64,11 +73,36 @@ def _eval_maps(args: argparse.Namespace) -> int:
 
 
 MODEL_OPTIONS = ("backbone", "hidden_dim", "dim", "num_groups", "loss_weight", "aligned_negatives", "queue_size", "aligned_queue_size", "temperature")
+#: ``train``'s model options after ``--backbone``: name, type, help.
+MODEL_OPTION_HELP = (
+    ("hidden_dim", int, "hidden width of the projector and predictor MLPs"),
+    ("dim", int, "d: projection size, also the number of alignment maps"),
+    ("num_groups", int, "h: channel groups of the coupled head (LEWEL methods)"),
+    ("loss_weight", float, "LEWEL: w in w·L_global + (1 - w)·L_aligned"),
+    ("aligned_negatives", str, "LEWEL_M: negatives of the aligned loss, a queue of keys or the batch"),
+    ("queue_size", int, "MoCo family: length of the queue of negative keys"),
+    ("aligned_queue_size", int, "LEWEL_M: length of the queue of aligned keys"),
+    ("temperature", float, "MoCo family: InfoNCE temperature"),
+)
 TRAIN_OPTIONS = (
     "data", "val_data", "out", "image_size", "batch_size", "epochs", "optimizer", "lr", "weight_decay", "warmup_epochs",
     "base_momentum", "augmentation", "amp", "compile", "sync_bn", "channels_last", "workers", "seed", "save_every",
     "save_every_steps", "knn_every", "log_every", "resume",
 )
+
+
+def _train_default(name: str) -> str:
+    """``(default: …)`` for a ``train`` option: the BYOL family's value, and the MoCo family's where it differs."""
+    if name == "method":
+        return f"(default: {TrainConfig().model.method})"
+    values = []
+    for method in ("lewel_b_eman", "lewel_m"):
+        config = TrainConfig.for_method(method)
+        value = getattr(config.model if name in MODEL_OPTIONS else config, name)
+        values.append("none" if value is None else str(value))
+    if values[1] == values[0]:
+        return f"(default: {values[0]})"
+    return f"(default: {values[0]}; MoCo family: {values[1]})"
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -97,7 +131,10 @@ def _eval_sources(args: argparse.Namespace):
 
 
 def _knn(args: argparse.Namespace) -> int:
+    import torch
+
     from .augmentations import center_crop_transform
+    from .inference import load_model
     from .train.knn import knn_top1
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -111,6 +148,9 @@ def _knn(args: argparse.Namespace) -> int:
 
 
 def _linear(args: argparse.Namespace) -> int:
+    import torch
+
+    from .inference import load_model
     from .train.linear import linear_probe
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -158,56 +198,74 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--half", action="store_true", help="safetensors only: store float16")
     exp.set_defaults(run=_export)
 
-    tr = commands.add_parser("train", help="train LEWEL_B, LEWEL_M, BYOL or MoCo v2 (single process or under torchrun)")
-    tr.add_argument("--config", help="YAML recipe (see configs/); command-line options override it")
-    tr.add_argument("--method", choices=METHODS)
-    tr.add_argument("--backbone", choices=sorted(BACKBONES))
-    tr.add_argument("--data", help="ImageFolder tree, flat folder of images, or scenes[:N] (generated multi-object scenes)")
-    tr.add_argument("--val-data", help="labelled validation split for the kNN monitor")
-    tr.add_argument("--out", help="run directory: checkpoints, metrics.jsonl, tensorboard/")
-    tr.add_argument("--image-size", type=int)
-    tr.add_argument("--batch-size", type=int, help="GLOBAL batch size, split over the processes")
-    tr.add_argument("--epochs", type=int)
-    tr.add_argument("--optimizer", choices=("lars", "sgd"))
-    tr.add_argument("--lr", type=float, help="absolute peak learning rate")
-    tr.add_argument("--weight-decay", type=float)
-    tr.add_argument("--warmup-epochs", type=float)
-    tr.add_argument("--base-momentum", type=float, help="target/key network momentum m0")
-    tr.add_argument("--augmentation", choices=("byol", "mocov2"))
-    tr.add_argument("--amp", choices=("auto", "bf16", "fp16", "none"), help="auto: bf16 on GPU, none on CPU")
-    tr.add_argument("--compile", action="store_true", default=None, help="torch.compile the backbones")
-    tr.add_argument("--sync-bn", action="store_true", default=None, help="SyncBatchNorm across GPUs")
-    tr.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=None)
-    tr.add_argument("--workers", type=int, help="data loader processes per training process")
-    tr.add_argument("--seed", type=int)
-    tr.add_argument("--save-every", type=int, help="epochs between numbered checkpoints")
-    tr.add_argument("--save-every-steps", type=int, help="also refresh last.pt every N steps")
-    tr.add_argument("--knn-every", type=int, help="epochs between kNN evaluations on --val-data")
-    tr.add_argument("--log-every", type=int, help="steps between logged metrics")
-    tr.add_argument("--resume", help="'auto' (OUT/last.pt when present) or a checkpoint path")
-    for name in MODEL_OPTIONS[1:]:
-        kind = str if name == "aligned_negatives" else (float if name in ("loss_weight", "temperature") else int)
-        tr.add_argument("--" + name.replace("_", "-"), type=kind)
+    tr = commands.add_parser(
+        "train", help="train LEWEL_B, LEWEL_M, BYOL or MoCo v2 (single process or under torchrun)",
+        description="Train one method. An option left out takes the --config recipe's value, else the default "
+        "shown, which depends on the method's family: BYOL (lewel_b, lewel_b_eman, byol) or MoCo (lewel_m, mocov2).",
+    )
+    tr.add_argument("--config", help="YAML recipe (see configs/); command-line options override it (default: none)")
+    tr.add_argument("--method", choices=METHODS, help=f"the method to train {_train_default('method')}")
+    tr.add_argument("--backbone", choices=BACKBONE_NAMES, help=f"ResNet encoder {_train_default('backbone')}")
+    tr.add_argument("--data", help="ImageFolder tree, flat folder of images, or scenes[:N] (generated multi-object "
+                    "scenes); required, here or in the recipe")
+    tr.add_argument("--val-data", help=f"labelled validation split for the kNN monitor {_train_default('val_data')}")
+    tr.add_argument("--out", help=f"run directory: checkpoints, metrics.jsonl, tensorboard/ {_train_default('out')}")
+    tr.add_argument("--image-size", type=int, help=f"side of the crops in pixels {_train_default('image_size')}")
+    tr.add_argument("--batch-size", type=int,
+                    help=f"GLOBAL batch size, split over the processes {_train_default('batch_size')}")
+    tr.add_argument("--epochs", type=int, help=f"passes over --data {_train_default('epochs')}")
+    tr.add_argument("--optimizer", choices=("lars", "sgd"), help=f"optimiser {_train_default('optimizer')}")
+    tr.add_argument("--lr", type=float, help=f"absolute peak learning rate {_train_default('lr')}")
+    tr.add_argument("--weight-decay", type=float, help=f"weight decay {_train_default('weight_decay')}")
+    tr.add_argument("--warmup-epochs", type=float,
+                    help=f"linear learning-rate warm-up, in epochs {_train_default('warmup_epochs')}")
+    tr.add_argument("--base-momentum", type=float,
+                    help=f"target/key network momentum m0 {_train_default('base_momentum')}")
+    tr.add_argument("--augmentation", choices=("byol", "mocov2"),
+                    help=f"view augmentations {_train_default('augmentation')}")
+    tr.add_argument("--amp", choices=("auto", "bf16", "fp16", "none"),
+                    help=f"mixed precision; auto: bf16 on GPU, none on CPU {_train_default('amp')}")
+    tr.add_argument("--compile", action="store_true", default=None, help="torch.compile the backbones (default: off)")
+    tr.add_argument("--sync-bn", action="store_true", default=None, help="SyncBatchNorm across GPUs (default: off)")
+    tr.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=None,
+                    help="keep the NCHW memory layout (default: channels_last)")
+    tr.add_argument("--workers", type=int,
+                    help=f"data loader processes per training process {_train_default('workers')}")
+    tr.add_argument("--seed", type=int, help=f"random seed {_train_default('seed')}")
+    tr.add_argument("--save-every", type=int,
+                    help=f"epochs between numbered checkpoints; the last is always saved {_train_default('save_every')}")
+    tr.add_argument("--save-every-steps", type=int,
+                    help=f"also refresh last.pt every N steps, 0 = off {_train_default('save_every_steps')}")
+    tr.add_argument("--knn-every", type=int,
+                    help=f"epochs between kNN evaluations on --val-data, 0 = off {_train_default('knn_every')}")
+    tr.add_argument("--log-every", type=int, help=f"steps between logged metrics {_train_default('log_every')}")
+    tr.add_argument("--resume", help="'auto' (OUT/last.pt when present) or a checkpoint path (default: a fresh run)")
+    for name, kind, helptext in MODEL_OPTION_HELP:
+        choices = ("queue", "batch") if name == "aligned_negatives" else None
+        tr.add_argument("--" + name.replace("_", "-"), type=kind, choices=choices,
+                        help=f"{helptext} {_train_default(name)}")
     tr.set_defaults(run=_train)
 
     for name, helptext in (("knn", "weighted kNN top-1 (k = 20, cosine) of a checkpoint's backbone"),
                            ("linear", "linear probe on a checkpoint's frozen backbone")):
-        ev = commands.add_parser(name, help=helptext)
-        ev.add_argument("--checkpoint", required=True)
+        ev = commands.add_parser(name, help=helptext, description=helptext)
+        ev.add_argument("--checkpoint", required=True, help="a LEWEL / MoCo / ResNet checkpoint")
         ev.add_argument("--train", required=True, help="labelled training split (ImageFolder tree or scenes:N)")
         ev.add_argument("--val", required=True, help="labelled validation split")
-        ev.add_argument("--image-size", type=int, default=224)
-        ev.add_argument("--batch-size", type=int, default=256)
-        ev.add_argument("--workers", type=int, default=4)
-        ev.add_argument("--seed", type=int, default=0)
+        ev.add_argument("--image-size", type=int, default=224, help="input side in pixels (default: %(default)s)")
+        ev.add_argument("--batch-size", type=int, default=256, help="images per batch (default: %(default)s)")
+        ev.add_argument("--workers", type=int, default=4, help="data loader processes (default: %(default)s)")
+        ev.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
         if name == "knn":
-            ev.add_argument("--k", type=int, default=20)
-            ev.add_argument("--temperature", type=float, default=0.07)
+            ev.add_argument("--k", type=int, default=20, help="neighbours that vote (default: %(default)s)")
+            ev.add_argument("--temperature", type=float, default=0.07,
+                            help="temperature of the vote weights exp(cos / T) (default: %(default)s)")
             ev.set_defaults(run=_knn)
         else:
-            ev.add_argument("--epochs", type=int, default=50)
-            ev.add_argument("--lr", type=float, default=0.4)
-            ev.add_argument("--milestones", type=int, nargs="+", default=[30, 40])
+            ev.add_argument("--epochs", type=int, default=50, help="training epochs of the probe (default: %(default)s)")
+            ev.add_argument("--lr", type=float, default=0.4, help="initial SGD learning rate (default: %(default)s)")
+            ev.add_argument("--milestones", type=int, nargs="+", default=[30, 40],
+                            help="epochs where the learning rate drops tenfold (default: 30 40)")
             ev.set_defaults(run=_linear)
 
     data = commands.add_parser("data", help="build data sets (multi-object scenes with object masks)")
@@ -225,12 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
     scenes.add_argument("--stamps-dir", default="/usr/share/tuxpaint/stamps", help="the Tux Paint stamps folder")
     scenes.set_defaults(run=_data_scenes)
 
-    maps = commands.add_parser("eval-maps", help="score where the alignment maps look, on scenes with object masks")
+    maps = commands.add_parser(
+        "eval-maps", help="score where the alignment maps look, on scenes with object masks",
+        description="Score where the alignment maps look, on scenes with object masks.",
+    )
     maps.add_argument("--checkpoint", required=True, help="a LEWEL checkpoint (with its coupled head)")
     maps.add_argument("--data", required=True, help="a folder written by `lewel data scenes`")
     maps.add_argument("--split", default="val", help="the split to score (default: val)")
     maps.add_argument("--size", type=int, default=224, help="input side; scenes are resized whole (default: 224)")
-    maps.add_argument("--batch-size", type=int, default=32)
+    maps.add_argument("--batch-size", type=int, default=32, help="scenes per forward pass (default: 32)")
     maps.add_argument("--num-groups", type=int, default=None, help="h for LEWEL heads (default: stored, else 4)")
     maps.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     maps.add_argument("--out", default="eval-maps.json", help="the JSON result (default: eval-maps.json)")
@@ -251,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (CheckpointError, ValueError, OSError, TrainingDiverged) as error:
+    except (ValueError, OSError, TrainingDiverged) as error:  # CheckpointError is a ValueError
         print(f"lewel {args.command}: error: {error}", file=sys.stderr)
         return 2
 
