@@ -23,6 +23,8 @@ MIN_BLOB_MASS = 0.05  #: blobs holding less of the map's mass than this are not 
 GLOBAL_AREA = 0.5  #: a map whose active area (share of cells in the upper half of its range) reaches this is "global"
 TOP_FRACTION = 0.1  #: top-mass statistic: the mass of the ceil(10 %) largest pixels
 POINTING_COVERAGE = 0.5  #: pointing game: the peak cell is "on an object" when objects cover >= half of it
+OBJECT_CELL = 0.5  #: AUROC: a cell is an object cell when objects cover >= this share of it
+BACKGROUND_CELL = 0.1  #: ... and a background cell when they cover <= this share (cells in between are ignored)
 
 ArrayLike = torch.Tensor | np.ndarray
 
@@ -210,11 +212,52 @@ def pointing_chance(coverage: ArrayLike) -> torch.Tensor:
     return (torch.as_tensor(coverage) >= POINTING_COVERAGE).to(torch.float64).flatten(1).mean(dim=1)
 
 
+def cell_labels(coverage: ArrayLike) -> torch.Tensor:
+    """Object (1), background (0) or ignored (-1) for each cell of ``coverage`` (``...×h×w``, from
+    ``object_coverage``): object at coverage >= ``OBJECT_CELL``, background at <= ``BACKGROUND_CELL``."""
+    cover = torch.as_tensor(coverage).to(torch.float64)
+    labels = torch.full(cover.shape, -1, dtype=torch.int64)
+    labels[cover <= BACKGROUND_CELL] = 0
+    labels[cover >= OBJECT_CELL] = 1
+    return labels
+
+
+def map_auroc(maps: ArrayLike, coverage: ArrayLike) -> torch.Tensor:
+    """How well each map's values rank object cells above background cells: ``B×d×h×w`` maps and ``B×h×w``
+    coverage (``object_coverage``) -> ``B×d`` float64 AUROC, NaN for images without both kinds of cells.
+
+    Per (image, map): the probability that a random object cell (coverage >= ``OBJECT_CELL``) holds a
+    larger value than a random background cell (coverage <= ``BACKGROUND_CELL``), ties counting half (the
+    Mann–Whitney statistic over all object × background pairs). Cells in between are ignored. The score
+    depends only on the order of the cells, so it is the same for a map and any increasing function of it:
+    it does not care that LEWEL's maps are within a few per cent of uniform. 1.0: every object cell above
+    every background cell; 0.5: a constant map, or no relation; 0.0: the map avoids objects.
+    """
+    p = _as_maps(maps)
+    if p.dim() != 4:
+        raise ValueError(f"maps must be B×d×h×w, got {tuple(p.shape)}")
+    labels = cell_labels(coverage)
+    if labels.shape != (p.shape[0], *p.shape[-2:]):
+        raise ValueError(f"coverage must be B×h×w = {(p.shape[0], *p.shape[-2:])}, got {tuple(labels.shape)}")
+    values, labels = p.flatten(2), labels.flatten(1)
+    result = torch.full(p.shape[:2], math.nan, dtype=torch.float64)
+    for image in range(p.shape[0]):
+        positive, negative = values[image][:, labels[image] == 1], values[image][:, labels[image] == 0]
+        if positive.shape[1] == 0 or negative.shape[1] == 0:
+            continue
+        difference = positive[:, :, None] - negative[:, None, :]  # d × objects × backgrounds
+        wins = (difference > 0).to(torch.float64) + 0.5 * (difference == 0).to(torch.float64)
+        result[image] = wins.mean(dim=(1, 2))
+    return result
+
+
 @dataclass(frozen=True)
 class MapScores:
-    """Per-map scores of a batch (fields ``B×d``, ``object_share`` and ``pointing_chance`` ``B``)."""
+    """Per-map scores of a batch (fields ``B×d``, ``object_share`` and ``pointing_chance`` ``B``).
+    ``auroc`` is NaN for the images without both object and background cells."""
 
     object_mass_ratio: torch.Tensor
+    auroc: torch.Tensor
     pointing_hit: torch.Tensor
     pattern: torch.Tensor
     entropy: torch.Tensor
@@ -248,6 +291,7 @@ def score_maps(maps: ArrayLike, masks: ArrayLike) -> MapScores:
     stats = map_statistics(p)
     return MapScores(
         object_mass_ratio=object_mass_ratio(p, coverage),
+        auroc=map_auroc(p, coverage),
         pointing_hit=pointing_hits(p, coverage),
         pattern=stats.pattern,
         entropy=stats.entropy,
@@ -282,10 +326,13 @@ def summarize_scores(scores: MapScores | Sequence[MapScores], num_groups: int = 
     valid = s.object_share > 0
     ratio = s.object_mass_ratio[valid]
     hits = s.pointing_hit.to(torch.float64)
+    scored = ~s.auroc[:, 0].isnan() if d else torch.zeros(images, dtype=torch.bool)
+    auroc = s.auroc[scored]
     per_group = d // num_groups
 
     def part(columns: slice) -> dict[str, Any]:
         return {
+            "auroc": float(auroc[:, columns].mean()) if auroc.numel() else math.nan,
             "object_mass_ratio": float(ratio[:, columns].mean()) if ratio.numel() else math.nan,
             "pointing_game": float(hits[:, columns].mean()),
             "patterns": _pattern_shares(s.pattern[:, columns]),
@@ -296,6 +343,8 @@ def summarize_scores(scores: MapScores | Sequence[MapScores], num_groups: int = 
         "maps_per_image": d,
         "object_share": float(s.object_share.mean()),
         **part(slice(None)),
+        "auroc_images": int(scored.sum()),
+        "auroc_skipped": int(images - scored.sum()),
         "object_mass_ratio_median": float(ratio.median()) if ratio.numel() else math.nan,
         "pointing_chance": float(s.pointing_chance.mean()),
         "statistics": {
@@ -303,6 +352,7 @@ def summarize_scores(scores: MapScores | Sequence[MapScores], num_groups: int = 
             for name in ("entropy", "normalized_entropy", "effective_area", "active_area", "peak", "peak_ratio", "top_mass", "blobs")
         },
         "per_map": {
+            "auroc": auroc.mean(dim=0).tolist() if auroc.numel() else [math.nan] * d,
             "object_mass_ratio": ratio.mean(dim=0).tolist() if ratio.numel() else [math.nan] * d,
             "pointing_game": hits.mean(dim=0).tolist(),
         },
@@ -316,6 +366,8 @@ def summarize_scores(scores: MapScores | Sequence[MapScores], num_groups: int = 
             "global_area": GLOBAL_AREA,
             "top_fraction": TOP_FRACTION,
             "pointing_coverage": POINTING_COVERAGE,
+            "object_cell": OBJECT_CELL,
+            "background_cell": BACKGROUND_CELL,
         },
     }
 

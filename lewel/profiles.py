@@ -1,0 +1,529 @@
+"""Map profiles: which map indices of a model look at objects, measured on images with object masks.
+
+LEWEL's maps are softmaxes at temperature 1 and stay within a few per cent of uniform, so absolute scores
+(the object-mass ratio) read 1.0 for every model. A profile uses the scale-free AUROC of each map against the
+object mask (``lewel.maps.map_auroc``) instead, and guards against reading noise as structure twice over:
+
+1. **two splits**: map indices are given their role (``object``: among the highest mean AUROC, ``background``:
+   among the lowest) on a *calibration* split only, and every score reported for them is measured on a
+   separate *held-out* split;
+2. **a random control**: the same procedure, in the same run and on the same images, for a randomly
+   initialised network of the same shape, and a paired comparison of the two on the held-out images.
+
+``build_profile`` computes it, ``write_profile`` / ``find_profile`` keep it next to its checkpoint as a sidecar
+``NAME.profile.json`` (docs/maps.md, "Map profiles").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .augmentations import eval_transform
+from .checkpoints import atomic_write
+from .inference import LewelModel, MapsUnavailableError, load_model
+from .maps import (
+    BACKGROUND_CELL,
+    OBJECT_CELL,
+    PATTERNS,
+    POINTING_COVERAGE,
+    map_auroc,
+    map_statistics,
+    object_coverage,
+    pointing_chance,
+    pointing_hits,
+)
+from .models import build_head
+from .models.backbones import build_backbone
+
+PROFILE_FORMAT = "lewel-map-profile"
+PROFILE_VERSION = 1
+SIDECAR_SUFFIX = ".profile.json"  #: the profile of ``models/NAME.safetensors`` is ``models/NAME.profile.json``
+ROLES = ("object", "background", "mixed")
+ROLE_FRACTION = 0.1  #: the ceil(10 %) of indices with the highest calibration AUROC are object maps (lowest: background)
+DEFAULT_SIZE = 224  #: input side (7×7 maps on a ResNet); images are resized whole, no crop
+DEFAULT_IMAGES = 256  #: images per split for generated scenes
+CALIBRATION_SEED = 7_000_001  #: generated scenes: calibration split (training uses seeds 0 and 1,000,003)
+HELDOUT_SEED = 7_000_002  #: generated scenes: held-out split
+CONTROL_SEED = 0  #: torch seed of the random control network
+Z_95 = 1.959964  #: two-sided 95 % normal quantile for the paired difference's interval
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+class ProfileError(ValueError):
+    """A profile file that cannot be used: unreadable, another format, or made for another checkpoint."""
+
+
+# --- Images with object masks -------------------------------------------------------------------------------
+
+
+class MaskedImages:
+    """A sequence of ``(RGB PIL image, H×W bool object mask)``; ``describe()`` says where they come from."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, np.ndarray]:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class SceneImages(MaskedImages):
+    """Scenes ``0 .. count-1`` of ``SceneGenerator(size, seed)``; the mask is the union of the instances."""
+
+    def __init__(self, count: int, size: int, seed: int) -> None:
+        from .data.scenes import SceneGenerator
+
+        if count < 1:
+            raise ValueError(f"the number of scenes must be >= 1, got {count}")
+        self.count, self.seed, self.generator = count, seed, SceneGenerator(size, seed)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, np.ndarray]:
+        scene = self.generator.scene(index)
+        return scene.image, scene.masks.any(axis=0)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "scenes", "seed": self.seed, "images": self.count, "scene_size": self.generator.size}
+
+
+class FileImages(MaskedImages):
+    """Image files with mask files: ``pairs`` of ``(image path, mask path)``. A mask's nonzero pixels are
+    objects (instance maps and 0/255 masks both work); it is resized with nearest to the image if needed."""
+
+    def __init__(self, pairs: Sequence[tuple[Path, Path]], description: dict[str, Any]) -> None:
+        if not pairs:
+            raise ValueError(f"no images with masks in {description.get('root')}")
+        self.pairs, self.description = list(pairs), description
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, np.ndarray]:
+        image_path, mask_path = self.pairs[index]
+        with Image.open(image_path) as image:
+            rgb = image.convert("RGB")
+        with Image.open(mask_path) as mask:
+            labels = mask.convert("L")
+        if labels.size != rgb.size:
+            labels = labels.resize(rgb.size, Image.Resampling.NEAREST)
+        return rgb, np.asarray(labels) > 0
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.description, "images": len(self.pairs), "first": self.pairs[0][0].name}
+
+
+def _alternate(pairs: list[tuple[Path, Path]], root: Path, layout: str, limit: int | None) -> tuple[FileImages, FileImages]:
+    """Even positions (sorted) calibrate, odd ones are held out; ``limit`` caps each split."""
+    calibration, heldout = pairs[0::2][:limit], pairs[1::2][:limit]
+    if not heldout:
+        raise ValueError(f"{root} has {len(pairs)} images with masks; a profile needs at least 2 (one per split)")
+    info = {"kind": "folder", "root": os.fspath(root), "layout": layout, "rule": "sorted; even positions calibrate, odd are held out"}
+    return FileImages(calibration, {**info, "split": "calibration"}), FileImages(heldout, {**info, "split": "heldout"})
+
+
+def profile_data(data: str, *, images: int | None = None, size: int = DEFAULT_SIZE) -> tuple[MaskedImages, MaskedImages]:
+    """The calibration and held-out splits of ``data``:
+
+    - ``scenes`` or ``scenes:N``: N generated scenes of ``size`` px each (default ``images`` or
+      ``DEFAULT_IMAGES``), calibration seed ``CALIBRATION_SEED``, held-out seed ``HELDOUT_SEED``;
+    - a folder written by ``lewel data scenes``: its ``val`` split (else ``train``), by scene index;
+    - a folder with ``images/`` and ``masks/`` (same file stems, masks as PNG, nonzero = object), by stem.
+
+    Folders are split alternately (sorted; even positions calibrate, odd ones are held out); ``images`` caps
+    each split.
+    """
+    if data == "scenes" or data.startswith("scenes:"):
+        count = int(data.split(":", 1)[1]) if ":" in data else (images or DEFAULT_IMAGES)
+        return SceneImages(count, size, CALIBRATION_SEED), SceneImages(count, size, HELDOUT_SEED)
+    root = Path(data)
+    if not root.is_dir():
+        raise ValueError(f"--data {data!r} is neither 'scenes[:N]' nor a folder")
+    if (root / "scenes.json").is_file():
+        from .data.scenes import read_scenes
+
+        tree = read_scenes(root)
+        split = "val" if tree.splits.get("val") else "train"
+        records = sorted(tree.records(split), key=lambda r: r.index)
+        # A scenes folder's masks are instance maps (0 = background): FileImages reads them as nonzero = object.
+        return _alternate([(r.image, r.mask) for r in records], root, f"lewel-scenes {split} split", images)
+    image_dir, mask_dir = root / "images", root / "masks"
+    if not (image_dir.is_dir() and mask_dir.is_dir()):
+        raise ValueError(f"{root} has neither scenes.json (lewel data scenes) nor images/ and masks/ folders")
+    masks = {p.stem: p for p in mask_dir.iterdir() if p.suffix.lower() == ".png"}
+    pairs = [(p, masks[p.stem]) for p in sorted(image_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in masks]
+    return _alternate(pairs, root, "images/ + masks/", images)
+
+
+# --- Scores of every (image, map) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageScores:
+    """Scores of N images' d maps: ``auroc`` (N×d, NaN where ``scored`` is False: the image lacks object or
+    background cells), ``pointing`` (N×d bool), ``pattern`` (N×d, indices into ``PATTERNS``), ``peak_ratio``
+    (N×d, peak ÷ uniform value), ``pointing_chance`` (N) and ``scored`` (N bool)."""
+
+    auroc: torch.Tensor
+    pointing: torch.Tensor
+    pattern: torch.Tensor
+    peak_ratio: torch.Tensor
+    pointing_chance: torch.Tensor
+    scored: torch.Tensor
+
+    @classmethod
+    def cat(cls, parts: Sequence[ImageScores]) -> ImageScores:
+        return cls(**{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+
+    def valid(self) -> ImageScores:
+        """Only the scored images."""
+        return ImageScores(**{f.name: getattr(self, f.name)[self.scored] for f in fields(self)})
+
+
+def score_masked_maps(maps: torch.Tensor, masks: Sequence[np.ndarray | torch.Tensor]) -> ImageScores:
+    """Scores of maps ``B×d×h×w`` against B object masks (each ``H×W``, any size: the map grid spans the
+    whole image, cells get their exact covered share)."""
+    coverage = torch.stack([object_coverage(torch.as_tensor(np.asarray(m, dtype=bool)), maps.shape[-2:]) for m in masks])
+    auroc = map_auroc(maps, coverage)
+    stats = map_statistics(maps)
+    return ImageScores(
+        auroc=auroc,
+        pointing=pointing_hits(maps, coverage),
+        pattern=stats.pattern,
+        peak_ratio=stats.peak_ratio,
+        pointing_chance=pointing_chance(coverage),
+        scored=~auroc[:, 0].isnan(),
+    )
+
+
+def score_images(
+    model: LewelModel,
+    images: MaskedImages,
+    *,
+    size: int = DEFAULT_SIZE,
+    batch_size: int = 32,
+    progress: Callable[[int], None] | None = None,
+) -> ImageScores:
+    """Resize each image whole to ``size×size``, extract its maps with ``model`` and score them against its
+    mask. ``progress(n)`` is called with the number of images done after each batch."""
+    if not model.has_maps:
+        raise MapsUnavailableError(f"{model.source or 'this model'} ({model.method}) has no alignment maps to profile")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    transform = eval_transform(size)
+    parts = []
+    for start in range(0, len(images), batch_size):
+        batch = [images[i] for i in range(start, min(start + batch_size, len(images)))]
+        tensor = torch.stack([transform(image) for image, _ in batch])
+        maps = model.extract(tensor, aligned_projection=False).maps.float().cpu()
+        parts.append(score_masked_maps(maps, [mask for _, mask in batch]))
+        if progress is not None:
+            progress(len(batch))
+    return ImageScores.cat(parts)
+
+
+def index_means(scores: ImageScores) -> dict[str, torch.Tensor]:
+    """Per map index (tensors of length d), over the scored images: mean ``auroc``, ``pointing`` rate,
+    ``peak_ratio``, and ``patterns`` (d×3 shares of ``PATTERNS``)."""
+    valid = scores.valid()
+    if not len(valid.auroc):
+        raise ValueError(
+            f"none of the {len(scores.auroc)} images has both object cells (coverage >= {OBJECT_CELL}) and background "
+            f"cells (<= {BACKGROUND_CELL}) on the map grid: nothing to score (a larger --size gives a finer grid)"
+        )
+    shares = torch.stack([(valid.pattern == k).to(torch.float64).mean(dim=0) for k in range(len(PATTERNS))], dim=1)
+    return {
+        "auroc": valid.auroc.mean(dim=0),
+        "pointing": valid.pointing.to(torch.float64).mean(dim=0),
+        "peak_ratio": valid.peak_ratio.mean(dim=0),
+        "patterns": shares,
+    }
+
+
+def select_roles(calibration_auroc: torch.Tensor, fraction: float = ROLE_FRACTION) -> tuple[list[int], list[int]]:
+    """The object maps (the ceil(``fraction`` · d) highest calibration AUROCs, best first) and the
+    background maps (as many lowest, lowest first, never overlapping the object maps). Ties go to the lower
+    index. Only calibration scores enter here: the held-out split cannot influence the choice."""
+    if not 0 < fraction <= 0.5:
+        raise ValueError(f"fraction must be in (0, 0.5], got {fraction}")
+    d = calibration_auroc.numel()
+    count = max(1, math.ceil(fraction * d))
+    order = torch.sort(-calibration_auroc.to(torch.float64), stable=True).indices.tolist()
+    objects = order[:count]
+    backgrounds = [i for i in reversed(order) if i not in objects][: min(count, d - count)]
+    return objects, backgrounds
+
+
+def _selected_mean(scores: ImageScores, indices: Sequence[int], field: str = "auroc") -> torch.Tensor:
+    """Per scored image, the mean of ``field`` over the maps ``indices``: length N_scored float64."""
+    valid = scores.valid()
+    return getattr(valid, field)[:, list(indices)].to(torch.float64).mean(dim=1)
+
+
+def _mean_se(values: torch.Tensor) -> tuple[float, float]:
+    n = values.numel()
+    return float(values.mean()), float(values.std(unbiased=True) / math.sqrt(n)) if n > 1 else math.nan
+
+
+def _split_summary(calibration: ImageScores, heldout: ImageScores, fraction: float) -> dict[str, Any]:
+    """Selection on ``calibration``, scores of that selection on ``heldout``."""
+    objects, backgrounds = select_roles(index_means(calibration)["auroc"], fraction)
+    held = _selected_mean(heldout, objects)
+    mean, se = _mean_se(held)
+    valid = heldout.valid()
+    return {
+        "object_maps": objects,
+        "background_maps": backgrounds,
+        "object_auroc": mean,
+        "object_auroc_se": se,
+        "object_auroc_calibration": float(_selected_mean(calibration, objects).mean()),
+        "object_pointing": float(_selected_mean(heldout, objects, "pointing").mean()),
+        "background_auroc": float(_selected_mean(heldout, backgrounds).mean()) if backgrounds else math.nan,
+        "all_maps_auroc": float(valid.auroc.mean()),
+        "all_maps_pointing": float(valid.pointing.to(torch.float64).mean()),
+        "pointing_chance": float(valid.pointing_chance.mean()),
+    }
+
+
+def summarize_profile(
+    calibration: ImageScores,
+    heldout: ImageScores,
+    control_calibration: ImageScores,
+    control_heldout: ImageScores,
+    *,
+    fraction: float = ROLE_FRACTION,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The profile's ``summary`` and per-index ``maps`` records from the four score sets (the model and its
+    random control, each on the same calibration and held-out images).
+
+    The control gets its own selection on its own calibration scores. ``difference`` compares the two per
+    held-out image (mean AUROC of the model's object maps minus the control's, paired): its 95 % interval
+    is mean ± 1.96 standard errors, and the ``verdict`` is ``localises`` only when the interval lies above 0.
+    """
+    if not torch.equal(heldout.scored, control_heldout.scored):
+        raise ValueError("the model and its control must be scored on the same held-out images")
+    model = _split_summary(calibration, heldout, fraction)
+    control = _split_summary(control_calibration, control_heldout, fraction)
+    paired = _selected_mean(heldout, model["object_maps"]) - _selected_mean(control_heldout, control["object_maps"])
+    mean, se = _mean_se(paired)
+    low, high = (mean - Z_95 * se, mean + Z_95 * se) if not math.isnan(se) else (math.nan, math.nan)
+    summary = {
+        **model,
+        "heldout_images": int(heldout.scored.sum()),
+        "heldout_skipped": int((~heldout.scored).sum()),
+        "calibration_images": int(calibration.scored.sum()),
+        "calibration_skipped": int((~calibration.scored).sum()),
+        "random_control": {k: v for k, v in control.items() if k not in ("object_maps", "background_maps")},
+        "difference": {"object_auroc": mean, "ci95": [low, high]},
+        "verdict": "localises" if low > 0 else "not better than random",
+    }
+    cal, held = index_means(calibration), index_means(heldout)
+    objects, backgrounds = set(model["object_maps"]), set(model["background_maps"])
+    records = [
+        {
+            "index": m,
+            "role": "object" if m in objects else "background" if m in backgrounds else "mixed",
+            "auroc_calibration": float(cal["auroc"][m]),
+            "auroc_heldout": float(held["auroc"][m]),
+            "pointing_heldout": float(held["pointing"][m]),
+            "peak_ratio": float(held["peak_ratio"][m]),
+            "patterns": {name: float(held["patterns"][m, k]) for k, name in enumerate(PATTERNS)},
+        }
+        for m in range(calibration.auroc.shape[1])
+    ]
+    return summary, records
+
+
+# --- The profile of a checkpoint ----------------------------------------------------------------------------
+
+
+def random_like(model: LewelModel, seed: int = CONTROL_SEED) -> LewelModel:
+    """A randomly initialised network of ``model``'s shape (backbone and head, torch seed ``seed``), in eval
+    mode on the same device: the control every profile is compared with."""
+    if model.config is None:
+        raise MapsUnavailableError(f"{model.source or 'this model'} has no head to rebuild a control from")
+    generator_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        backbone = build_backbone(model.backbone_name)
+        neck = build_head(model.config, backbone.out_channels)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    device = next(model.parameters()).device
+    return LewelModel(backbone, neck, config=model.config, source=f"random {model.backbone_name} (seed {seed})").to(device).float()
+
+
+@lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The file's sha256 (cached per path, size and modification time)."""
+    stat = os.stat(path)
+    return _sha256(os.fspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+def build_profile(
+    checkpoint: str | os.PathLike,
+    *,
+    data: str = "scenes",
+    images: int | None = None,
+    size: int = DEFAULT_SIZE,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    fraction: float = ROLE_FRACTION,
+    control_seed: int = CONTROL_SEED,
+    num_groups: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """The map profile of ``checkpoint`` on ``data`` (see ``profile_data``), as a JSON-friendly dict with
+    ``summary`` (``summarize_profile``) and ``maps`` (one record per index). ``progress(done, total)``
+    counts images over the four passes (model and control, calibration and held-out)."""
+    model = load_model(checkpoint, num_groups=num_groups, map_location=device)
+    if not model.has_maps:
+        raise MapsUnavailableError(
+            f"{checkpoint} is a {model.method} model without LEWEL's coupled head: it has no maps to profile"
+        )
+    control = random_like(model, control_seed)
+    calibration, heldout = profile_data(data, images=images, size=size)
+    total, done = 2 * (len(calibration) + len(heldout)), 0
+
+    def step(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress is not None:
+            progress(done, total)
+
+    scores = {
+        (network, split): score_images(net, source, size=size, batch_size=batch_size, progress=step)
+        for network, net in (("model", model), ("control", control))
+        for split, source in (("calibration", calibration), ("heldout", heldout))
+    }
+    summary, records = summarize_profile(
+        scores["model", "calibration"], scores["model", "heldout"],
+        scores["control", "calibration"], scores["control", "heldout"], fraction=fraction,
+    )
+    summary["random_control"]["seed"] = control_seed
+    grid = list(model.extract(torch.zeros(1, 3, size, size, device=device), aligned_projection=False).maps.shape[-2:])
+    return {
+        "format": PROFILE_FORMAT,
+        "version": PROFILE_VERSION,
+        "checkpoint": {"file": Path(checkpoint).name, "sha256": file_sha256(checkpoint)},
+        "model": {"method": model.method, "backbone": model.backbone_name, "d": model.d, "h": model.h},
+        "data": {"calibration": calibration.describe(), "heldout": heldout.describe(), "size": size, "grid": grid},
+        "settings": {
+            "role_fraction": fraction,
+            "object_cell": OBJECT_CELL,
+            "background_cell": BACKGROUND_CELL,
+            "pointing_coverage": POINTING_COVERAGE,
+        },
+        "summary": summary,
+        "maps": records,
+    }
+
+
+def sidecar_path(checkpoint: str | os.PathLike) -> Path:
+    """``DIR/NAME.profile.json`` for ``DIR/NAME.<suffix>`` (``.pth.tar`` counts as one suffix)."""
+    path = Path(checkpoint)
+    name = path.name
+    for suffix in (".pth.tar", ".safetensors", ".pth", ".tar", ".pt", ".ckpt"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return path.with_name(name[: -len(suffix)] + SIDECAR_SUFFIX)
+    return path.with_name(path.stem + SIDECAR_SUFFIX)
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities as ``null`` (strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_profile(profile: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``profile`` as strict JSON (NaN as null), atomically."""
+    text = json.dumps(_json_safe(profile), indent=1, allow_nan=False)
+    return atomic_write(Path(path), lambda temporary: temporary.write_text(text + "\n"))
+
+
+def read_profile(path: str | os.PathLike, *, d: int | None = None) -> dict[str, Any]:
+    """Read and check a profile file (format, version, one record per map index; ``d`` when given)."""
+    try:
+        profile = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ProfileError(f"{path}: not a readable profile ({type(error).__name__}: {error})") from None
+    if not isinstance(profile, dict) or profile.get("format") != PROFILE_FORMAT:
+        raise ProfileError(f"{path}: not a {PROFILE_FORMAT} file")
+    if profile.get("version") != PROFILE_VERSION:
+        raise ProfileError(f"{path}: profile version {profile.get('version')!r}, this lewel reads {PROFILE_VERSION}")
+    records, summary = profile.get("maps"), profile.get("summary")
+    if not isinstance(records, list) or not isinstance(summary, dict):
+        raise ProfileError(f"{path}: a profile needs 'summary' and 'maps'")
+    if [r.get("index") for r in records] != list(range(len(records))) or any(r.get("role") not in ROLES for r in records):
+        raise ProfileError(f"{path}: 'maps' must hold one record per index 0..d-1, each with a role in {list(ROLES)}")
+    expected = profile.get("model", {}).get("d")
+    if expected != len(records) or (d is not None and d != len(records)):
+        raise ProfileError(f"{path}: profile of {len(records)} maps, but the model has d = {d if d is not None else expected}")
+    return profile
+
+
+def find_profile(checkpoint: str | os.PathLike, *, d: int | None = None) -> dict[str, Any] | None:
+    """The sidecar profile of ``checkpoint``, or ``None`` when there is none. Raises ``ProfileError`` when
+    the sidecar is unreadable or was made for another file (its sha256 differs: a stale profile)."""
+    path = sidecar_path(checkpoint)
+    if not path.is_file():
+        return None
+    profile = read_profile(path, d=d)
+    recorded = profile.get("checkpoint", {}).get("sha256")
+    if recorded != file_sha256(checkpoint):
+        raise ProfileError(f"{path} was made for another version of {Path(checkpoint).name} (sha256 differs): run lewel profile again")
+    return profile
+
+
+def format_profile(profile: dict[str, Any]) -> str:
+    """A few readable lines: the held-out score of the object maps, the random control, the verdict."""
+    s, data = profile["summary"], profile["data"]
+    control, diff = s["random_control"], s["difference"]
+    model = profile["model"]
+
+    def number(value: float | None, digits: int = 3) -> str:
+        return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+    low, high = diff["ci95"]
+    return "\n".join(
+        [
+            f"{profile['checkpoint']['file']}: {model['method']} {model['backbone']}, d = {model['d']} maps of "
+            f"{data['grid'][0]}×{data['grid'][1]} at {data['size']} px",
+            f"object maps: {len(s['object_maps'])} indices chosen on {s['calibration_images']} calibration images "
+            f"({', '.join(map(str, s['object_maps'][:8]))}{' …' if len(s['object_maps']) > 8 else ''})",
+            f"held-out AUROC of the object maps {number(s['object_auroc'])} ± {number(s['object_auroc_se'])} "
+            f"({s['heldout_images']} images; all maps {number(s['all_maps_auroc'])}; 0.5 = no relation)",
+            f"random control (same shape, seed {control.get('seed')}): {number(control['object_auroc'])}",
+            f"difference {number(diff['object_auroc'])} (95 % interval {number(low)} to {number(high)}): {s['verdict']}",
+            f"pointing of the object maps {s['object_pointing']:.1%} (chance {s['pointing_chance']:.1%}; "
+            f"random control {control['object_pointing']:.1%})",
+        ]
+    )
