@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from ..config import ModelConfig
+from ..optim import EXCLUSION_RULES
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class TrainConfig:
     lr: float = 0.45
     weight_decay: float = 1e-6
     optimizer_momentum: float = 0.9
+    lars_exclude: str = "authors"  #: LARS tensors without decay/adaptation: "authors" (by name) or "norm_bias"
     warmup_epochs: float = 10.0
     base_momentum: float = 0.99
     momentum_schedule: str = "cosine"  #: "cosine" (BYOL) or "constant" (MoCo)
@@ -78,6 +80,8 @@ class TrainConfig:
             problems.append("image_size must be at least 32")
         if self.optimizer not in ("lars", "sgd"):
             problems.append(f"optimizer must be 'lars' or 'sgd', not {self.optimizer!r}")
+        if self.lars_exclude not in EXCLUSION_RULES:
+            problems.append(f"lars_exclude must be one of {list(EXCLUSION_RULES)}, not {self.lars_exclude!r}")
         if self.amp not in ("auto", "bf16", "fp16", "none"):
             problems.append(f"amp must be auto, bf16, fp16 or none, not {self.amp!r}")
         if self.momentum_schedule not in ("cosine", "constant"):

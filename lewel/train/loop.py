@@ -161,7 +161,10 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
     )
 
     model, wrapped = _prepare_model(config, runtime)
-    optimizer = build_optimizer(model, config.optimizer, config.lr, config.weight_decay, config.optimizer_momentum)
+    optimizer = build_optimizer(
+        model, config.optimizer, config.lr, config.weight_decay, config.optimizer_momentum,
+        exclude=config.lars_exclude, eman=config.model.eman,
+    )
     dtype = autocast_dtype(config, runtime.device)
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=dtype == torch.float16)
     total_steps = config.epochs * steps_per_epoch
