@@ -62,13 +62,41 @@ def _eval_maps(args: argparse.Namespace) -> int:
     try:
         result = evaluate_maps(
             args.checkpoint, args.data, split=args.split, size=args.size, batch_size=args.batch_size,
-            num_groups=args.num_groups, device=args.device, out=args.out,
+            num_groups=args.num_groups, device=args.device, out=args.out, profile=args.profile,
         )
     except MapsUnavailableError as error:
         print(f"lewel eval-maps: error: {error}", file=sys.stderr)
         return 2
     print(format_summary(result))
     print(f"wrote {args.out}")
+    return 0
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .inference import MapsUnavailableError
+    from .profiles import build_profile, format_profile, sidecar_path, write_profile
+
+    out = args.out or sidecar_path(args.checkpoint)
+    with tqdm(total=None, unit="image", desc="profile", disable=args.quiet) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            profile = build_profile(
+                args.checkpoint, data=args.data, images=args.images, size=args.size, batch_size=args.batch_size,
+                device=args.device, fraction=args.fraction, control_seed=args.control_seed, num_groups=args.num_groups,
+                progress=progress,
+            )
+        except MapsUnavailableError as error:
+            print(f"lewel profile: error: {error}", file=sys.stderr)
+            return 2
+    path = write_profile(profile, out)
+    print(format_profile(profile))
+    print(f"wrote {path}")
     return 0
 
 
@@ -295,7 +323,31 @@ def build_parser() -> argparse.ArgumentParser:
     maps.add_argument("--num-groups", type=int, default=None, help="h for LEWEL heads (default: stored, else 4)")
     maps.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     maps.add_argument("--out", default="eval-maps.json", help="the JSON result (default: eval-maps.json)")
+    maps.add_argument("--no-profile", dest="profile", action="store_false",
+                      help="skip the map profile (calibration/held-out AUROC next to a random control)")
     maps.set_defaults(run=_eval_maps)
+
+    prof = commands.add_parser(
+        "profile", help="map profile: which map indices look at objects (AUROC on held-out images, random control)",
+        description="Score every map index against object masks on a calibration split and a held-out split: "
+        "the indices with the highest calibration AUROC are the object maps, and their AUROC and pointing rate "
+        "are reported on the held-out split, next to a random network of the same shape (docs/maps.md).",
+    )
+    prof.add_argument("--checkpoint", required=True, help="a LEWEL checkpoint (with its coupled head)")
+    prof.add_argument("--data", default="scenes",
+                      help="scenes[:N] (generated, two seeds), a `lewel data scenes` folder, or a folder with "
+                      "images/ and masks/ (split alternately) (default: scenes)")
+    prof.add_argument("--images", type=int, default=None,
+                      help="images per split (default: 256 generated scenes; folders: all)")
+    prof.add_argument("--size", type=int, default=224, help="input side; images are resized whole (default: 224)")
+    prof.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
+    prof.add_argument("--fraction", type=float, default=0.1, help="share of indices given the object (and background) role (default: 0.1)")
+    prof.add_argument("--control-seed", type=int, default=0, help="torch seed of the random control network (default: 0)")
+    prof.add_argument("--num-groups", type=int, default=None, help="h for LEWEL heads (default: stored, else 4)")
+    prof.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    prof.add_argument("--out", default=None, help="the profile JSON (default: the sidecar NAME.profile.json next to the checkpoint)")
+    prof.add_argument("--quiet", action="store_true", help="no progress bar")
+    prof.set_defaults(run=_profile)
 
     serve = commands.add_parser(
         "serve", help="start the inference API (FastAPI under uvicorn; settings from LEWEL_* variables)"

@@ -46,6 +46,7 @@ def evaluate_maps(
     device: str | torch.device = "cpu",
     out: str | os.PathLike | None = None,
     progress: Callable[[int, int], None] | None = None,
+    profile: bool = True,
 ) -> dict[str, Any]:
     """Score the alignment maps of ``checkpoint`` on the ``split`` scenes of ``data`` (``lewel data scenes``).
 
@@ -54,6 +55,11 @@ def evaluate_maps(
     ``summarize_scores`` over all maps of all images plus what was evaluated (see docs/maps.md). When
     ``out`` is given the dict is also written there as JSON, atomically. Raises ``MapsUnavailableError`` for
     a checkpoint without LEWEL's coupled head.
+
+    With ``profile`` (the default), ``result["profile"]`` is the map-profile summary of the same folder
+    (``lewel.profiles.build_profile``: the scenes split alternately into calibration and held-out halves, the
+    object maps chosen on the first and scored on the second, next to a random network of the same shape):
+    the AUROC scores are the ones that tell a trained model from noise, the object-mass ratio is not.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -90,6 +96,14 @@ def evaluate_maps(
         "h": model.h,
         **summarize_scores(scores, num_groups=model.h),
     }
+    if profile:
+        from .profiles import build_profile
+
+        try:
+            made = build_profile(checkpoint, data=os.fspath(data), size=size, batch_size=batch_size, device=device, num_groups=num_groups)
+            result["profile"] = {"data": made["data"], "summary": made["summary"]}
+        except ValueError as error:  # too few scenes, or a grid too coarse for object and background cells
+            result["profile"] = {"error": str(error)}
     if out is not None:
         text = json.dumps(result, indent=2)
         atomic_write(Path(out), lambda temporary: temporary.write_text(text + "\n"))
@@ -104,9 +118,23 @@ def format_summary(result: dict[str, Any]) -> str:
             f"{result['checkpoint']}: {result['method']} {result['backbone']}, {result['images']} {result['split']} "
             f"scenes at {result['size']} px, {result['maps_per_image']} maps of "
             f"{result['grid'][0]}×{result['grid'][1]}",
+            f"AUROC of all maps {result['auroc']:.3f} over {result['auroc_images']} scenes ({result['auroc_skipped']} "
+            "without both object and background cells skipped; 0.5 = no relation)",
             f"object-mass ratio {result['object_mass_ratio']:.3f} (median {result['object_mass_ratio_median']:.3f}; "
-            f"1.0 = uniform; objects cover {result['object_share']:.1%} of the images)",
+            f"1.0 = uniform; objects cover {result['object_share']:.1%} of the images; near 1.0 for every LEWEL "
+            "model: docs/maps.md)",
             f"pointing game {result['pointing_game']:.1%} (chance {result['pointing_chance']:.1%})",
-            f"patterns: {patterns}",
+            f"patterns (heuristic, relative to each map's range): {patterns}",
         ]
+        + (["map profile (calibration / held-out halves, random control):", _profile_lines(result)] if "profile" in result else [])
     )
+
+
+def _profile_lines(result: dict[str, Any]) -> str:
+    from .profiles import format_profile
+
+    profile = result["profile"]
+    if "error" in profile:
+        return f"  not computed: {profile['error']}"
+    lines = format_profile({**profile, "checkpoint": {"file": Path(result["checkpoint"]).name}, "model": result}).splitlines()
+    return "\n".join("  " + line for line in lines[1:])

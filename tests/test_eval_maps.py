@@ -58,7 +58,22 @@ def test_eval_maps_cli_writes_the_scores(checkpoint, scenes, tmp_path, capsys):
     assert len(result["per_map"]["object_mass_ratio"]) == 32 and len(result["groups"]) == 4
     assert [g["maps"] for g in result["groups"]] == [[0, 8], [8, 16], [16, 24], [24, 32]]
     assert set(result["statistics"]) >= {"entropy", "normalized_entropy", "peak", "top_mass", "blobs"}
+    assert len(result["per_map"]["auroc"]) == 32 and result["auroc_images"] + result["auroc_skipped"] == 6
+    assert "larger --size" in result["profile"]["error"]  # 2×2 cells at 64 px: the profile says why it is missing
+    assert "map profile" in printed and "not computed" in printed
     assert result["thresholds"]["blob_threshold"] == 0.5
+
+
+def test_eval_maps_prints_the_profile_summary(checkpoint, scenes, tmp_path, capsys):
+    out = tmp_path / "maps.json"
+    argv = ["eval-maps", "--checkpoint", str(checkpoint), "--data", str(scenes), "--size", "128", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "held-out AUROC of the object maps" in printed and "random control" in printed
+    profile = json.loads(out.read_text())["profile"]
+    assert profile["data"]["calibration"]["images"] == 3 and profile["data"]["heldout"]["images"] == 3
+    assert profile["summary"]["verdict"] in ("localises", "not better than random")
+    assert 0 <= profile["summary"]["object_auroc"] <= 1
 
 
 def test_evaluate_maps_matches_scoring_by_hand(checkpoint, scenes):
