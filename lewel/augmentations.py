@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
 import torch
+from PIL import Image, ImageFilter
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -19,20 +25,54 @@ def eval_transform(size: int) -> v2.Compose:
     return v2.Compose([v2.RGB(), v2.Resize((size, size), antialias=True), to_normalized_tensor()])
 
 
-def _blur(size: int, p: float) -> v2.Transform:
-    """Gaussian blur with sigma in [0.1, 2.0] and a kernel of about 10 % of the image side (23 px at 224)."""
-    kernel = max(3, int(0.1 * size) // 2 * 2 + 1)
-    return v2.RandomApply([v2.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=p)
+class PILGaussianBlur(v2.Transform):
+    """PIL's ``ImageFilter.GaussianBlur(radius=σ)`` with σ drawn uniformly from ``sigma`` (BYOL's, MoCo v2's
+    and the LEWEL authors' blur), on PIL images and on uint8 tensors ``...×C×H×W`` (each channel through PIL,
+    so a tensor is blurred exactly as the same PIL image). The blur reaches as far as σ asks at every image
+    size: PIL approximates the Gaussian by three box blurs matched to its variance, with no fixed kernel."""
+
+    def __init__(self, sigma: Sequence[float] = (0.1, 2.0)) -> None:
+        super().__init__()
+        low, high = (float(value) for value in sigma)
+        if not 0.0 < low <= high:
+            raise ValueError(f"sigma must be (min, max) with 0 < min <= max, got {tuple(sigma)}")
+        self.sigma = (low, high)
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        return {"sigma": torch.empty(1).uniform_(self.sigma[0], self.sigma[1]).item()}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if isinstance(inpt, Image.Image):
+            return inpt.filter(ImageFilter.GaussianBlur(radius=params["sigma"]))
+        if isinstance(inpt, tv_tensors.TVTensor) and not isinstance(inpt, tv_tensors.Image):
+            return inpt
+        if inpt.dtype != torch.uint8:
+            raise TypeError(f"PILGaussianBlur blurs PIL images and uint8 tensors, got a {inpt.dtype} tensor")
+        blurred = pil_gaussian_blur(inpt.as_subclass(torch.Tensor), params["sigma"])
+        return tv_tensors.wrap(blurred, like=inpt) if isinstance(inpt, tv_tensors.Image) else blurred
 
 
-def byol_photometric(size: int, *, blur: float, solarize: float) -> v2.Compose:
-    """The colour part of a BYOL view on a ``size``-pixel crop: colour jitter (0.4, 0.4, 0.2, 0.1) with
-    p = 0.8, grayscale p = 0.2, blur with probability ``blur``, solarise with probability ``solarize``."""
+def pil_gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``ImageFilter.GaussianBlur(radius=sigma)`` applied to every channel of a uint8 tensor ``...×H×W``."""
+    planes = image.detach().cpu().contiguous().numpy().reshape(-1, *image.shape[-2:])
+    blur = ImageFilter.GaussianBlur(radius=sigma)
+    out = np.stack([np.asarray(Image.fromarray(plane).filter(blur)) for plane in planes])
+    return torch.from_numpy(out.reshape(image.shape)).to(image.device)
+
+
+def _blur(p: float) -> v2.Transform:
+    """``PILGaussianBlur`` with σ in [0.1, 2.0], applied with probability ``p``."""
+    return v2.RandomApply([PILGaussianBlur((0.1, 2.0))], p=p)
+
+
+def byol_photometric(*, blur: float, solarize: float) -> v2.Compose:
+    """The colour part of a BYOL view: colour jitter (0.4, 0.4, 0.2, 0.1) with p = 0.8, grayscale p = 0.2,
+    blur with probability ``blur``, solarise with probability ``solarize``."""
     return v2.Compose(
         [
             v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
             v2.RandomGrayscale(p=0.2),
-            _blur(size, blur),
+            _blur(blur),
             v2.RandomSolarize(threshold=128, p=solarize),
         ]
     )
@@ -45,17 +85,17 @@ def byol_view(size: int, *, blur: float, solarize: float, scale: tuple[float, fl
             v2.RGB(),
             v2.RandomResizedCrop(size, scale=scale, antialias=True),
             v2.RandomHorizontalFlip(),
-            byol_photometric(size, blur=blur, solarize=solarize),
+            byol_photometric(blur=blur, solarize=solarize),
             to_normalized_tensor(),
         ]
     )
 
 
-def mocov2_photometric(size: int) -> v2.Compose:
+def mocov2_photometric() -> v2.Compose:
     """The colour part of MoCo v2's view: colour jitter (0.4, 0.4, 0.4, 0.1) p = 0.8, grayscale p = 0.2,
     blur p = 0.5."""
     return v2.Compose(
-        [v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), v2.RandomGrayscale(p=0.2), _blur(size, 0.5)]
+        [v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), v2.RandomGrayscale(p=0.2), _blur(0.5)]
     )
 
 
@@ -65,7 +105,7 @@ def mocov2_view(size: int, *, scale: tuple[float, float] = (0.2, 1.0)) -> v2.Com
         [
             v2.RGB(),
             v2.RandomResizedCrop(size, scale=scale, antialias=True),
-            mocov2_photometric(size),
+            mocov2_photometric(),
             v2.RandomHorizontalFlip(),
             to_normalized_tensor(),
         ]

@@ -83,13 +83,13 @@ def _as_image(image: Image.Image | torch.Tensor) -> tv_tensors.Image:
     return tv_tensors.Image(image)
 
 
-def _photometric(preset: str, size: int) -> v2.Transform | None:
+def _photometric(preset: str) -> v2.Transform | None:
     if preset == "byol1":
-        return byol_photometric(size, blur=1.0, solarize=0.0)
+        return byol_photometric(blur=1.0, solarize=0.0)
     if preset == "byol2":
-        return byol_photometric(size, blur=0.1, solarize=0.2)
+        return byol_photometric(blur=0.1, solarize=0.2)
     if preset == "mocov2":
-        return mocov2_photometric(size)
+        return mocov2_photometric()
     if preset == "cropflip":
         return None
     raise ValueError(f"unknown view preset {preset!r}; choose one of {list(PRESETS)}")
@@ -116,7 +116,7 @@ def augmented_view(image: Image.Image | torch.Tensor, preset: str, size: int, se
     transforms, drawn from ``view_seed(seed, index)``."""
     if index < 1:
         raise ValueError("augmented views are numbered from 1 (view 0 is the whole image)")
-    photometric = _photometric(preset, size)
+    photometric = _photometric(preset)
     source = _as_image(image)
     height, width = source.shape[-2:]
     crop = v2.RandomResizedCrop(size, scale=CROP_SCALE, ratio=CROP_RATIO, antialias=True)
@@ -139,7 +139,7 @@ def make_views(image: Image.Image | torch.Tensor, *, count: int, preset: str, si
     """View 0 (the whole image) followed by ``count`` augmented views of ``preset``, all ``size×size``."""
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
-    _photometric(preset, size)
+    _photometric(preset)
     return [original_view(image, size)] + [augmented_view(image, preset, size, seed, i) for i in range(1, count + 1)]
 
 
