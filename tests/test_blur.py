@@ -43,7 +43,7 @@ def test_blur_is_pils_on_images_and_tensors(astronaut, size):
         assert np.array_equal(from_tensor.permute(1, 2, 0).numpy(), from_pil)  # the same pixels everywhere
 
 
-def test_wide_sigma_reaches_beyond_the_old_fixed_kernel(astronaut):
+def test_wide_sigma_reaches_beyond_the_old_fixed_kernel():
     """σ = 2 blurs beyond ±3 px at 64 px (the old kernel was 10 % of the side: 7 taps there)."""
     impulse = torch.zeros(1, 64, 64, dtype=torch.uint8)
     impulse[0, 32, 32] = 255
