@@ -324,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     maps.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     maps.add_argument("--out", default="eval-maps.json", help="the JSON result (default: eval-maps.json)")
     maps.add_argument("--no-profile", dest="profile", action="store_false",
-                      help="skip the map profile (calibration/held-out AUROC next to a random control)")
+                      help="skip the map profile (calibration/held-out AUROC next to a random control) "
+                      "(default: the profile is computed)")
     maps.set_defaults(run=_eval_maps)
 
     prof = commands.add_parser(

@@ -10,7 +10,6 @@ from typing import Any
 import yaml
 
 from ..config import ModelConfig
-from ..optim import EXCLUSION_RULES
 
 
 @dataclass(frozen=True)
@@ -69,6 +68,8 @@ class TrainConfig:
         return replace(base, **overrides)
 
     def validate(self) -> TrainConfig:
+        from ..optim import EXCLUSION_RULES  # not at the top: the CLI reads this module's defaults without torch
+
         problems = []
         if not self.data:
             problems.append("no training data given (--data DIR or scenes:N)")
