@@ -28,6 +28,7 @@ import torch
 
 from lewel.checkpoints import CheckpointError
 from lewel.inference import Extraction, LewelModel, describe_checkpoint, load_model
+from lewel.profiles import ProfileError, find_profile, sidecar_path
 
 from .batching import MicroBatcher
 from .metrics import Metrics
@@ -137,6 +138,7 @@ class ModelRegistry:
         self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
         self._failures: dict[tuple[Path, tuple[int, int]], str] = {}
         self._descriptions: dict[tuple[Path, tuple[int, int]], dict[str, Any]] = {}
+        self._profiles: dict[tuple[Path, tuple[int, int], tuple[int, int] | None], tuple[dict[str, Any] | None, str | None]] = {}
 
     # --- finding files -------------------------------------------------------------------------------
 
@@ -239,9 +241,39 @@ class ModelRegistry:
         described = self._descriptions[key]
         return {**entry, **{k: described[k] for k in ("method", "backbone", "d", "h", "num_aligned", "has_maps")}}
 
+    def describe_with_profile(self, file: ModelFile) -> dict[str, Any]:
+        """``describe`` plus the file's ``profile`` (or ``None``) and ``profile_error``."""
+        entry = self.describe(file)
+        profile, error = self.profile(file, d=entry.get("d")) if entry["status"] != "error" else (None, None)
+        return {**entry, "profile": profile, "profile_error": error}
+
+    def profile(self, file: ModelFile, d: int | None = None) -> tuple[dict[str, Any] | None, str | None]:
+        """The sidecar profile of ``file`` (``lewel.profiles.find_profile``) and, when one exists but cannot
+        be used (unreadable, stale, for another d), why; cached until the checkpoint or the sidecar change."""
+        sidecar = sidecar_path(file.path)
+        try:
+            stat = sidecar.stat()
+            sidecar_signature: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            sidecar_signature = None
+        key = (file.path, file.signature, sidecar_signature)
+        with self._lock:
+            if key in self._profiles:
+                return self._profiles[key]
+        if sidecar_signature is None:
+            found: tuple[dict[str, Any] | None, str | None] = (None, None)
+        else:
+            try:
+                found = (find_profile(file.path, d=d), None)
+            except (ProfileError, OSError) as error:
+                found = (None, str(error))
+        with self._lock:
+            self._profiles[key] = found
+        return found
+
     def list(self) -> list[dict[str, Any]]:
         """Every model found, described (see ``describe``)."""
-        return [self.describe(file) for file in self.scan()]
+        return [self.describe_with_profile(file) for file in self.scan()]
 
     def get(self, model_id: str | None) -> LoadedModel:
         """The loaded model ``model_id`` (``None``: the default), opening it on first use.

@@ -7,7 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 Preset = Literal["byol1", "byol2", "mocov2", "cropflip"]
-Order = Literal["index", "object", "multi-object", "global"]
+Order = Literal["index", "measured", "object", "multi-object", "global"]
+Role = Literal["object", "background", "mixed"]
 Pattern = Literal["object", "multi-object", "global"]
 Background = Literal["white", "black"]
 
@@ -28,6 +29,42 @@ class Ready(BaseModel):
     message: str
 
 
+class RandomControlBody(BaseModel):
+    seed: int | None = Field(None, description="torch seed of the random network of the same shape")
+    object_auroc: float | None = Field(description="held-out AUROC of the control's own object maps")
+    object_pointing: float | None
+    all_maps_auroc: float | None
+
+
+class DifferenceBody(BaseModel):
+    object_auroc: float | None = Field(description="model minus control, paired per held-out image")
+    ci95: list[float | None] = Field(description="95 % interval of the difference (mean ± 1.96 standard errors)")
+
+
+class ProfileSummary(BaseModel):
+    """What ``lewel profile`` measured for this checkpoint (its sidecar ``NAME.profile.json``)."""
+
+    object_maps: list[int] = Field(description="the object maps: highest AUROC on the calibration split, best first")
+    background_maps: list[int] = Field(description="the background maps: lowest AUROC on the calibration split")
+    object_auroc: float | None = Field(description="mean AUROC of the object maps on the held-out split (0.5 = no relation)")
+    object_auroc_se: float | None = Field(None, description="its standard error over held-out images")
+    object_auroc_calibration: float | None = Field(None, description="the same on the calibration split (optimistic)")
+    object_pointing: float | None = Field(description="pointing-game hit rate of the object maps on the held-out split")
+    pointing_chance: float | None = Field(description="hit rate of a random cell")
+    background_auroc: float | None = None
+    all_maps_auroc: float | None = None
+    heldout_images: int
+    calibration_images: int
+    random_control: RandomControlBody
+    difference: DifferenceBody
+    verdict: Literal["localises", "not better than random"] = Field(
+        description="localises when the 95 % interval of the difference lies above 0"
+    )
+    data: str = Field(description="the images the profile was measured on")
+    size: int = Field(description="input side of the profile")
+    grid: list[int] = Field(description="[h, w] of the maps at that size")
+
+
 class ModelInfo(BaseModel):
     id: str = Field(description="what requests name the model by")
     file: str = Field(description="the checkpoint's file name")
@@ -42,6 +79,8 @@ class ModelInfo(BaseModel):
     has_maps: bool | None = None
     device: str
     default: bool = False
+    profile: ProfileSummary | None = Field(None, description="the map profile (null: none measured for this file)")
+    profile_error: str | None = Field(None, description="why a sidecar profile next to the file was not used")
 
 
 class ModelList(BaseModel):
@@ -88,9 +127,17 @@ class ViewParams(BaseModel):
 
 
 class MapsParams(ViewParams):
-    maps: Literal["all", "top"] = Field("all", description="all d maps, or the top_k most typical of each pattern")
+    maps: Literal["all", "top", "object", "background"] = Field(
+        "all",
+        description="all d maps, the top_k most typical of each (heuristic) pattern, or the model profile's "
+        "measured object / background maps (needs a profile)",
+    )
     top_k: int = Field(4, ge=1, description="maps per pattern when maps=top")
-    order: Order = Field("index", description="by index, or by typicality of a pattern (maps=top: that pattern only)")
+    order: Order = Field(
+        "index",
+        description="by index, measured (the profile's object maps first, best held-out AUROC first; needs a "
+        "profile), or by heuristic typicality of a pattern (maps=top: that pattern only)",
+    )
     format: Literal["json", "npz", "png"] = Field(
         "json", description="JSON with float16 arrays, NPZ arrays, or a Figure-5 PNG"
     )
@@ -117,6 +164,10 @@ class MapStatisticsBody(BaseModel):
     main_blob_mass: float
     other_blob_mass: float
     typicality: dict[str, float] = Field(description="typicality for each pattern (higher = more typical)")
+    auroc: float | None = Field(
+        None, description="with a mask: AUROC of this map's cells, object vs background, on this view (null: no mask, or no cells of both kinds)"
+    )
+    pointing_hit: bool | None = Field(None, description="with a mask: whether this map's peak cell is on an object")
 
 
 class MapInfo(BaseModel):
@@ -124,6 +175,10 @@ class MapInfo(BaseModel):
     group: int = Field(description="channel group: index // (d/h)")
     aligned: int = Field(description="aligned representation: index % (d/h)")
     agreement: float | None = Field(description="cross-view agreement in [0, 1]; null with one view or no overlap")
+    role: Role | None = Field(None, description="from the model's profile: object, background or mixed (null: no profile)")
+    auroc_heldout: float | None = Field(None, description="from the profile: this index's mean AUROC on held-out images")
+    auroc_calibration: float | None = Field(None, description="from the profile: the same on the calibration images")
+    pointing_heldout: float | None = Field(None, description="from the profile: this index's held-out pointing rate")
 
 
 class ViewBody(BaseModel):
@@ -135,6 +190,12 @@ class ViewBody(BaseModel):
     image_png: str = Field(description="the view as the model saw it (before normalisation), base64 PNG")
 
 
+class ViewMaskBody(BaseModel):
+    object_share: float = Field(description="share of the view covered by objects")
+    pointing_chance: float = Field(description="share of the view's cells on an object: the pointing hit rate of a random cell")
+    scored: bool = Field(description="whether the view has both object and background cells (else AUROC is null)")
+
+
 class MapsViewBody(ViewBody):
     maps: EncodedArray = Field(description="k×h×w float16, the selected maps on the view's grid (each sums to 1)")
     frame_maps: EncodedArray = Field(
@@ -142,15 +203,18 @@ class MapsViewBody(ViewBody):
     )
     coverage: EncodedArray = Field(description="rows×cols float16: share of each frame cell inside the crop")
     statistics: list[MapStatisticsBody] = Field(description="one per selected map, in the order of `selected`")
+    mask: ViewMaskBody | None = Field(None, description="with a mask: the objects' share of this view and the pointing chance")
 
 
 class Selection(BaseModel):
-    maps: Literal["all", "top"]
+    maps: Literal["all", "top", "object", "background"]
     order: Order
     top_k: int
     indices: list[int] = Field(description="the map indices returned, in order")
     top: dict[str, list[int]] | None = Field(None, description="maps=top: the indices chosen for each pattern")
-    ranked_on: Literal["view 0"] = "view 0"
+    ranked_on: Literal["view 0", "profile"] = Field(
+        "view 0", description="heuristic selections rank view 0's maps; measured ones follow the model's profile"
+    )
 
 
 class MapsResponse(BaseModel):
@@ -162,6 +226,8 @@ class MapsResponse(BaseModel):
     selection: Selection
     maps: list[MapInfo] = Field(description="group, aligned index and agreement of each returned map")
     agreement: str = Field(description="how the agreement score is defined")
+    profile: ProfileSummary | None = Field(None, description="the model's map profile (null: none measured)")
+    mask: bool = Field(False, description="whether a mask was uploaded (per-view AUROC and pointing hits)")
     views: list[MapsViewBody]
 
 

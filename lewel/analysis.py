@@ -14,7 +14,18 @@ import torch
 from PIL import Image
 
 from .inference import Extraction, LewelModel
-from .maps import MapStatistics, crop_coverage, cross_view_agreement, frame_grid, map_statistics, warp_to_image
+from .maps import (
+    MapStatistics,
+    crop_coverage,
+    cross_view_agreement,
+    frame_grid,
+    map_auroc,
+    map_statistics,
+    pointing_chance,
+    pointing_hits,
+    view_coverage,
+    warp_to_image,
+)
 from .models.heads import map_aligned_index, map_group
 from .views import View, make_views, views_batch
 
@@ -96,6 +107,34 @@ def analyze_maps(views: list[View], extraction: Extraction, *, frame_cells: int 
         agreement=agreement,
         groups=torch.tensor([map_group(m, d, h) for m in range(d)], dtype=torch.int64),
         aligned=torch.tensor([map_aligned_index(m, d, h) for m in range(d)], dtype=torch.int64),
+    )
+
+
+@dataclass(frozen=True)
+class MaskScores:
+    """Every view's maps scored against one object mask of the source image (V views, d maps):
+    ``auroc`` ``V×d`` (NaN for a view whose cells are not both object and background), ``pointing`` ``V×d``
+    bool, and per view ``object_share`` (mean cell coverage) and ``pointing_chance``."""
+
+    auroc: torch.Tensor
+    pointing: torch.Tensor
+    object_share: torch.Tensor
+    pointing_chance: torch.Tensor
+
+
+def score_views(analysis: MapAnalysis, mask: torch.Tensor) -> MaskScores:
+    """Score ``analysis``'s maps against ``mask`` (``H×W`` bool in source pixels, e.g. from
+    ``lewel.images.decode_mask``): each view's cells get the share of its crop of the mask
+    (``lewel.maps.view_coverage``), then ``map_auroc`` and ``pointing_hits`` as in a profile."""
+    width, height = analysis.views[0].source_size
+    if tuple(mask.shape) != (height, width):
+        raise ValueError(f"the mask is {tuple(mask.shape)} (H×W), the image {height}×{width}")
+    coverage = torch.stack([view_coverage(mask, v.box, v.flip, analysis.grid) for v in analysis.views])
+    return MaskScores(
+        auroc=map_auroc(analysis.maps, coverage),
+        pointing=pointing_hits(analysis.maps, coverage),
+        object_share=coverage.mean(dim=(-2, -1)),
+        pointing_chance=pointing_chance(coverage),
     )
 
 

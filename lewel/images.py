@@ -142,3 +142,51 @@ def decode_image(
             raise UnsupportedImageError(f"cannot decode the {file_format} image: {error}") from None
     rgb.info.update(source_format=file_format, source_mode=source_mode)
     return rgb
+
+
+class MaskError(ValueError):
+    """Bytes that cannot serve as an object mask for a given image; the message says why."""
+
+
+MASK_MAX_GREY = 0.05  #: a mask may have at most this share of grey pixels (not 0, 1 or 255: e.g. JPEG edges)
+MASK_ASPECT_TOLERANCE = 0.02  #: a mask of another size is resized when its aspect ratio is within 2 % of the image's
+
+
+def decode_mask(
+    data: bytes, image_size: tuple[int, int], *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int | None = None
+) -> np.ndarray:
+    """Untrusted bytes -> an ``H×W`` bool object mask for an image of ``image_size = (W, H)``.
+
+    The file is decoded as ``decode_image`` does (same caps and formats, EXIF orientation, alpha onto
+    black) and read as grey levels: object pixels are those >= 128, or == 1 when the file holds only 0 and 1.
+    A mask of another size is resized with nearest when its aspect ratio is that of the image (within
+    ``MASK_ASPECT_TOLERANCE``). Raises ``ImageDecodeError`` for undecodable files and ``MaskError`` for a
+    mask that is not binary (over ``MASK_MAX_GREY`` grey pixels), of another aspect ratio, or without
+    object or without background pixels (AUROC needs both).
+    """
+    try:
+        picture = decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes, background="black")
+    except ImageDecodeError as error:
+        raise type(error)(f"the mask: {error}") from None
+    grey = np.asarray(picture.convert("L"))
+    share = float(((grey > 1) & (grey < 255)).mean())
+    if share > MASK_MAX_GREY:
+        raise MaskError(
+            f"the mask is not binary: {share:.0%} of its pixels are grey (between 2 and 254); send a PNG with "
+            "0 for background and 255 (or 1) for objects"
+        )
+    width, height = image_size
+    if picture.size != (width, height):
+        aspect, expected = picture.width / picture.height, width / height
+        if abs(aspect / expected - 1) > MASK_ASPECT_TOLERANCE:
+            raise MaskError(
+                f"the mask is {picture.width}×{picture.height} but the image is {width}×{height}: a mask must have "
+                "the image's size or its aspect ratio"
+            )
+        grey = np.asarray(picture.convert("L").resize((width, height), Image.Resampling.NEAREST))
+    objects = grey == 1 if grey.max() <= 1 else grey >= 128
+    if not objects.any():
+        raise MaskError("the mask has no object pixels (all black): AUROC needs objects and background")
+    if objects.all():
+        raise MaskError("the mask has no background pixels (all white): AUROC needs objects and background")
+    return objects

@@ -185,6 +185,20 @@ def object_coverage(mask: ArrayLike, grid: Sequence[int]) -> torch.Tensor:
     return rows @ tensor @ cols.T
 
 
+def view_coverage(mask: ArrayLike, box: Sequence[int], flip: bool, grid: Sequence[int]) -> torch.Tensor:
+    """``object_coverage`` of one view's cells: ``mask`` (``H×W`` in source pixels) cropped to the view's
+    ``box = (x0, y0, x1, y1)`` (integer source pixels, as ``lewel.views.View.box``), mirrored when the view
+    was flipped, pooled onto the view's map ``grid`` -> ``h×w`` float64."""
+    tensor = torch.as_tensor(mask)
+    if tensor.dim() != 2:
+        raise ValueError(f"mask must be H×W, got {tuple(tensor.shape)}")
+    x0, y0, x1, y1 = (int(v) for v in box)
+    if not (0 <= x0 < x1 <= tensor.shape[1] and 0 <= y0 < y1 <= tensor.shape[0]):
+        raise ValueError(f"box {tuple(box)} does not lie inside the {tensor.shape[1]}×{tensor.shape[0]} mask")
+    crop = tensor[y0:y1, x0:x1]
+    return object_coverage(crop.flip(-1) if flip else crop, grid)
+
+
 def object_mass_ratio(maps: ArrayLike, coverage: ArrayLike) -> torch.Tensor:
     """Share of map mass on objects divided by the objects' share of the image (1.0 = a uniform map).
 

@@ -51,6 +51,7 @@ PROFILE_FORMAT = "lewel-map-profile"
 PROFILE_VERSION = 1
 SIDECAR_SUFFIX = ".profile.json"  #: the profile of ``models/NAME.safetensors`` is ``models/NAME.profile.json``
 ROLES = ("object", "background", "mixed")
+DISPLAY_RANK = {"object": 0, "mixed": 1, "background": 2}  #: the order of roles when all maps are listed
 ROLE_FRACTION = 0.1  #: the ceil(10 %) of indices with the highest calibration AUROC are object maps (lowest: background)
 DEFAULT_SIZE = 224  #: input side (7×7 maps on a ResNet); images are resized whole, no crop
 DEFAULT_IMAGES = 256  #: images per split for generated scenes
@@ -501,6 +502,37 @@ def find_profile(checkpoint: str | os.PathLike, *, d: int | None = None) -> dict
     if recorded != file_sha256(checkpoint):
         raise ProfileError(f"{path} was made for another version of {Path(checkpoint).name} (sha256 differs): run lewel profile again")
     return profile
+
+
+def describe_data(profile: dict[str, Any]) -> str:
+    """One line on the images a profile was measured on."""
+    data = profile["data"]
+    cal, held = data["calibration"], data["heldout"]
+    if held.get("kind") == "scenes":
+        where = f"generated scenes (calibration seed {cal.get('seed')}, held-out seed {held.get('seed')})"
+    else:
+        where = f"{held.get('root')} ({held.get('layout')}, {held.get('rule')})"
+    return f"{where}: {cal.get('images')} calibration + {held.get('images')} held-out images at {data['size']} px"
+
+
+def profile_indices(profile: dict[str, Any], maps: str = "all") -> list[int]:
+    """Map indices in the profile's measured order: ``object`` maps (highest held-out AUROC first),
+    ``background`` maps (lowest first), or ``all`` maps: object, then mixed, then background maps, each by
+    held-out AUROC, highest first (NaN last)."""
+    records = profile["maps"]
+
+    def auroc(record: dict[str, Any]) -> float:
+        value = record.get("auroc_heldout")
+        return -math.inf if value is None or math.isnan(value) else float(value)
+
+    if maps == "object":
+        return [r["index"] for r in sorted((r for r in records if r["role"] == "object"), key=lambda r: -auroc(r))]
+    if maps == "background":
+        chosen = [r for r in records if r["role"] == "background"]
+        return [r["index"] for r in sorted(chosen, key=lambda r: auroc(r) if auroc(r) > -math.inf else math.inf)]
+    if maps != "all":
+        raise ValueError(f"maps must be 'all', 'object' or 'background', got {maps!r}")
+    return [r["index"] for r in sorted(records, key=lambda r: (DISPLAY_RANK[r["role"]], -auroc(r)))]
 
 
 def format_profile(profile: dict[str, Any]) -> str:

@@ -112,7 +112,7 @@ def test_schema_value_sets_match_the_library(client):
         if "maps" in name.lower() and "properties" in s and "top_k" in s["properties"]
     )
     assert set(maps_form["properties"]["preset"]["enum"]) == set(PRESETS)
-    assert set(maps_form["properties"]["order"]["enum"]) == set(ORDERS)
+    assert set(maps_form["properties"]["order"]["enum"]) == set(ORDERS) | {"measured"}  # measured: the profile's
 
 
 def test_metrics_count_requests_and_model_loads(client):

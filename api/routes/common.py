@@ -14,12 +14,13 @@ from PIL import Image
 from lewel.analysis import extract_views
 from lewel.images import Background, ImageTooLargeError, UnsupportedImageError, decode_image
 from lewel.inference import Extraction, MapsUnavailableError
+from lewel.profiles import describe_data
 from lewel.views import View
 
 from ..errors import ApiError
 from ..middleware import token_matches, unauthorized
 from ..registry import LoadedModel, ModelLoadFailed, ModelNotFound, ModelRefused
-from ..schemas import ErrorBody, ImageInfo, ModelSummary, ViewParams
+from ..schemas import ErrorBody, ImageInfo, ModelSummary, ProfileSummary, ViewParams
 from ..service import Service
 
 _bearer = HTTPBearer(auto_error=False, description="LEWEL_API_TOKEN, when the service has one")
@@ -69,6 +70,19 @@ def decode(data: bytes, service: Service, background: Background) -> Image.Image
         raise ApiError(415, "unsupported_media_type", f"the upload 'image' is not a usable image: {error}") from None
 
 
+def profile_body(profile: dict | None) -> ProfileSummary | None:
+    """The ``ProfileSummary`` of a profile file's contents (``None`` passes through)."""
+    if profile is None:
+        return None
+    summary, data = profile["summary"], profile["data"]
+    return ProfileSummary(
+        **{k: v for k, v in summary.items() if k in ProfileSummary.model_fields},
+        data=describe_data(profile),
+        size=data["size"],
+        grid=data["grid"],
+    )
+
+
 def image_info(image: Image.Image) -> ImageInfo:
     return ImageInfo(
         width=image.width,
@@ -78,9 +92,12 @@ def image_info(image: Image.Image) -> ImageInfo:
     )
 
 
-async def check_view_params(params: ViewParams, service: Service, request: Request) -> None:
-    """Unknown form fields, and the limits that depend on the settings (422 naming the field or setting)."""
-    known = set(type(params).model_fields) | {"image"}
+async def check_view_params(
+    params: ViewParams, service: Service, request: Request, files: tuple[str, ...] = ("image",)
+) -> None:
+    """Unknown form fields, and the limits that depend on the settings (422 naming the field or setting).
+    ``files``: the names of the route's file fields."""
+    known = set(type(params).model_fields) | set(files)
     unknown = sorted(set((await request.form()).keys()) - known)
     if unknown:
         raise ApiError(

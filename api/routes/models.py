@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from ..schemas import ModelInfo, ModelList
-from .common import ServiceDep
+from .common import ServiceDep, profile_body
 
 router = APIRouter(prefix="/v1", tags=["models"])
 
@@ -14,9 +14,13 @@ router = APIRouter(prefix="/v1", tags=["models"])
 @router.get("/models", response_model=ModelList, summary="bundled models and the checkpoints in LEWEL_MODELS_DIR")
 async def list_models(service: ServiceDep) -> ModelList:
     """Every checkpoint found, with method, backbone, d and h read from the file (without loading it onto
-    the device); a file that cannot be opened is listed with ``status: error`` and the reason."""
+    the device); a file that cannot be opened is listed with ``status: error`` and the reason. ``profile``
+    is what ``lewel profile`` measured for the file (its sidecar ``NAME.profile.json``), or null."""
     registry = service.registry
     entries = await run_in_threadpool(registry.list)
     default = await run_in_threadpool(registry.default_id)
-    models = [ModelInfo(**entry, default=entry["id"] == default) for entry in entries]
+    models = [
+        ModelInfo(**{**entry, "profile": profile_body(entry["profile"])}, default=entry["id"] == default)
+        for entry in entries
+    ]
     return ModelList(default=default, device=str(registry.device), searched=registry.searched(), models=models)
