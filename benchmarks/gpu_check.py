@@ -28,7 +28,6 @@ measurements, only a check that the script works; ``tests/test_gpu_check.py`` ru
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import os
@@ -42,10 +41,10 @@ import time
 import traceback
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
@@ -107,7 +106,7 @@ class Context:
     scratch: Path
     train_seconds: float
     train_data: str | None
-    log: io.TextIOBase
+    log: TextIO
     device: str = "cpu"
     gpus: int = 0
     model_file: Path | None = None
@@ -147,6 +146,25 @@ def run_logged(ctx: Context, command: list[str], *, timeout: float, name: str) -
         process.wait()
         ctx.log.write(f"===== {name}: killed after {timeout:.0f} s\n")
         return -9
+
+
+def run_for(ctx: Context, command: list[str], *, seconds: float, name: str, grace: float = 60.0) -> tuple[int, bool]:
+    """Run ``command`` (output to the log) until it ends or ``seconds`` pass, then interrupt it (SIGINT, as
+    Ctrl-C; SIGKILL to its process group after ``grace`` seconds). Returns (exit status, whether stopped)."""
+    ctx.log.write(f"\n===== {name}: {' '.join(command)}\n")
+    ctx.log.flush()
+    process = subprocess.Popen(command, cwd=ROOT, stdout=ctx.log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        return process.wait(timeout=seconds), False
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGINT)
+    try:
+        code = process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        code = process.wait()
+    ctx.log.write(f"\n===== {name}: stopped after {seconds:.0f} s\n")
+    return code, True
 
 
 def log_tail(ctx: Context, characters: int = 1500) -> str:
@@ -409,21 +427,8 @@ def step_train(ctx: Context) -> dict[str, Any]:
         "--epochs", "1" if ctx.dry_run else "1000", "--workers", str(s.train_workers), "--log-every", "1" if ctx.dry_run else "10",
         "--save-every", "1000", "--save-every-steps", "1" if ctx.dry_run else "150", "--out", str(out),
     ]
-    ctx.log.write(f"\n===== train: {' '.join(command)}\n")
-    ctx.log.flush()
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=ROOT, stdout=ctx.log, stderr=subprocess.STDOUT, start_new_session=True)
-    stopped = False
-    try:
-        code = process.wait(timeout=ctx.train_seconds)
-    except subprocess.TimeoutExpired:
-        stopped = True
-        process.send_signal(signal.SIGINT)
-        try:
-            code = process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            code = process.wait()
+    code, stopped = run_for(ctx, command, seconds=ctx.train_seconds, name="train")
     seconds = time.monotonic() - started
     metrics = out / "metrics.jsonl"
     if metrics.is_file():
@@ -508,15 +513,17 @@ def write_results(ctx: Context, report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=None, help="results folder (default: $OUT, else runs/gpu_check)")
-    parser.add_argument("--dry-run", action="store_true", help="the same steps on the CPU at tiny sizes")
-    parser.add_argument("--only", nargs="+", choices=STEPS, default=None, help="run these steps only (env always runs)")
-    parser.add_argument("--skip", nargs="+", choices=STEPS, default=(), help="steps to leave out")
-    parser.add_argument("--train-seconds", type=float, default=180.0, help="how long the LEWEL_M training runs")
+    parser.add_argument("--dry-run", action="store_true", help="the same steps on the CPU at tiny sizes (default: off)")
+    parser.add_argument("--only", nargs="+", choices=STEPS, default=None, metavar="STEP",
+                        help=f"run these steps only, env always runs (default: all of {', '.join(STEPS)})")
+    parser.add_argument("--skip", nargs="+", choices=STEPS, default=(), metavar="STEP", help="steps to leave out (default: none)")
+    parser.add_argument("--train-seconds", type=float, default=180.0,
+                        help="how long the LEWEL_M training runs (default: %(default)s)")
     parser.add_argument("--train-data", default=None, help="training data for train and nccl (default: scenes, or "
                         "generated images without the Tux Paint stamps)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a speed target is missed, too")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a speed target is missed, too (default: off)")
     args = parser.parse_args(argv)
 
     prepare_environment(args.dry_run)

@@ -91,3 +91,12 @@ def test_gpu_sizes_are_the_issue_s_resnet50_at_224_px():
     sizes = gpu_check.GPU
     assert (sizes.backbone, sizes.image_size, sizes.extract_size, sizes.maps_size, sizes.train_size) == ("resnet50", 224, 224, 224, 224)
     assert gpu_check.DRY.backbone == gpu_check.DRY.train_backbone == "resnet18"
+
+
+def test_a_run_past_its_time_is_interrupted_like_ctrl_c(tmp_path):
+    sleeper = "import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    print('interrupted')\n    raise SystemExit(3)"
+    with (tmp_path / "log").open("w") as log:
+        ctx = gpu_check.Context(True, gpu_check.DRY, tmp_path, tmp_path, 1.0, None, log)
+        assert gpu_check.run_for(ctx, [sys.executable, "-c", "pass"], seconds=60, name="quick") == (0, False)
+        assert gpu_check.run_for(ctx, [sys.executable, "-c", sleeper], seconds=2, name="sleeper") == (3, True)
+    assert "interrupted" in (tmp_path / "log").read_text()
