@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from lewel.maps import MapStatistics, top_per_pattern
+from lewel.profiles import profile_indices
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 PATTERN_KEYS = {"object": "object", "multi-object": "multi_object", "global": "global"}
@@ -57,7 +58,12 @@ class MapsResult:
       ``d`` (NaN with one view); ``patterns`` ``V×d`` pattern names, ``pattern_index`` the same as indices
       into ``lewel.maps.PATTERNS``;
     - ``statistics``: name -> ``V×d`` (entropy, effective_area, ...); ``typicality``: pattern -> ``V×d``;
-    - ``model``: the service's model summary (id, method, backbone, d, h, device); ``npz``: the raw answer.
+    - ``model``: the service's model summary (id, method, backbone, d, h, device); ``npz``: the raw answer;
+    - ``profile``: the model's map-profile summary (``None`` without one); ``roles`` ``d`` (object,
+      background, mixed; "" without a profile), ``profile_auroc`` ``d`` (held-out AUROC of each index, NaN
+      without a profile);
+    - with a mask: ``mask_auroc`` ``V×d`` (this image's AUROC per view and map, NaN where a view lacks object
+      or background cells), ``mask_pointing`` ``V×d``, ``mask_object_share`` ``V``; ``has_mask``.
     """
 
     model: dict[str, Any]
@@ -76,6 +82,13 @@ class MapsResult:
     typicality: dict[str, np.ndarray]
     agreement_definition: str
     npz: bytes
+    profile: dict[str, Any] | None = None
+    roles: np.ndarray | None = None
+    profile_auroc: np.ndarray | None = None
+    mask_auroc: np.ndarray | None = None
+    mask_pointing: np.ndarray | None = None
+    mask_object_share: np.ndarray | None = None
+    has_mask: bool = False
 
     @property
     def d(self) -> int:
@@ -100,6 +113,17 @@ class MapsResult:
         if pattern is None:
             return list(range(self.d))
         return top_per_pattern(self.view_statistics(0), self.d)[pattern]
+
+    def measured(self, role: str) -> list[int]:
+        """The profile's ``object`` or ``background`` maps in its measured order (best held-out AUROC first
+        for objects, lowest first for background; ``lewel.profiles.profile_indices``); [] without a profile."""
+        if self.profile is None or self.roles is None or self.profile_auroc is None:
+            return []
+        records = [
+            {"index": m, "role": str(self.roles[m]) or "mixed", "auroc_heldout": float(self.profile_auroc[m])}
+            for m in range(self.d)
+        ]
+        return profile_indices({"maps": records}, role)
 
     def count(self, pattern: str) -> int:
         """How many maps of view 0 are of ``pattern``."""
@@ -139,6 +163,13 @@ def parse_maps_npz(data: bytes) -> MapsResult:
         typicality={p: arrays[f"typicality_{key}"].astype(np.float64) for p, key in PATTERN_KEYS.items()},
         agreement_definition=meta.get("agreement", ""),
         npz=data,
+        profile=meta.get("profile"),
+        roles=arrays.get("roles"),
+        profile_auroc=arrays["profile_auroc_heldout"].astype(np.float64) if "profile_auroc_heldout" in arrays else None,
+        mask_auroc=arrays["mask_auroc"].astype(np.float64) if meta.get("mask") else None,
+        mask_pointing=arrays["mask_pointing"] if meta.get("mask") else None,
+        mask_object_share=arrays["mask_object_share"].astype(np.float64) if meta.get("mask") else None,
+        has_mask=bool(meta.get("mask")),
     )
 
 
@@ -186,15 +217,24 @@ class ApiClient:
         """``GET /v1/models``: ``{"default", "device", "searched", "models": [...]}``."""
         return self._request("Listing the models", "GET", "/v1/models").json()
 
-    def _post_image(self, what: str, path: str, image: bytes, filename: str, form: dict[str, str]) -> bytes:
-        """POST ``image`` as the multipart field ``image`` with ``form`` and ``format=npz``; the NPZ bytes."""
+    def _post_image(
+        self, what: str, path: str, image: bytes, filename: str, form: dict[str, str], mask: bytes | None = None
+    ) -> bytes:
+        """POST ``image`` as the multipart field ``image`` (and ``mask`` when given) with ``form`` and
+        ``format=npz``; the NPZ bytes."""
         files = {"image": (filename, image, "application/octet-stream")}
+        if mask is not None:
+            files["mask"] = ("mask.png", mask, "image/png")
         return self._request(what, "POST", path, files=files, data={**form, "format": "npz"}).content
 
-    def maps(self, image: bytes, filename: str, model: str, params: ViewParams) -> MapsResult:
-        """``POST /v1/maps`` with every map of every view (NPZ), parsed."""
+    def maps(
+        self, image: bytes, filename: str, model: str, params: ViewParams, mask: bytes | None = None
+    ) -> MapsResult:
+        """``POST /v1/maps`` with every map of every view (NPZ), parsed; with the image's object ``mask``
+        (PNG) the answer also holds each map's AUROC on this image."""
         form = {**params.form(), "model": model}
-        return parse_maps_npz(self._post_image(f"Computing the maps of {model}", "/v1/maps", image, filename, form))
+        data = self._post_image(f"Computing the maps of {model}", "/v1/maps", image, filename, form, mask)
+        return parse_maps_npz(data)
 
     def embeddings(self, image: bytes, filename: str, model: str, params: ViewParams) -> EmbeddingsResult:
         """``POST /v1/embeddings`` (NPZ): the global and aligned embeddings of every view."""
@@ -221,6 +261,8 @@ def _service_error(what: str, response: httpx.Response) -> ServiceError:
         "model_not_found": "The model is not available",
         "model_refused": "The model file was refused",
         "model_without_maps": "This model has no alignment maps",
+        "invalid_mask": "The object mask was rejected",
+        "no_profile": "This model has no map profile",
         "unauthorized": "The service refused the request",
         "invalid_parameters": "The service rejected the settings",
         "out_of_memory": "The service ran out of memory",

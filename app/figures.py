@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from lewel.maps import frame_density
-from lewel.render import Scale, draw_box, figure5_grid, figure_png, overlay
+from lewel.render import Scale, draw_box, figure5_grid, figure_png, overlay_with_bar
 
 from .client import EmbeddingsResult, MapsResult
 
@@ -58,9 +58,11 @@ def input_with_box(small: Image.Image, result: MapsResult, view: int, source_siz
 
 
 def map_overlay(result: MapsResult, view: int, index: int, style: Style) -> np.ndarray:
-    """Map ``index`` of view ``view`` blended onto that view (``S×S×3`` uint8)."""
-    return overlay(
-        result.view_images[view], result.maps[view, index], cmap=style.cmap, alpha=style.alpha, scale=style.scale
+    """Map ``index`` of view ``view`` blended onto that view, with a colour bar in units of the uniform value
+    1/(h·w) underneath (``(S + bar)×S×3`` uint8)."""
+    heat = result.maps[view, index]
+    return overlay_with_bar(
+        result.view_images[view], heat, unit=1.0 / heat.size, cmap=style.cmap, alpha=style.alpha, scale=style.scale
     )
 
 
@@ -69,7 +71,8 @@ def frame_overlay(small: Image.Image, result: MapsResult, view: int, index: int,
     (where the view's crop does not reach, the image shows unchanged). The frame maps hold mass per cell, so
     a cell the crop only partly covers holds less; drawn is the density, mass ÷ covered share of the cell."""
     density = frame_density(result.frame_maps[view, index], result.coverage[view])
-    return overlay(small, density, cmap=style.cmap, alpha=style.alpha, scale=style.scale)
+    uniform = 1.0 / max(float(np.asarray(result.coverage[view], dtype=np.float64).sum()), 1e-12)
+    return overlay_with_bar(small, density, unit=uniform, cmap=style.cmap, alpha=style.alpha, scale=style.scale)
 
 
 def contrast_note(result: MapsResult, view: int, index: int, style: Style) -> str:
@@ -83,8 +86,73 @@ def contrast_note(result: MapsResult, view: int, index: int, style: Style) -> st
     return f"Colours run from 0 to the map's peak: {spread}."
 
 
+def contrast(result: MapsResult, view: int, index: int) -> str:
+    """A map's lowest and highest cell in units of the uniform value, e.g. ``0.97–1.05× uniform``."""
+    heat = result.maps[view, index].astype(np.float64)
+    cells = heat.size / max(float(heat.sum()), 1e-12)
+    return f"{heat.min() * cells:.2f}–{heat.max() * cells:.2f}× uniform"
+
+
 def map_caption(result: MapsResult, view: int, index: int) -> str:
-    return f"map {index} · {result.patterns[view, index]}"
+    """A tile's caption: index, its measured role and held-out AUROC (from the profile) or else its heuristic
+    pattern, its AUROC on this image when a mask was sent, and its contrast."""
+    parts = [f"map {index}"]
+    if result.profile is not None and result.roles is not None:
+        auroc = float(result.profile_auroc[index]) if result.profile_auroc is not None else float("nan")
+        parts.append(f"{result.roles[index]} · AUROC {auroc:.2f} held-out" if np.isfinite(auroc) else str(result.roles[index]))
+    else:
+        parts.append(f"{result.patterns[view, index]} (heuristic)")
+    if result.mask_auroc is not None:
+        here = float(result.mask_auroc[view, index])
+        parts.append(f"here {here:.2f}" if np.isfinite(here) else "here –")
+    parts.append(contrast(result, view, index))
+    return " · ".join(parts)
+
+
+def profile_line(result: MapsResult) -> str:
+    """One line on the model's profile: verdict with held-out AUROC against the random control."""
+    profile = result.profile
+    if profile is None:
+        return "no map profile: maps not measured against objects"
+    return (
+        f"profile: {profile['verdict']} (object maps AUROC {profile['object_auroc']:.2f}, random network "
+        f"{profile['random_control']['object_auroc']:.2f})"
+    )
+
+
+def tile_title(result: MapsResult, view: int, index: int) -> str:
+    """A figure tile's two-line title: the measured role and held-out AUROC, or the heuristic pattern."""
+    if result.profile is not None and result.roles is not None and result.profile_auroc is not None:
+        return f"map {index} · {result.roles[index]}\nAUROC {float(result.profile_auroc[index]):.2f}"
+    return f"map {index}\n{result.patterns[view, index]} (heuristic)"
+
+
+def profile_banner(result: MapsResult) -> tuple[str, str]:
+    """What the page says about reading this model's maps: ``(kind, text)`` with kind ``success`` (its
+    object maps beat a random network of the same shape on held-out images) or ``warning`` (no profile, or
+    not better than random: the maps should not be read as object maps)."""
+    model = result.model.get("id", "this model")
+    profile = result.profile
+    if profile is None:
+        return "warning", (
+            f"**{model} has no map profile**: nobody has measured whether its maps look at objects, so they "
+            "should not be read as object maps. Colours show where a map is higher *relative to itself*, and "
+            f"LEWEL's maps are within a few per cent of uniform. Measure it with `lewel profile --checkpoint "
+            f"{model}…` (docs/maps.md)."
+        )
+    control = profile["random_control"]
+    numbers = (
+        f"its {len(profile['object_maps'])} object maps separate objects from background with AUROC "
+        f"**{profile['object_auroc']:.2f}** on {profile['heldout_images']} held-out images, against "
+        f"**{control['object_auroc']:.2f}** for a random network of the same shape (0.5 = no relation); they "
+        f"point at an object {profile['object_pointing']:.0%} of the time (chance {profile['pointing_chance']:.0%})"
+    )
+    if profile["verdict"] == "localises":
+        return "success", f"**Measured: {model} learned where objects are.** {numbers}. {profile['data']}."
+    return "warning", (
+        f"**{model}'s maps should not be read as object maps**: {numbers}, no better than random. "
+        f"{profile['data']}."
+    )
 
 
 def figure_bytes(
@@ -97,7 +165,7 @@ def figure_bytes(
 ) -> bytes:
     """The Figure-5 grid of ``indices`` (every view a row) as PNG, drawn as the page shows it."""
     chosen = list(indices)
-    titles = [[f"map {m}\n{result.patterns[v, m]}" for m in chosen] for v in range(result.num_views)]
+    titles = [[tile_title(result, v, m) for m in chosen] for v in range(result.num_views)]
     figure = figure5_grid(
         small,
         list(result.view_images),

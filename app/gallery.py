@@ -9,9 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    from lewel.data.scenes import Scene
 
 STATIC_SAMPLES = Path(__file__).resolve().parent.parent / "static" / "samples"
 SAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -82,14 +86,28 @@ def gallery_items() -> list[GalleryItem]:
 
 
 @lru_cache(maxsize=32)
+def load_mask(key: str, scene_index: int = 0) -> bytes | None:
+    """The object mask (PNG, 255 = object) of gallery item ``key`` when it has one: generated scenes know
+    their objects exactly, so the page can show each map's AUROC on this very image. ``None`` otherwise."""
+    if key != SCENE_KEY:
+        return None
+    return _png(_scene(scene_index).masks.any(axis=0).astype(np.uint8) * 255)
+
+
+@lru_cache(maxsize=8)
+def _scene(index: int) -> Scene:
+    """Generated scene ``index`` of the gallery (2–4 objects, seed 0)."""
+    from lewel.data.scenes import SceneGenerator
+
+    return SceneGenerator(size=SCENE_SIZE, seed=0, min_objects=2, max_objects=4).scene(index)
+
+
+@lru_cache(maxsize=32)
 def load_item(key: str, scene_index: int = 0) -> tuple[bytes, str]:
     """The bytes and a file name of gallery item ``key`` (scene ``scene_index`` for generated scenes).
     Cached: the page asks again on every rerun, and photos and scenes are encoded as PNG here."""
     if key == SCENE_KEY:
-        from lewel.data.scenes import SceneGenerator
-
-        scene = SceneGenerator(size=SCENE_SIZE, seed=0, min_objects=2, max_objects=4).scene(scene_index)
-        return _png(scene.image), f"scene_{scene_index:04d}.png"
+        return _png(_scene(scene_index).image), f"scene_{scene_index:04d}.png"
     source, _, name = key.partition(":")
     if source == "static":
         path = STATIC_SAMPLES / Path(name).name

@@ -12,7 +12,7 @@ from PIL import Image
 
 from app import figures
 from app.client import ApiClient, EmbeddingsResult, MapsResult, ServiceError, ViewParams
-from app.gallery import SCENE_KEY, gallery_items, load_item
+from app.gallery import SCENE_KEY, gallery_items, load_item, load_mask
 from lewel.images import ImageDecodeError, decode_image
 
 PRESETS = {
@@ -24,7 +24,14 @@ PRESETS = {
 SIZES = [64, 96, 128, 160, 192, 224, 256, 320]
 SCALES = {"range": "each map's range (min → max)", "peak": "zero to peak"}
 COLORMAPS = ["jet", "turbo", "viridis", "magma", "inferno", "plasma", "hot"]
-TABS = {"Object": "object", "Multi-object": "multi-object", "Global": "global", "All": None}
+#: tab label -> what it shows: a measured role of the model's profile, a heuristic pattern of view 0, or all
+MEASURED_TABS = {"Object maps (measured)": "role:object", "Background maps (measured)": "role:background"}
+HEURISTIC_TABS = {
+    "Object (heuristic)": "object",
+    "Multi-object (heuristic)": "multi-object",
+    "Global (heuristic)": "global",
+    "All": None,
+}
 IMAGE_ERRORS = ("unsupported_media_type", "too_large")  #: service error codes about the image itself
 CACHE_SECONDS = 600  #: answers are reused for the same image and settings this long (a model file may change)
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff", "ppm", "tga"]
@@ -32,10 +39,11 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff", "ppm"
 
 @dataclass(frozen=True)
 class Picked:
-    """The image the person chose: its bytes and a name."""
+    """The image the person chose: its bytes, a name, and its object mask (PNG) when the gallery knows it."""
 
     data: bytes
     name: str
+    mask: bytes | None = None
 
 
 def client() -> ApiClient:
@@ -43,8 +51,10 @@ def client() -> ApiClient:
 
 
 @st.cache_data(max_entries=16, ttl=CACHE_SECONDS, show_spinner=False)
-def fetch_maps(base_url: str, image: bytes, name: str, model: str, params: ViewParams) -> MapsResult:
-    return ApiClient(base_url).maps(image, name, model, params)
+def fetch_maps(
+    base_url: str, image: bytes, name: str, model: str, params: ViewParams, mask: bytes | None = None
+) -> MapsResult:
+    return ApiClient(base_url).maps(image, name, model, params, mask)
 
 
 @st.cache_data(max_entries=16, ttl=CACHE_SECONDS, show_spinner=False)
@@ -96,8 +106,9 @@ def sidebar_image() -> Picked | None:
     key = st.sidebar.selectbox("Gallery", list(labels), format_func=labels.__getitem__, key="gallery_item")
     if key == SCENE_KEY:
         st.sidebar.button("New scene", on_click=new_scene, icon=":material/shuffle:")
-    data, name = load_item(key, int(st.session_state.get("scene_index", 0)))
-    return Picked(data, name)
+    scene_index = int(st.session_state.get("scene_index", 0))
+    data, name = load_item(key, scene_index)
+    return Picked(data, name, load_mask(key, scene_index))
 
 
 def sidebar_models(models: dict[str, dict], default: str | None) -> tuple[str, str | None]:
@@ -174,17 +185,37 @@ def figure_rows(
                 )
 
 
+def tabs_for(result: MapsResult) -> dict[str, str | None]:
+    """The tabs of the Figure-5 section: the measured ones first when the model has a profile."""
+    return {**(MEASURED_TABS if result.profile is not None else {}), **HEURISTIC_TABS}
+
+
+def indices_for(result: MapsResult, pattern: str | None) -> list[int]:
+    """Every map a tab's order gives, without the page around it: measured roles or heuristic ranking."""
+    if pattern is not None and pattern.startswith("role:"):
+        return result.measured(pattern.removeprefix("role:"))
+    return result.ranked(pattern)
+
+
 def pattern_summary(result: MapsResult) -> None:
     d, grid = result.d, result.maps.shape[-2:]
     model = result.model
+    kind, text = figures.profile_banner(result)
+    (st.success if kind == "success" else st.warning)(text, icon=":material/verified:" if kind == "success" else ":material/warning:")
+    mask_note = " · AUROC on this image from the scene's mask" if result.has_mask else ""
     st.caption(
         f"**{model['id']}** · {model['method']} · {model['backbone']} on {model['device']} · "
         f"{d} maps on a {grid[0]}×{grid[1]} grid · {result.h} channel groups × {d // result.h} aligned "
-        f"representations · maps ranked on view 0"
+        f"representations{mask_note}"
     )
     counts = st.columns(4)
     for cell, pattern in zip(counts, ["object", "multi-object", "global"], strict=False):
-        cell.metric(f"{pattern} maps (view 0)", f"{result.count(pattern)} / {d}")
+        cell.metric(
+            f"{pattern} maps (view 0, heuristic)",
+            f"{result.count(pattern)} / {d}",
+            help="classified by shape relative to each map's own range (docs/maps.md): a heuristic, not a "
+            "measurement against objects",
+        )
     finite = result.agreement[np.isfinite(result.agreement)]
     counts[3].metric(
         "mean cross-view agreement",
@@ -194,16 +225,29 @@ def pattern_summary(result: MapsResult) -> None:
 
 
 def tab_indices(result: MapsResult, pattern: str | None, per_row: int, tab: str) -> list[int]:
-    """The maps a tab shows: those of view 0 classified as its pattern, most typical first; or by index."""
+    """The maps a tab shows: the profile's object or background maps (``role:…``) in measured order, those
+    of view 0 classified as a heuristic pattern (most typical first), or all by index."""
+    if pattern is not None and pattern.startswith("role:"):
+        role = pattern.removeprefix("role:")
+        chosen = result.measured(role)
+        profile = result.profile or {}
+        st.caption(
+            f"The model's **{len(chosen)} {role} maps**, measured by `lewel profile`: chosen on calibration "
+            f"images, {'highest' if role == 'object' else 'lowest'} held-out AUROC first (under each tile; "
+            f"{profile.get('heldout_images', '?')} held-out images, 0.5 = no relation). The same map indices "
+            "on every row" + ("; 'here' is the AUROC on this image, from the scene's mask." if result.has_mask else ".")
+        )
+        return chosen[:per_row]
     ranked = result.ranked(pattern)
     if pattern is not None:
         if not ranked:
             st.info(f"No map of view 0 is classified as a {pattern} map (docs/maps.md has the rule).")
             return []
         st.caption(
-            f"{len(ranked)} of {result.d} maps of view 0 are **{pattern}** maps; the "
-            f"{min(per_row, len(ranked))} most typical are shown, most typical first. Each row shows the same "
-            "maps on another view (their pattern there may differ)."
+            f"{len(ranked)} of {result.d} maps of view 0 are **{pattern}** maps by a shape heuristic (relative "
+            f"to each map's own range, not measured against objects); the {min(per_row, len(ranked))} most "
+            "typical are shown, most typical first. Each row shows the same maps on another view (their pattern "
+            "there may differ)."
         )
         return ranked[:per_row]
     start = st.number_input(
@@ -225,8 +269,7 @@ def selected_map_section(
         "Selected map",
         list(range(d)),
         key="selected_map",
-        format_func=lambda m: f"map {m} · {result.patterns[0, m]} on view 0 · group {result.groups[m]} · "
-        f"aligned representation {result.aligned[m]}",
+        format_func=lambda m: f"map {m}",  # a label that never changes with the image: the state holds the index
     )
     left, right = st.columns([1, 2])
     left.image(
@@ -234,7 +277,7 @@ def selected_map_section(
         caption=f"map {index} on view 0, enlarged",
         width="stretch",
     )
-    left.caption(figures.contrast_note(result, 0, index, style))
+    left.caption(figures.map_caption(result, 0, index) + ". " + figures.contrast_note(result, 0, index, style))
     agreement = result.agreement[index]
     with right:
         cells = st.columns(4)
@@ -314,18 +357,22 @@ def comparison_section(
 ) -> None:
     st.subheader("Two models, the same views")
     st.caption(
-        f"Each model's {per_row} maps most typical of the {pattern or 'index'} order on view 0 "
+        f"Each model's first {per_row} maps of the {(pattern or 'index').replace('role:', 'measured ')} order "
         "(the tab selected above), on the same image and the same augmented views."
     )
     columns = st.columns(len(results))
     for column, (model, result) in zip(columns, results.items(), strict=True):
-        indices = result.ranked(pattern)[:per_row]
+        indices = indices_for(result, pattern)[:per_row]
+        fallback = not indices
+        if fallback:  # a measured tab, and this model has no profile: its heuristic object maps instead
+            indices = result.ranked("object")[:per_row]
         png = figures.figure_bytes(result, small, source_size, indices, presets, style)
         finite = result.agreement[np.isfinite(result.agreement)]
         column.markdown(f"**{model}** · {result.model['method']} · {result.model['backbone']}")
+        column.caption(figures.profile_line(result) + (" · shown: heuristic object maps" if fallback else ""))
         column.image(png)
         column.caption(
-            " · ".join(f"{p}: {result.count(p)}/{result.d}" for p in ("object", "multi-object", "global"))
+            " · ".join(f"{p} (heuristic): {result.count(p)}/{result.d}" for p in ("object", "multi-object", "global"))
             + (f" · mean agreement {finite.mean():.3f}" if finite.size else "")
         )
 
@@ -366,7 +413,7 @@ def main() -> None:
             "(the first request to a model loads it) …",
         )
         try:
-            results[name] = fetch_maps(api.base_url, picked.data, picked.name, name, params)
+            results[name] = fetch_maps(api.base_url, picked.data, picked.name, name, params, picked.mask)
         except ServiceError as error:
             progress.empty()
             show_error(error, picked.name)
@@ -384,9 +431,12 @@ def main() -> None:
     result = results[model]
 
     pattern_summary(result)
-    tabs = st.tabs(list(TABS), key="pattern_tab", on_change="rerun")
+    tab_set = tabs_for(result)
+    if st.session_state.get("pattern_tab") not in tab_set:  # e.g. a measured tab, then a model without a profile
+        st.session_state["pattern_tab"] = next(iter(tab_set))
+    tabs = st.tabs(list(tab_set), key="pattern_tab", on_change="rerun")
     shown: tuple[str | None, list[int]] = (None, [])
-    for tab, (label, pattern) in zip(tabs, TABS.items(), strict=True):
+    for tab, (label, pattern) in zip(tabs, tab_set.items(), strict=True):
         if not tab.open:
             continue
         with tab:
@@ -399,7 +449,7 @@ def main() -> None:
     left.download_button(
         "Download this figure (PNG)",
         data=lambda: figures.figure_bytes(result, small, source_size, indices, presets, style),
-        file_name=f"lewel_figure5_{model}_{pattern or 'index'}.png",
+        file_name=f"lewel_figure5_{model}_{(pattern or 'index').replace('role:', 'measured_')}.png",
         mime="image/png",
         icon=":material/image:",
         on_click="ignore",

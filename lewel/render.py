@@ -39,6 +39,61 @@ def _as_rgb_array(image: Image.Image | np.ndarray | torch.Tensor) -> np.ndarray:
     return array.astype(np.uint8)
 
 
+def colour_limits(heatmap: np.ndarray | torch.Tensor, scale: Scale) -> tuple[float, float]:
+    """The map values drawn at the two ends of the colour scale of ``overlay``: ``range``: the map's own
+    minimum and maximum (over its finite cells); ``peak``: 0 and its maximum."""
+    values = torch.as_tensor(np.asarray(heatmap, dtype=np.float64))
+    finite = values[torch.isfinite(values)]
+    if scale not in ("peak", "range"):
+        raise ValueError(f"scale must be 'peak' or 'range', got {scale!r}")
+    if not finite.numel():
+        return 0.0, 0.0
+    high = float(finite.max())
+    return (float(finite.min()) if scale == "range" else 0.0), high
+
+
+def colour_bar(
+    width: int, low: float, high: float, *, cmap: str = "jet", unit: float = 1.0, height: int = 26
+) -> np.ndarray:
+    """A horizontal colour bar ``height×width×3`` uint8 for values ``low`` .. ``high``, labelled in units of
+    ``unit`` (e.g. the uniform value 1/(h·w) of a map: "0.97x" … "1.05x"), with a tick where the value
+    equals ``unit`` when it lies inside. Drawn with Pillow (a few of these per page: no matplotlib figure)."""
+    from PIL import ImageFont
+
+    strip = max(4, height // 2 - 2)
+    gradient = colormaps[cmap](np.linspace(0, 1, width))[None, :, :3] * 255.0
+    bar = np.full((height, width, 3), 255, dtype=np.uint8)
+    bar[:strip] = np.repeat(gradient, strip, axis=0).astype(np.uint8)
+    picture = Image.fromarray(bar)
+    draw = ImageDraw.Draw(picture)
+    font = ImageFont.load_default(size=max(8, height - strip - 3))
+    text_top = strip + 1
+    if high > low and low <= unit <= high and unit > 0:
+        x = round((unit - low) / (high - low) * (width - 1))
+        draw.line([(x, 0), (x, strip + 1)], fill=(0, 0, 0), width=1)
+    left, right = f"{low / unit:.3g}x", f"{high / unit:.3g}x"  # "x": the default font has no ×
+    draw.text((0, text_top), left, fill=(0, 0, 0), font=font)
+    draw.text((width, text_top), right, fill=(0, 0, 0), font=font, anchor="ra")
+    return np.asarray(picture)
+
+
+def overlay_with_bar(
+    image: Image.Image | np.ndarray | torch.Tensor,
+    heatmap: np.ndarray | torch.Tensor,
+    *,
+    unit: float,
+    alpha: float = 0.5,
+    cmap: str = "jet",
+    scale: Scale = "peak",
+) -> np.ndarray:
+    """``overlay`` with its ``colour_bar`` underneath, in units of ``unit`` (the uniform value of the map):
+    what the colours mean, so that a nearly flat map stretched to its range is not read as a peaked one."""
+    blended = overlay(image, heatmap, alpha=alpha, cmap=cmap, scale=scale)
+    low, high = colour_limits(heatmap, scale)
+    bar = colour_bar(blended.shape[1], low, high, cmap=cmap, unit=unit, height=max(18, blended.shape[1] // 9))
+    return np.concatenate([blended, bar], axis=0)
+
+
 def overlay(
     image: Image.Image | np.ndarray | torch.Tensor,
     heatmap: np.ndarray | torch.Tensor,
@@ -66,14 +121,8 @@ def overlay(
     total = F.interpolate(filled[None, None], size=(height, width), mode="bilinear", align_corners=False)
     up = (total / support.clamp_min(1e-6))[0, 0]
     seen = F.interpolate(valid[None, None].float(), size=(height, width), mode="nearest")[0, 0] > 0.5
-    if scale == "range" and bool(valid.any()):
-        low, high = float(values[valid].min()), float(values[valid].max())
-        scaled = ((up - low) / (high - low) if high > low else torch.zeros_like(up)).clamp(0, 1).numpy()
-    elif scale in ("peak", "range"):
-        peak = float(up.max())
-        scaled = (up / peak if peak > 0 else up).clamp(0, 1).numpy()
-    else:
-        raise ValueError(f"scale must be 'peak' or 'range', got {scale!r}")
+    low, high = colour_limits(values, scale)
+    scaled = ((up - low) / (high - low) if high > low else torch.zeros_like(up)).clamp(0, 1).numpy()
     colour = colormaps[cmap](scaled)[..., :3] * 255.0
     weight = np.where(seen.numpy(), alpha, 0.0)[..., None]
     return np.clip(rgb * (1 - weight) + colour * weight, 0, 255).astype(np.uint8)

@@ -58,10 +58,11 @@ def inspect_buttons(at: AppTest) -> list:
 def test_main_flow_draws_figure5_rows_and_selects_a_map(app):
     app.run()
     assert not app.exception and not app.error
-    assert [t.label for t in app.tabs] == ["Object", "Multi-object", "Global", "All"]
+    assert [t.label for t in app.tabs] == ["Object (heuristic)", "Multi-object (heuristic)", "Global (heuristic)", "All"]
+    assert "has no map profile" in app.warning[0].value  # tiny has no profile: its maps are not to be read as objects
     metrics = {m.label: m.value for m in app.metric}
-    counts = [int(metrics[f"{p} maps (view 0)"].split(" / ")[0]) for p in PATTERNS]
-    assert sum(counts) == 32 and all(metrics[f"{p} maps (view 0)"].endswith("/ 32") for p in PATTERNS)
+    counts = [int(metrics[f"{p} maps (view 0, heuristic)"].split(" / ")[0]) for p in PATTERNS]
+    assert sum(counts) == 32 and all(metrics[f"{p} maps (view 0, heuristic)"].endswith("/ 32") for p in PATTERNS)
     assert 0 <= float(metrics["mean cross-view agreement"]) <= 1
     page = texts(app)
     for row in ("view 0 · whole image", "view 1 · byol1", "view 2 · byol1"):
@@ -94,7 +95,9 @@ def test_object_tab_lists_only_object_maps_most_typical_first(app, service):
     assert shown == sorted(objects, key=lambda m: (-typical[m], m))[:6]
 
 
-@pytest.mark.parametrize(("tab", "pattern"), [("Multi-object", "multi-object"), ("Global", "global"), ("All", None)])
+@pytest.mark.parametrize(
+    ("tab", "pattern"), [("Multi-object (heuristic)", "multi-object"), ("Global (heuristic)", "global"), ("All", None)]
+)
 def test_other_tabs(app, tab, pattern):
     app.session_state["pattern_tab"] = tab
     app.session_state["per_row"] = 4
@@ -209,8 +212,12 @@ def test_figures_from_a_result(service):
     style = figures.Style(cmap="viridis", alpha=0.7, scale="range")
     boxed = figures.input_with_box(small, result, 1, picture.size)
     assert boxed.shape == (*small.size[::-1], 3) and not np.array_equal(boxed, np.asarray(small))
-    assert figures.map_overlay(result, 2, 7, style).shape == (64, 64, 3)
-    assert figures.frame_overlay(small, result, 1, 7, style).shape == boxed.shape
+    tile = figures.map_overlay(result, 2, 7, style)
+    assert tile.shape == (64 + 18, 64, 3)  # the view, and a colour bar in units of the uniform value under it
+    framed = figures.frame_overlay(small, result, 1, 7, style)
+    assert framed.shape[1:] == boxed.shape[1:] and framed.shape[0] > boxed.shape[0]
+    caption = figures.map_caption(result, 2, 7)
+    assert caption.startswith("map 7 · ") and "(heuristic)" in caption and "× uniform" in caption
     presets = ["whole image", "byol1", "byol1"]
     png = figures.figure_bytes(result, small, picture.size, [3, 1, 4], presets, style)
     drawn = Image.open(io.BytesIO(png))

@@ -98,10 +98,10 @@ def test_upload_see_the_grid_select_a_map(tmp_path):
             expect(inspect.first).to_be_visible()
             for row in ("view 0 · whole image", "view 1 · byol1", "view 2 · byol1"):
                 expect(page.get_by_text(row, exact=False).first).to_be_visible()
-            expect(page.get_by_role("tab", name="Object", exact=True)).to_be_visible()
-            page.get_by_role("tab", name="Global", exact=True).click()
+            expect(page.get_by_role("tab", name="Object (heuristic)", exact=True)).to_be_visible()
+            page.get_by_role("tab", name="Global (heuristic)", exact=True).click()
             expect(page.get_by_text(re.compile(r"maps of view 0 are global maps|No map of view 0 is classified"))).to_be_visible()
-            page.get_by_role("tab", name="Object", exact=True).click()
+            page.get_by_role("tab", name="Object (heuristic)", exact=True).click()
             expect(page.get_by_text(re.compile(r"maps of view 0 are object maps|No map of view 0 is classified"))).to_be_visible()
 
             label = inspect.last.inner_text()

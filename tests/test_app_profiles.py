@@ -1,0 +1,114 @@
+"""The app with map profiles: the measured tabs first, AUROC under every tile, the scene's mask sent along,
+a banner for models without a profile, and colour bars in units of the uniform value."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from api_factory import build_models
+from servers import running_service
+from streamlit.testing.v1 import AppTest
+from test_app import MAIN, inspect_buttons, texts
+
+from app import figures
+from app.client import ApiClient, ViewParams
+from app.gallery import SCENE_KEY, load_item, load_mask, scenes_available
+from lewel.profiles import build_profile, profile_indices, sidecar_path, write_profile
+from lewel.render import colour_bar, colour_limits, overlay_with_bar
+
+pytestmark = pytest.mark.skipif(not scenes_available(), reason="the profile's scenes need tuxpaint-stamps-default")
+
+
+@pytest.fixture(scope="module")
+def profiled(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("app_profiles")
+    paths = build_models(folder)
+    profile = build_profile(paths["tiny"], data="scenes:6", size=128, batch_size=6)
+    write_profile(profile, sidecar_path(paths["tiny"]))
+    with running_service(folder, "tiny") as url:
+        yield url, profile
+
+
+@pytest.fixture
+def app(profiled, monkeypatch) -> AppTest:
+    url, _ = profiled
+    monkeypatch.setenv("LEWEL_API_URL", url)
+    monkeypatch.delenv("LEWEL_API_TOKEN", raising=False)
+    at = AppTest.from_file(str(MAIN), default_timeout=120)
+    at.session_state["size"] = 64
+    at.session_state["gallery_item"] = SCENE_KEY
+    return at
+
+
+def test_measured_tabs_come_first_with_auroc_under_each_tile(app, profiled):
+    _, profile = profiled
+    app.run()
+    assert not app.exception
+    labels = [t.label for t in app.tabs]
+    assert labels[:2] == ["Object maps (measured)", "Background maps (measured)"]
+    assert labels[2:] == ["Object (heuristic)", "Multi-object (heuristic)", "Global (heuristic)", "All"]
+    shown = [int(b.label.split()[-1]) for b in inspect_buttons(app)]
+    assert shown == profile_indices(profile, "object")[:6]
+    page = texts(app)
+    assert "AUROC" in page and "held-out" in page and "here " in page  # the scene's mask was sent
+    banner = (app.success or app.warning)[0].value
+    assert f"{profile['summary']['object_auroc']:.2f}" in banner
+    assert f"{profile['summary']['random_control']['object_auroc']:.2f}" in banner
+
+
+def test_background_tab_and_switching_to_a_model_without_a_profile(app, profiled):
+    _, profile = profiled
+    app.session_state["pattern_tab"] = "Background maps (measured)"
+    app.run()
+    assert not app.exception
+    assert [int(b.label.split()[-1]) for b in inspect_buttons(app)] == profile_indices(profile, "background")[:6]
+    app.selectbox(key="model").set_value("tiny_m").run()
+    assert not app.exception
+    assert [t.label for t in app.tabs][0] == "Object (heuristic)"
+    assert "has no map profile" in app.warning[0].value and "should not be read as object maps" in app.warning[0].value
+    app.toggle(key="compare").set_value(True).run()
+    app.selectbox(key="model_b").set_value("tiny").run()
+    assert not app.exception and "no map profile" in texts(app)
+
+
+def test_the_gallery_scene_sends_its_mask(profiled):
+    url, _ = profiled
+    image, name = load_item(SCENE_KEY, 3)
+    mask = load_mask(SCENE_KEY, 3)
+    result = ApiClient(url).maps(image, name, "tiny", ViewParams(views=1, size=64), mask)
+    assert result.has_mask and result.mask_auroc.shape == (2, 32)
+    assert 0 < float(result.mask_object_share[0]) < 1
+    assert load_mask("skimage:astronaut") is None
+    assert result.measured("object") == profile_indices(profiled[1], "object")
+
+
+def test_banner_kinds(profiled):
+    url, _ = profiled
+    result = ApiClient(url).maps(*load_item("skimage:coffee"), "tiny", ViewParams(views=0, size=64))
+    good = replace(result, profile={**result.profile, "verdict": "localises"})
+    assert figures.profile_banner(good)[0] == "success" and "learned where objects are" in figures.profile_banner(good)[1]
+    bad = replace(result, profile={**result.profile, "verdict": "not better than random"})
+    kind, text = figures.profile_banner(bad)
+    assert kind == "warning" and "should not be read as object maps" in text
+    none = replace(result, profile=None)
+    assert "no map profile" in figures.profile_banner(none)[1] and "(heuristic)" in figures.map_caption(none, 0, 0)
+
+
+def test_colour_bar_states_the_scale_in_units_of_the_uniform_value():
+    heat = np.full((4, 4), 1 / 16)
+    heat[0, 0] = 1.05 / 16
+    heat[3, 3] = 0.97 / 16
+    assert colour_limits(heat, "range") == pytest.approx((0.97 / 16, 1.05 / 16))
+    assert colour_limits(heat, "peak") == pytest.approx((0.0, 1.05 / 16))
+    bar = colour_bar(100, 0.97 / 16, 1.05 / 16, unit=1 / 16, cmap="gray", height=20)
+    assert bar.shape == (20, 100, 3)
+    assert bar[0, 0].tolist() == [0, 0, 0] and bar[0, -1].tolist() == [255, 255, 255]
+    tick = round((1 - 0.97) / (1.05 - 0.97) * 99)
+    assert bar[2, tick].tolist() == [0, 0, 0] and bar[2, tick - 3].tolist() != [0, 0, 0]  # uniform = 1x marked
+    assert (bar[12:] < 128).any()  # the labels
+    tile = overlay_with_bar(np.zeros((64, 64, 3), np.uint8), heat, unit=1 / 16, scale="range")
+    assert tile.shape == (82, 64, 3)
+    with pytest.raises(ValueError, match="scale"):
+        colour_limits(heat, "log")
