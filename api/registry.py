@@ -34,7 +34,7 @@ from .batching import MicroBatcher
 from .metrics import Metrics
 
 CHECKPOINT_SUFFIXES = (".pth.tar", ".safetensors", ".pth", ".tar", ".pt")
-PREFERRED_DEFAULT = "lewel_b_demo"
+PREFERRED_DEFAULT = "lewel_m_demo"  #: the bundled model whose profile says its maps localise objects
 LOAD_ERRORS = (CheckpointError, ValueError, OSError, RuntimeError, KeyError, TypeError, EOFError)
 
 
@@ -173,7 +173,7 @@ class ModelRegistry:
         ]
 
     def default_id(self, files: Sequence[ModelFile] | None = None) -> str | None:
-        """``LEWEL_DEFAULT_MODEL`` if set; else ``lewel_b_demo`` when present, else the first model found,
+        """``LEWEL_DEFAULT_MODEL`` if set; else ``lewel_m_demo`` when present, else the first model found,
         passing over files already known not to load."""
         if self.requested_default:
             return self.requested_default

@@ -89,7 +89,7 @@ def test_upload_see_the_grid_select_a_map(tmp_path):
             expect.set_options(timeout=TIMEOUT_MS)
             page.goto(url)
             expect(page.get_by_role("heading", name="LEWEL explorer")).to_be_visible()
-            expect(page.get_by_text("lewel_b_demo", exact=False).first).to_be_visible()
+            expect(page.get_by_text("lewel_m_demo", exact=False).first).to_be_visible()
 
             page.get_by_text("Upload", exact=True).click()
             expect(page.get_by_text("Upload an image in the sidebar")).to_be_visible()
@@ -98,6 +98,12 @@ def test_upload_see_the_grid_select_a_map(tmp_path):
             expect(inspect.first).to_be_visible()
             for row in ("view 0 · whole image", "view 1 · byol1", "view 2 · byol1"):
                 expect(page.get_by_text(row, exact=False).first).to_be_visible()
+            # the default demo model has a profile: its measured object maps come first, with their numbers
+            expect(page.get_by_role("tab", name="Object maps (measured)", exact=True)).to_be_visible()
+            expect(page.get_by_text("learned where objects are", exact=False)).to_be_visible()
+            expect(page.get_by_text(re.compile(r"object · AUROC 0\.\d\d held-out")).first).to_be_visible()
+            page.get_by_role("tab", name="Background maps (measured)", exact=True).click()
+            expect(page.get_by_text(re.compile(r"background · AUROC 0\.\d\d held-out")).first).to_be_visible()
             expect(page.get_by_role("tab", name="Object (heuristic)", exact=True)).to_be_visible()
             page.get_by_role("tab", name="Global (heuristic)", exact=True).click()
             expect(page.get_by_text(re.compile(r"maps of view 0 are global maps|No map of view 0 is classified"))).to_be_visible()

@@ -42,7 +42,8 @@ def test_model_card_quotes_the_measured_numbers(path):
 
 
 def test_lewel_serve_serves_the_bundled_demo_model_by_default(tmp_path):
-    """What ./scripts/app runs: `lewel serve` on a fresh install answers with the LEWEL_B demo model."""
+    """What ./scripts/app runs: `lewel serve` on a fresh install answers with the LEWEL_M demo model (its
+    profile says its maps localise objects) and its profile."""
     import os
     import signal
     import subprocess
@@ -62,9 +63,10 @@ def test_lewel_serve_serves_the_bundled_demo_model_by_default(tmp_path):
         with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             wait_until_ready(server, client, seconds=120)
             listing = client.get("/v1/models").json()
-            assert listing["default"] == "lewel_b_demo"
-            demo = next(m for m in listing["models"] if m["id"] == "lewel_b_demo")
-            assert (demo["method"], demo["backbone"], demo["source"]) == ("lewel_b_eman", "resnet18", "bundled")
+            assert listing["default"] == "lewel_m_demo"
+            demo = next(m for m in listing["models"] if m["id"] == "lewel_m_demo")
+            assert (demo["method"], demo["backbone"], demo["source"]) == ("lewel_m", "resnet18", "bundled")
+            assert demo["profile"]["verdict"] == "localises"
     finally:
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=30)
