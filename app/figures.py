@@ -148,10 +148,10 @@ def profile_banner(result: MapsResult) -> tuple[str, str]:
         f"point at an object {profile['object_pointing']:.0%} of the time (chance {profile['pointing_chance']:.0%})"
     )
     if profile["verdict"] == "localises":
-        return "success", f"**Measured: {model} learned where objects are.** {numbers}. {profile['data']}."
+        return "success", f"**Measured: {model} learned where objects are.** {numbers}. Measured on {profile['data']}."
     return "warning", (
         f"**{model}'s maps should not be read as object maps**: {numbers}, no better than random. "
-        f"{profile['data']}."
+        f"Measured on {profile['data']}."
     )
 
 

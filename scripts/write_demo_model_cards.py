@@ -1,5 +1,6 @@
-"""Write the demo models' cards and the comparison table from docs/demo_models.json, so that every number in
-them is one that scripts/evaluate_demo_models.py measured.
+"""Write the demo models' cards and the comparison table from docs/demo_models.json and the shipped models'
+profile sidecars (models/NAME.profile.json, written by `lewel profile`), so that every number in them is one
+that scripts/evaluate_demo_models.py or `lewel profile` measured.
 
     .venv/bin/python scripts/write_demo_model_cards.py
 """
@@ -26,22 +27,54 @@ INTRO = (
 )
 
 
+HEADER = (
+    "| model | kNN top-1 (%) | object maps AUROC, held-out | object maps pointing (%) | object-mass ratio | "
+    "heuristic patterns object / multi / global (%) |\n|---|---|---|---|---|---|"
+)
+
+
+def profile_of(method: str) -> dict | None:
+    """The summary of a shipped model's sidecar profile (None for the baselines, which have no maps)."""
+    from lewel.profiles import read_profile
+
+    path = ROOT / "models" / f"{SHIPPED.get(method, '')}.profile.json"
+    return read_profile(path)["summary"] if method in SHIPPED and path.exists() else None
+
+
+def profile_cells(summary: dict | None, control: bool) -> str:
+    """AUROC and pointing of the selected object maps on held-out scenes: the model's, or its random control's."""
+    if summary is None:
+        return "– | –"
+    chance = f"chance {100 * summary['pointing_chance']:.1f}"
+    if control:
+        part = summary["random_control"]
+        return f"{part['object_auroc']:.3f} | {100 * part['object_pointing']:.1f} ({chance})"
+    return (
+        f"**{summary['object_auroc']:.3f}** ± {summary['object_auroc_se']:.3f} ({summary['verdict']}) | "
+        f"{100 * summary['object_pointing']:.1f} ({chance})"
+    )
+
+
 def maps_cells(entry: dict) -> str:
     if "object_mass_ratio" not in entry:
-        return "– | – | –"
+        return "– | –"
     patterns = entry["patterns"]
     shares = " / ".join(f"{100 * patterns[p]:.0f}" for p in ("object", "multi-object", "global"))
-    return f"{entry['object_mass_ratio']:.3f} | {100 * entry['pointing_game']:.1f} (chance {100 * entry['pointing_chance']:.1f}) | {shares}"
+    return f"{entry['object_mass_ratio']:.3f} | {shares}"
 
 
 def table(results: dict) -> str:
-    lines = [
-        "| model | kNN top-1 (%) | object-mass ratio | pointing game (%) | object / multi / global (%) |",
-        "|---|---|---|---|---|",
-    ]
+    lines = [HEADER]
     for method, entry in results["models"].items():
-        lines.append(f"| {NAMES[method]}, trained ({entry['step']} steps) | {entry['trained']['knn_top1']:.1f} | {maps_cells(entry['trained'])} |")
-        lines.append(f"| {NAMES[method]}, random init | {entry['random_init']['knn_top1']:.1f} | {maps_cells(entry['random_init'])} |")
+        summary = profile_of(method)
+        lines.append(
+            f"| {NAMES[method]}, trained ({entry['step']} steps) | {entry['trained']['knn_top1']:.1f} | "
+            f"{profile_cells(summary, False)} | {maps_cells(entry['trained'])} |"
+        )
+        lines.append(
+            f"| {NAMES[method]}, random init | {entry['random_init']['knn_top1']:.1f} | "
+            f"{profile_cells(summary, True)} | {maps_cells(entry['random_init'])} |"
+        )
     return "\n".join(lines)
 
 
@@ -51,6 +84,7 @@ def card(method: str, entry: dict, results: dict, wall: str) -> str:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     config, model = entry["config"], entry["config"]["model"]
     trained, random_init, training = entry["trained"], entry["random_init"], entry["training"]
+    profile = profile_of(method)
     return f"""# Model card: `{name}` ({NAMES[method]}, ResNet-18)
 
 A demo model trained by this project's own pipeline so that the API, the app and the notebooks show real
@@ -74,17 +108,26 @@ substitute for the authors' ImageNet checkpoints.
   each, next to other work; {training['seconds_first_to_last_log']} s of training between its first and last
   logged steps (a stop and resume left out); wall time of the whole training script: {wall}.
 
-## Scores (held-out scenes; `docs/demo_models.json`)
+## Scores (held-out scenes; `docs/demo_models.json`, `models/{name}.profile.json`)
 
-| | kNN top-1 (%) | object-mass ratio | pointing game (%) | object / multi / global (%) |
-|---|---|---|---|---|
-| this model | {trained['knn_top1']:.1f} | {maps_cells(trained)} |
-| same shape, random init | {random_init['knn_top1']:.1f} | {maps_cells(random_init)} |
+| | kNN top-1 (%) | object maps AUROC, held-out | object maps pointing (%) | object-mass ratio | heuristic patterns object / multi / global (%) |
+|---|---|---|---|---|---|
+| this model | {trained['knn_top1']:.1f} | {profile_cells(profile, False)} | {maps_cells(trained)} |
+| same shape, random init | {random_init['knn_top1']:.1f} | {profile_cells(profile, True)} | {maps_cells(random_init)} |
+
+**Where its maps look** (`lewel profile --checkpoint models/{name}.safetensors`, the sidecar
+`models/{name}.profile.json`): every map index is scored by the AUROC of its cells, object against
+background, on {profile['calibration_images']} calibration scenes; the {len(profile['object_maps'])} best indices are its object maps
+({', '.join(map(str, profile['object_maps']))}), and their AUROC and pointing rate are measured on
+{profile['heldout_images']} other, held-out scenes at 224 px (7×7 maps), next to a randomly initialised network of the same
+shape scored the same way. Paired difference {profile['difference']['object_auroc']:+.3f} (95 % interval
+{profile['difference']['ci95'][0]:+.3f} to {profile['difference']['ci95'][1]:+.3f}): **{profile['verdict']}**.
 
 kNN: k = 20, cosine, T = 0.07, bank = the {config['data'].split(':')[1]} training scenes, queries =
-{config['val_data'].split(':')[1]} held-out scenes, label = category of the largest object. Maps: `lewel eval-maps`
-on {results['val_scenes_for_maps']} held-out scenes at {results['size']} px (object-mass ratio 1.0 = a
-uniform map; the pointing game counts a map's peak cell as a hit when objects cover half of it). The
+{config['val_data'].split(':')[1]} held-out scenes, label = category of the largest object. Object-mass ratio and
+patterns: `lewel eval-maps` on {results['val_scenes_for_maps']} held-out scenes at {results['size']} px (the
+ratio is 1.0 for a uniform map and reads about 1.000 for every LEWEL model, trained or not, because the maps stay
+within a few per cent of uniform; the patterns are a shape heuristic relative to each map's range). The
 definitions are in `docs/maps.md`; the comparison with the baselines is in `docs/demo_models.md`.
 """
 

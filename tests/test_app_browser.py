@@ -109,6 +109,8 @@ def test_upload_see_the_grid_select_a_map(tmp_path):
             expect(page.get_by_text(re.compile(r"maps of view 0 are global maps|No map of view 0 is classified"))).to_be_visible()
             page.get_by_role("tab", name="Object (heuristic)", exact=True).click()
             expect(page.get_by_text(re.compile(r"maps of view 0 are object maps|No map of view 0 is classified"))).to_be_visible()
+            page.get_by_role("tab", name="Object maps (measured)", exact=True).click()
+            expect(page.get_by_text(re.compile(r"The model's \d+ object maps"))).to_be_visible()
 
             label = inspect.last.inner_text()
             index = int(re.search(r"\d+", label).group())

@@ -36,7 +36,10 @@ def test_demo_model_loads_and_gives_maps(path):
 def test_model_card_quotes_the_measured_numbers(path):
     card = path.with_suffix(".md").read_text()
     entry = json.loads(RESULTS.read_text())["models"][METHOD_OF[path.stem]]
-    assert f"| this model | {entry['trained']['knn_top1']:.1f} | {entry['trained']['object_mass_ratio']:.3f} |" in card
+    profile = json.loads(path.with_name(f"{path.stem}.profile.json").read_text())["summary"]
+    assert f"| this model | {entry['trained']['knn_top1']:.1f} | **{profile['object_auroc']:.3f}** ±" in card
+    assert f"| {profile['random_control']['object_auroc']:.3f} |" in card and profile["verdict"] in card
+    assert f"| {entry['trained']['object_mass_ratio']:.3f} |" in card
     assert f"| same shape, random init | {entry['random_init']['knn_top1']:.1f} |" in card
     assert "./scripts/train_demo_models.sh" in card and f"{entry['step']} steps" in card
 
