@@ -100,6 +100,59 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _maps(args: argparse.Namespace) -> int:
+    import os
+
+    from tqdm import tqdm
+
+    from .extraction import extract_maps
+    from .inference import MapsUnavailableError
+
+    rank = int(os.environ.get("RANK", "0"))
+    with tqdm(total=None, unit="image", desc="maps", disable=args.quiet or rank != 0) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            index = extract_maps(
+                args.checkpoint, args.data, args.out, size=args.size, views=args.views, preset=args.preset,
+                seed=args.seed, batch_size=args.batch_size, shard_size=args.shard_size, workers=args.workers,
+                device=args.device, dtype=args.dtype, num_groups=args.num_groups, progress=progress,
+            )
+        except MapsUnavailableError as error:
+            print(f"lewel maps: error: {error}", file=sys.stderr)
+            return 2
+    if index is not None:
+        skipped = index["skipped"]
+        print(f"wrote the maps of {index['extracted']} images in {len(index['shards'])} shards to {args.out} "
+              f"({args.out}/index.json); {len(skipped)} unreadable images skipped")
+        for entry in skipped[:10]:
+            print(f"  skipped {entry['id']}: {entry['reason']}")
+    return 0
+
+
+def _atlas(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .atlas import write_atlas
+
+    with tqdm(total=None, unit="shard", desc="atlas", disable=args.quiet) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        atlas, dest = write_atlas(
+            args.out, args.dest, top=args.top, thumb_size=args.thumb_size, data_root=args.data, progress=progress
+        )
+    print(f"atlas of {len(atlas['maps'])} maps over {atlas['images']} images: {dest}/atlas.json, {dest}/index.html")
+    if atlas.get("thumbnails_note"):
+        print(atlas["thumbnails_note"])
+    return 0
+
+
 MODEL_OPTIONS = ("backbone", "hidden_dim", "dim", "num_groups", "loss_weight", "aligned_negatives", "queue_size", "aligned_queue_size", "temperature")
 #: ``train``'s model options after ``--backbone``: name, type, help.
 MODEL_OPTION_HELP = (
@@ -349,6 +402,47 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--out", default=None, help="the profile JSON (default: the sidecar NAME.profile.json next to the checkpoint)")
     prof.add_argument("--quiet", action="store_true", help="no progress bar")
     prof.set_defaults(run=_profile)
+
+    batch = commands.add_parser(
+        "maps", help="extract the maps of every image of a data set to NPZ shards (resumable; torchrun-parallel)",
+        description="Extract the alignment maps of every image of a folder, ImageFolder tree or generated "
+        "scenes into OUT/shards/*.npz with OUT/index.json (docs/atlas.md). Shards already written are skipped, "
+        "so a killed run continues; under `torchrun --nproc_per_node N -m lewel.cli maps ...` each process "
+        "writes its own shards and rank 0 the index.",
+    )
+    batch.add_argument("--checkpoint", required=True, help="a LEWEL checkpoint (with its coupled head)")
+    batch.add_argument("--data", required=True,
+                       help="a folder of images, an ImageFolder tree, a `lewel data scenes` folder or images/ + "
+                       "masks/ (with masks), or scenes:N (generated, with masks)")
+    batch.add_argument("--out", required=True, help="output folder (an unfinished one is resumed)")
+    batch.add_argument("--size", type=int, default=224, help="input side; view 0 is the whole image resized (default: 224)")
+    batch.add_argument("--views", type=int, default=0, help="augmented views per image after view 0 (default: 0)")
+    batch.add_argument("--preset", default="byol1", choices=("byol1", "byol2", "mocov2", "cropflip"),
+                       help="augmentation of the views (default: byol1)")
+    batch.add_argument("--seed", type=int, default=0, help="seed of the views; image i uses view_seed(seed, i) (default: 0)")
+    batch.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    batch.add_argument("--shard-size", type=int, default=256, help="images per shard (default: 256)")
+    batch.add_argument("--workers", type=int, default=4, help="data loader processes per process (default: 4)")
+    batch.add_argument("--device", default="auto", help="torch device; auto: cuda:LOCAL_RANK, else cpu (default: auto)")
+    batch.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"), help="bf16: autocast (default: fp32)")
+    batch.add_argument("--num-groups", type=int, default=None, help="h for LEWEL heads (default: stored, else 4)")
+    batch.add_argument("--quiet", action="store_true", help="no progress bar (default: a bar on rank 0)")
+    batch.set_defaults(run=_maps)
+
+    atl = commands.add_parser(
+        "atlas", help="per map index, the images where it concentrates most, from `lewel maps` shards (JSON + HTML)",
+        description="For every map index: its top-N (image, view) pairs by peak ÷ uniform and by range-stretched "
+        "mass, its mean statistics and pattern shares, and with masks its AUROC; written as atlas.json, a "
+        "static index.html and thumbs/*.png (docs/atlas.md).",
+    )
+    atl.add_argument("out", help="the folder `lewel maps` wrote")
+    atl.add_argument("--dest", default=None, help="where to write the atlas (default: OUT/atlas)")
+    atl.add_argument("--top", type=int, default=8, help="entries per map index and score (default: 8)")
+    atl.add_argument("--thumb-size", type=int, default=96, help="thumbnail side in pixels (default: 96)")
+    atl.add_argument("--data", default=None,
+                     help="the data folder, when it moved since the extraction (default: the path in the index)")
+    atl.add_argument("--quiet", action="store_true", help="no progress bar (default: a bar)")
+    atl.set_defaults(run=_atlas)
 
     serve = commands.add_parser(
         "serve", help="start the inference API (FastAPI under uvicorn; settings from LEWEL_* variables)"
