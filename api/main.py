@@ -18,7 +18,7 @@ from lewel import __version__
 from .errors import install_error_handlers
 from .metrics import MetricsMiddleware
 from .middleware import BodySizeLimitMiddleware, TokenMiddleware
-from .routes import embeddings, health, maps, metrics, models
+from .routes import atlas, embeddings, health, maps, metrics, models
 from .service import Service
 from .settings import Settings
 
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (health.router, models.router, maps.router, embeddings.router, metrics.router):
         app.include_router(router)
+    app.include_router(atlas.router)
     # the last added runs first: metrics, CORS (so that refusals carry its headers), token, body cap
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.api_token is not None:

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
 
     models_dir: Path | None = Field(None, description="folder of checkpoints to serve next to the bundled ones")
     bundled_models_dir: Path = Field(BUNDLED_MODELS_DIR, description="the demo models' folder")
+    atlas_dir: Path | None = Field(
+        None, description="folder of map atlases, one subfolder per model id (lewel atlas OUT --dest DIR/ID)"
+    )
     default_model: str | None = Field(None, description="model id; else lewel_m_demo, else the first found")
     api_token: SecretStr | None = Field(
         None, description="when set, /v1/* and /metrics need 'Authorization: Bearer <token>'"

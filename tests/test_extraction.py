@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from checkpoint_factory import our_training_file
 from conftest import tiny_config
 from image_factory import make_image_folder
@@ -40,6 +41,7 @@ def setup(tmp_path_factory) -> dict[str, Path]:
     """A tiny LEWEL_B checkpoint, 12 readable images in 2 classes plus 2 corrupt ones, and a reference run."""
     root = tmp_path_factory.mktemp("extraction")
     checkpoint = root / "tiny.pt"
+    torch.manual_seed(0)
     our_training_file(checkpoint, tiny_config("lewel_b"))
     data = make_image_folder(root / "data", per_class=6, size=40)
     Image.new("RGB", (80, 30), (200, 10, 10)).save(data / "class0" / "wide.jpg")

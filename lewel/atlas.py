@@ -1,0 +1,490 @@
+"""The map atlas: for every map index of a model, where across a whole data set that map concentrates most.
+
+``build_atlas(out)`` reads the shards ``lewel.extraction.extract_maps`` wrote to ``out`` and, streaming
+shard by shard, keeps for each map index m:
+
+- its **top N** (image, view) pairs under two scores of how concentrated map m is there (higher first; ties
+  go to the lower image index, then the lower view): ``peak_ratio``, the peak ÷ the uniform value 1/(h·w);
+  and ``stretched_mass``, the share of the map *stretched to its own range* ((p − min)/(max − min), as the
+  maps are drawn) held by its ⌈10 %⌉ highest cells (``TOP_FRACTION``), which ranks the shape of a nearly
+  flat map rather than its tiny absolute height; each with the peak cell (row, column, and its box in
+  original pixels);
+- the means of its ``lewel.maps.map_statistics`` and the shares of the three patterns;
+- with object masks: its AUROC (``lewel.maps.map_auroc``) and pointing rate (``lewel.maps.pointing_hits``,
+  next to its chance), means over the (image, view) pairs that have both object and background cells, as
+  ``lewel.profiles.index_means`` takes them.
+
+``write_atlas`` writes ``atlas.json``, ``index.html`` (one section per map index, thumbnails with the map
+overlaid, stretched to its range, and the peak cell outlined) and ``thumbs/*.png``, linked relatively so that
+the page opens from disk. ``load_atlas`` / ``atlas_map`` / ``thumbnail_file`` serve them (``api/routes/atlas.py``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from .checkpoints import atomic_write
+from .extraction import UnreadableImage, iter_shards, read_index, reopen_source
+from .maps import PATTERNS, TOP_FRACTION, map_auroc, pointing_chance, pointing_hits
+from .models.heads import map_aligned_index, map_group
+
+ATLAS_FORMAT = "lewel-map-atlas"
+ATLAS_VERSION = 1
+ATLAS_NAME = "atlas.json"
+HTML_NAME = "index.html"
+THUMB_DIR = "thumbs"
+DEST_NAME = "atlas"  #: ``lewel atlas OUT`` writes to ``OUT/atlas/`` unless told otherwise
+DEFAULT_TOP = 8
+DEFAULT_THUMB = 96  #: thumbnail side in pixels
+CRITERIA = ("peak_ratio", "stretched_mass")
+CRITERIA_TITLES = {"peak_ratio": "peak ÷ uniform", "stretched_mass": "range-stretched top-10 % mass"}
+MEAN_STATISTICS = ("entropy", "normalized_entropy", "effective_area", "active_area", "peak_ratio", "top_mass", "blobs")
+MISSING_GREY = 128  #: background of a thumbnail whose image cannot be opened again
+MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+THUMB_NAME = re.compile(r"[A-Za-z0-9_.-]+\.png")
+
+
+class AtlasNotFound(LookupError):
+    """No atlas (or no such map index or thumbnail) where one was asked for; the message says where it looked."""
+
+
+class AtlasError(ValueError):
+    """An atlas file that cannot be read."""
+
+
+# --- Scores ----------------------------------------------------------------------------------------------------
+
+
+def concentration(maps: np.ndarray | torch.Tensor) -> dict[str, np.ndarray]:
+    """Scores of maps ``...×h×w`` (renormalised to sum 1, float64): ``peak_ratio`` (max × h·w),
+    ``stretched_mass`` (the ⌈``TOP_FRACTION`` · h·w⌉ highest cells' share of the range-stretched map; a flat
+    map counts as uniform) and ``peak`` (flat index of the first largest cell), each of shape ``...``."""
+    p = np.asarray(maps, dtype=np.float64)
+    cells = p.shape[-1] * p.shape[-2]
+    flat = p.reshape(*p.shape[:-2], cells)
+    flat = flat / flat.sum(axis=-1, keepdims=True)
+    high, low = flat.max(axis=-1, keepdims=True), flat.min(axis=-1, keepdims=True)
+    span = high - low
+    stretched = np.where(span > 0, (flat - low) / np.where(span > 0, span, 1.0), 1.0)
+    k = math.ceil(TOP_FRACTION * cells)
+    top = -np.sort(-stretched, axis=-1)[..., :k].sum(axis=-1)
+    return {
+        "peak_ratio": high[..., 0] * cells,
+        "stretched_mass": top / stretched.sum(axis=-1),
+        "peak": flat.argmax(axis=-1),
+    }
+
+
+def _finite(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+class _Top:
+    """The best ``n`` (image, view) entries of each of d maps under one score, merged shard by shard.
+
+    Kept per map (``d×k``, k <= n): ``score``, ``order`` (image index × V + view, the tie-breaker),
+    ``maps`` (``d×k×h×w``), and the entry's box, flip, image size and id."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.fields: dict[str, np.ndarray] | None = None
+
+    def merge(self, candidates: dict[str, np.ndarray]) -> None:
+        """``candidates``: the same fields with ``d×M`` leading axes."""
+        merged = candidates if self.fields is None else {
+            name: np.concatenate([self.fields[name], value], axis=1) for name, value in candidates.items()
+        }
+        order = np.lexsort((merged["order"], -merged["score"]), axis=-1)[:, : self.n]
+        self.fields = {
+            name: np.take_along_axis(value, order.reshape(order.shape + (1,) * (value.ndim - 2)), axis=1)
+            for name, value in merged.items()
+        }
+
+
+# --- Building ------------------------------------------------------------------------------------------------------
+
+
+def _accumulate(out: Path, index: dict[str, Any], top: int, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+    """One pass over the shards: the tops of both criteria, sums of the statistics, AUROC and pointing."""
+    d, h = index["model"]["d"], index["model"]["h"]
+    views = index["views_per_image"]
+    tops = {name: _Top(top) for name in CRITERIA}
+    sums = {name: np.zeros(d) for name in MEAN_STATISTICS}
+    patterns = np.zeros((d, len(PATTERNS)))
+    entries = 0
+    auroc_sum, auroc_count = np.zeros(d), np.zeros(d)
+    hits, chance, scored_views = np.zeros(d), 0.0, 0
+    for done, shard in enumerate(iter_shards(out, index), start=1):
+        count = len(shard["index"])
+        if count:
+            maps = shard["maps"]  # N×V×d×h×w
+            grid = maps.shape[-2:]
+            flat_maps = maps.reshape(count * views, d, *grid)
+            scores = concentration(flat_maps)  # fields (N·V)×d
+            order = (shard["index"][:, None] * views + np.arange(views)[None]).reshape(-1)
+            per_entry = {
+                "order": np.broadcast_to(order[None], (d, order.size)),
+                "view": np.broadcast_to(np.tile(np.arange(views), count)[None], (d, order.size)),
+                "maps": flat_maps.transpose(1, 0, 2, 3),
+                "box": np.broadcast_to(shard["boxes"].reshape(-1, 4)[None], (d, order.size, 4)),
+                "flip": np.broadcast_to(shard["flips"].reshape(-1)[None], (d, order.size)),
+                "size": np.broadcast_to(np.repeat(shard["sizes"], views, axis=0)[None], (d, order.size, 2)),
+                "id": np.broadcast_to(np.repeat(shard["ids"].astype(object), views)[None], (d, order.size)),
+                "peak": scores["peak"].T,
+                **{name: scores[name].T for name in CRITERIA},
+            }
+            for name in CRITERIA:
+                tops[name].merge({**per_entry, "score": per_entry[name]})
+            for name in MEAN_STATISTICS:
+                sums[name] += shard[f"stat_{name}"].astype(np.float64).sum(axis=(0, 1))
+            pattern = shard["stat_pattern"].reshape(-1, d)
+            for k in range(len(PATTERNS)):
+                patterns[:, k] += (pattern == k).sum(axis=0)
+            entries += count * views
+            if "coverage" in shard:
+                coverage = torch.from_numpy(shard["coverage"].reshape(count * views, *grid).astype(np.float64))
+                tensor = torch.from_numpy(flat_maps.astype(np.float64))
+                auroc = map_auroc(tensor, coverage).numpy()
+                valid = ~np.isnan(auroc[:, 0])
+                auroc_sum += auroc[valid].sum(axis=0)
+                auroc_count += valid.sum()
+                hits += pointing_hits(tensor[valid], coverage[valid]).numpy().sum(axis=0)
+                chance += float(pointing_chance(coverage[valid]).sum())
+                scored_views += int(valid.sum())
+        if progress is not None:
+            progress(done, len(index["shards"]))
+    return {
+        "d": d, "h": h, "tops": tops, "sums": sums, "patterns": patterns, "entries": entries,
+        "auroc": (auroc_sum, auroc_count), "pointing": (hits, chance, scored_views),
+    }
+
+
+def _cell_box(box: np.ndarray, flip: bool, cell: tuple[int, int], grid: tuple[int, int]) -> list[float]:
+    """The box ``[x0, y0, x1, y1]`` (original pixels) of view cell ``(row, col)`` of a view cropped at ``box``."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    rows, cols = grid
+    row, col = cell
+    col = cols - 1 - col if flip else col
+    width, height = (x1 - x0) / cols, (y1 - y0) / rows
+    return [x0 + col * width, y0 + row * height, x0 + (col + 1) * width, y0 + (row + 1) * height]
+
+
+def _records(acc: dict[str, Any], index: dict[str, Any]) -> list[dict[str, Any]]:
+    """One record per map index: means, pattern shares, AUROC, pointing and both top lists."""
+    d, h, views = acc["d"], acc["h"], index["views_per_image"]
+    grid = tuple(index["grid"])
+    entries = max(acc["entries"], 1)
+    auroc_sum, auroc_count = acc["auroc"]
+    hits, chance, scored = acc["pointing"]
+    records = []
+    for m in range(d):
+        lists: dict[str, list[dict[str, Any]]] = {}
+        for name in CRITERIA:
+            fields = acc["tops"][name].fields
+            chosen = []
+            for rank in range(0 if fields is None else fields["score"].shape[1]):
+                order = int(fields["order"][m, rank])
+                cell = divmod(int(fields["peak"][m, rank]), grid[1])
+                image_index, view = divmod(order, views)
+                chosen.append({
+                    "rank": rank,
+                    "image_index": image_index,
+                    "id": str(fields["id"][m, rank]),
+                    "view": view,
+                    "score": float(fields["score"][m, rank]),
+                    "peak_ratio": float(fields["peak_ratio"][m, rank]),
+                    "stretched_mass": float(fields["stretched_mass"][m, rank]),
+                    "cell": list(cell),
+                    "cell_box": _cell_box(fields["box"][m, rank], bool(fields["flip"][m, rank]), cell, grid),
+                    "box": [int(v) for v in fields["box"][m, rank]],
+                    "flip": bool(fields["flip"][m, rank]),
+                    "image_size": [int(v) for v in fields["size"][m, rank]],
+                    "thumbnail": f"{THUMB_DIR}/m{m:04d}_i{image_index:07d}_v{view}.png",
+                })
+            lists[name] = chosen
+        records.append({
+            "index": m,
+            "group": map_group(m, d, h),
+            "aligned": map_aligned_index(m, d, h),
+            "statistics": {name: float(acc["sums"][name][m] / entries) for name in MEAN_STATISTICS},
+            "patterns": {name: float(acc["patterns"][m, k] / entries) for k, name in enumerate(PATTERNS)},
+            "auroc": _finite(auroc_sum[m] / auroc_count[m]) if auroc_count[m] else None,
+            "auroc_views": int(auroc_count[m]),
+            "pointing": _finite(hits[m] / scored) if scored else None,
+            "pointing_chance": _finite(chance / scored) if scored else None,
+            "top": lists,
+        })
+    return records
+
+
+def build_atlas(
+    out: str | os.PathLike,
+    *,
+    top: int = DEFAULT_TOP,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, Any], dict[tuple[int, int, int], np.ndarray]]:
+    """The atlas of the extraction in ``out`` as a JSON-friendly dict, and the maps its thumbnails show:
+    ``(map index, image index, view) -> h×w`` float32. ``progress(done, total)`` counts shards."""
+    if top < 1:
+        raise ValueError(f"top must be >= 1, got {top}")
+    out = Path(out)
+    index = read_index(out)
+    acc = _accumulate(out, index, top, progress)
+    records = _records(acc, index)
+    shown: dict[tuple[int, int, int], np.ndarray] = {}
+    for name in CRITERIA:
+        fields = acc["tops"][name].fields
+        if fields is None:
+            continue
+        for m in range(acc["d"]):
+            for rank in range(fields["score"].shape[1]):
+                image_index, view = divmod(int(fields["order"][m, rank]), index["views_per_image"])
+                shown[m, image_index, view] = fields["maps"][m, rank].astype(np.float32)
+    aurocs = [r["auroc"] for r in records if r["auroc"] is not None]
+    atlas = {
+        "format": ATLAS_FORMAT,
+        "version": ATLAS_VERSION,
+        "extraction": os.fspath(out.resolve()),
+        "checkpoint": index["checkpoint"],
+        "model": index["model"],
+        "data": index["data"],
+        "size": index["size"],
+        "grid": index["grid"],
+        "views_per_image": index["views_per_image"],
+        "preset": index["preset"],
+        "seed": index["seed"],
+        "images": index["extracted"],
+        "skipped": len(index["skipped"]),
+        "entries": acc["entries"],
+        "has_masks": index["has_masks"],
+        "top": top,
+        "criteria": {
+            "peak_ratio": "peak value x h*w (1.0 = uniform)",
+            "stretched_mass": f"share of the map stretched to its range ((p - min) / (max - min)) in its "
+            f"ceil({TOP_FRACTION} * h*w) highest cells",
+        },
+        "mean_auroc": _finite(sum(aurocs) / len(aurocs)) if aurocs else None,
+        "maps": records,
+    }
+    return atlas, shown
+
+
+# --- Writing -----------------------------------------------------------------------------------------------------
+
+
+def _view_picture(image: Image.Image | None, entry: dict[str, Any], side: int) -> np.ndarray:
+    """The entry's view as the model saw it geometrically (crop, flip, resize; no colour augmentation)."""
+    if image is None:
+        return np.full((side, side, 3), MISSING_GREY, dtype=np.uint8)
+    crop = image if entry["view"] == 0 else image.crop(tuple(entry["box"]))
+    if entry["flip"]:
+        crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return np.asarray(crop.convert("RGB").resize((side, side), Image.Resampling.BILINEAR))
+
+
+def _thumbnail(picture: np.ndarray, heatmap: np.ndarray, cell: list[int]) -> Image.Image:
+    """``picture`` with the map overlaid (stretched to its range) and its peak ``cell`` outlined."""
+    from .render import overlay
+
+    blended = Image.fromarray(overlay(picture, heatmap, alpha=0.5, scale="range"))
+    rows, cols = heatmap.shape
+    side = blended.width
+    row, col = cell
+    box = [col * side / cols, row * side / rows, (col + 1) * side / cols - 1, (row + 1) * side / rows - 1]
+    ImageDraw.Draw(blended).rectangle(box, outline=(255, 255, 255), width=max(1, side // 48))
+    return blended
+
+
+def write_thumbnails(
+    atlas: dict[str, Any],
+    shown: dict[tuple[int, int, int], np.ndarray],
+    dest: Path,
+    *,
+    side: int = DEFAULT_THUMB,
+    data_root: str | os.PathLike | None = None,
+) -> str | None:
+    """Draw every thumbnail the atlas names into ``dest``, opening each image once; returns a note when the
+    images could not be opened again (the maps are then drawn on grey)."""
+    note = None
+    try:
+        source = reopen_source(atlas["data"], root=data_root)
+        positions = {image_id: i for i, image_id in enumerate(source.ids)}
+    except (ValueError, OSError) as error:
+        source, positions = None, {}
+        note = f"the images could not be opened again ({error}); thumbnails show the maps on grey (lewel atlas --data DIR)"
+    wanted: dict[str, list[dict[str, Any]]] = {}
+    for record in atlas["maps"]:
+        for entries in record["top"].values():
+            for entry in entries:
+                wanted.setdefault(entry["id"], []).append({**entry, "map": record["index"]})
+    (dest / THUMB_DIR).mkdir(parents=True, exist_ok=True)
+    for image_id, entries in wanted.items():
+        image = None
+        if source is not None and image_id in positions:
+            try:
+                image = source.load(positions[image_id])[0]
+            except UnreadableImage:
+                image = None
+        for entry in entries:
+            path = dest / entry["thumbnail"]
+            if path.is_file():
+                continue
+            heatmap = shown[entry["map"], entry["image_index"], entry["view"]]
+            _thumbnail(_view_picture(image, entry, side), heatmap, entry["cell"]).save(path)
+    return note
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def atlas_html(atlas: dict[str, Any]) -> str:
+    """The static page: a table of every map index, then one section per index with its two top lists."""
+    model, e = atlas["model"], html.escape
+    masks = atlas["has_masks"]
+    head = (
+        f"<h1>Map atlas: {e(atlas['checkpoint']['file'])}</h1>"
+        f"<p>{e(model['method'])} {e(model['backbone'])}, d = {model['d']} maps of {atlas['grid'][0]}×{atlas['grid'][1]} "
+        f"at {atlas['size']} px; {atlas['images']} images ({atlas['skipped']} skipped), {atlas['views_per_image']} "
+        f"view(s) each; data: {e(json.dumps(atlas['data'].get('root') or atlas['data'].get('spec')))}. "
+        f"Top {atlas['top']} (image, view) per map by {CRITERIA_TITLES['peak_ratio']} and by "
+        f"{CRITERIA_TITLES['stretched_mass']}; maps overlaid stretched to their own range, peak cell outlined."
+        + (f" Mean AUROC over indices {_number(atlas['mean_auroc'])} (0.5 = no relation)." if masks else "")
+        + "</p>"
+    )
+    if atlas.get("thumbnails_note"):
+        head += f"<p><em>{e(atlas['thumbnails_note'])}</em></p>"
+    columns = "<tr><th>map</th><th>group</th><th>aligned</th><th>peak ÷ uniform</th><th>norm. entropy</th>" + (
+        "<th>AUROC</th><th>pointing</th>" if masks else ""
+    ) + "".join(f"<th>{e(p)}</th>" for p in PATTERNS) + "</tr>"
+    rows = []
+    for r in atlas["maps"]:
+        s = r["statistics"]
+        rows.append(
+            f"<tr><td><a href=\"#map-{r['index']}\">{r['index']}</a></td><td>{r['group']}</td><td>{r['aligned']}</td>"
+            f"<td>{s['peak_ratio']:.4f}</td><td>{s['normalized_entropy']:.5f}</td>"
+            + (f"<td>{_number(r['auroc'])}</td><td>{_number(r['pointing'])}</td>" if masks else "")
+            + "".join(f"<td>{r['patterns'][p]:.0%}</td>" for p in PATTERNS) + "</tr>"
+        )
+    sections = []
+    for r in atlas["maps"]:
+        lists = []
+        for name in CRITERIA:
+            figures = "".join(
+                f"<figure><img src=\"{e(t['thumbnail'])}\" alt=\"map {r['index']} on {e(t['id'])}\" loading=\"lazy\">"
+                f"<figcaption>{t['rank'] + 1}. {e(t['id'])} v{t['view']}<br>{t['score']:.4f}</figcaption></figure>"
+                for t in r["top"][name]
+            )
+            lists.append(f"<h3>by {e(CRITERIA_TITLES[name])}</h3><div class=\"row\">{figures}</div>")
+        s = r["statistics"]
+        summary = (
+            f"group {r['group']}, aligned representation {r['aligned']}; mean peak ÷ uniform {s['peak_ratio']:.4f}, "
+            f"normalised entropy {s['normalized_entropy']:.5f}, active area {s['active_area']:.2f}; patterns "
+            + ", ".join(f"{p} {r['patterns'][p]:.0%}" for p in PATTERNS)
+            + (f"; AUROC {_number(r['auroc'])} over {r['auroc_views']} views, pointing {_number(r['pointing'])} "
+               f"(chance {_number(r['pointing_chance'])})" if masks else "")
+        )
+        sections.append(f"<section id=\"map-{r['index']}\"><h2>Map {r['index']}</h2><p>{summary}</p>{''.join(lists)}</section>")
+    style = (
+        "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:.85em}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}.row{display:flex;flex-wrap:wrap;gap:6px}"
+        "figure{margin:0;font-size:.7em;width:min-content}figcaption{overflow-wrap:anywhere}"
+        "section{border-top:1px solid #999;margin-top:1em}"
+    )
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>Map atlas: {e(atlas['checkpoint']['file'])}</title><style>{style}</style></head><body>"
+        f"{head}<table>{columns}{''.join(rows)}</table>{''.join(sections)}</body></html>\n"
+    )
+
+
+def write_atlas(
+    out: str | os.PathLike,
+    dest: str | os.PathLike | None = None,
+    *,
+    top: int = DEFAULT_TOP,
+    thumb_size: int = DEFAULT_THUMB,
+    data_root: str | os.PathLike | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, Any], Path]:
+    """Build the atlas of ``out`` and write ``atlas.json``, ``index.html`` and ``thumbs/`` to ``dest``
+    (default ``out/atlas``); returns the atlas and ``dest``."""
+    target = Path(dest) if dest is not None else Path(out) / DEST_NAME
+    atlas, shown = build_atlas(out, top=top, progress=progress)
+    target.mkdir(parents=True, exist_ok=True)
+    for stale in (target / THUMB_DIR).glob("*.png"):
+        stale.unlink()
+    note = write_thumbnails(atlas, shown, target, side=thumb_size, data_root=data_root)
+    if note is not None:
+        atlas["thumbnails_note"] = note
+    text = json.dumps(atlas, indent=1, allow_nan=False)
+    atomic_write(target / ATLAS_NAME, lambda temporary: temporary.write_text(text + "\n"))
+    page = atlas_html(atlas)
+    atomic_write(target / HTML_NAME, lambda temporary: temporary.write_text(page, encoding="utf-8"))
+    return atlas, target
+
+
+# --- Serving --------------------------------------------------------------------------------------------------------
+
+
+def atlas_folder(root: str | os.PathLike | None, model: str) -> Path:
+    """``root/model``, the folder of a model's atlas; ``AtlasNotFound`` saying why when there is none."""
+    if root is None:
+        raise AtlasNotFound(f"no atlas for model {model!r}: the service has no atlas directory (set LEWEL_ATLAS_DIR)")
+    if not MODEL_ID.fullmatch(model):
+        raise AtlasNotFound(f"no atlas for model {model!r}: not a model id")
+    folder = Path(root) / model
+    if not (folder / ATLAS_NAME).is_file():
+        raise AtlasNotFound(
+            f"no atlas for model {model!r}: {folder / ATLAS_NAME} does not exist "
+            f"(make one with `lewel maps` then `lewel atlas OUT --dest {folder}`)"
+        )
+    return folder
+
+
+@lru_cache(maxsize=16)
+def _read(path: str, size: int, mtime_ns: int) -> dict[str, Any]:
+    try:
+        atlas = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise AtlasError(f"{path}: not a readable atlas ({type(error).__name__}: {error})") from None
+    if not isinstance(atlas, dict) or atlas.get("format") != ATLAS_FORMAT or not isinstance(atlas.get("maps"), list):
+        raise AtlasError(f"{path}: not a {ATLAS_FORMAT} file")
+    return atlas
+
+
+def load_atlas(root: str | os.PathLike | None, model: str) -> dict[str, Any]:
+    """The atlas of ``model`` under ``root`` (cached while the file is unchanged; do not modify it)."""
+    path = atlas_folder(root, model) / ATLAS_NAME
+    stat = path.stat()
+    return _read(os.fspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+def atlas_map(atlas: dict[str, Any], index: int) -> dict[str, Any]:
+    """The record of map ``index`` with the atlas's model, data and settings (without the other maps)."""
+    maps = atlas["maps"]
+    if not 0 <= index < len(maps):
+        raise AtlasNotFound(f"the atlas has maps 0 … {len(maps) - 1}, not {index}")
+    return {**{k: v for k, v in atlas.items() if k != "maps"}, "map": maps[index]}
+
+
+def thumbnail_file(root: str | os.PathLike | None, model: str, name: str) -> Path:
+    """The path of thumbnail ``name`` of ``model``'s atlas (``AtlasNotFound`` for unknown or unsafe names)."""
+    folder = atlas_folder(root, model)
+    path = folder / THUMB_DIR / name
+    if not THUMB_NAME.fullmatch(name) or not path.is_file():
+        raise AtlasNotFound(f"the atlas of {model!r} has no thumbnail {name!r}")
+    return path
