@@ -70,7 +70,10 @@ class ModelInfo(BaseModel):
     file: str = Field(description="the checkpoint's file name")
     source: Literal["bundled", "models_dir"] = Field(description="the folder it was found in")
     status: Literal["loaded", "available", "error"]
-    error: str | None = Field(None, description="why the file cannot be served (status error)")
+    error: str | None = Field(None, description="why the file cannot be served (status error), naming the file")
+    error_type: str | None = Field(
+        None, description="the kind of failure (status error): CheckpointError, refused, or the exception's type"
+    )
     method: str | None = None
     backbone: str | None = None
     d: int | None = Field(None, description="number of alignment maps (projection size)")
@@ -83,9 +86,19 @@ class ModelInfo(BaseModel):
     profile_error: str | None = Field(None, description="why a sidecar profile next to the file was not used")
 
 
+class Limits(BaseModel):
+    """What a request may ask for (the service's settings), so that clients can say so before asking."""
+
+    max_upload_bytes: int = Field(description="largest uploaded file (LEWEL_MAX_UPLOAD_MB)")
+    max_pixels: int = Field(description="largest decoded image, width × height (LEWEL_MAX_PIXELS)")
+    max_views: int = Field(description="most augmented views per request (LEWEL_MAX_VIEWS)")
+    max_input_size: int = Field(description="largest input side (LEWEL_MAX_INPUT_SIZE)")
+
+
 class ModelList(BaseModel):
     default: str | None
     device: str
+    limits: Limits | None = Field(None, description="the service's request limits")
     searched: list[str] = Field(description="the folders looked in")
     models: list[ModelInfo]
 

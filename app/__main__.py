@@ -5,8 +5,10 @@ instead of starting one."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -47,6 +49,29 @@ def wait_ready(url: str, service: subprocess.Popen | None, seconds: float) -> No
     raise RuntimeError(f"the service at {url} was not ready after {seconds:.0f} s: {reason}")
 
 
+def port_problem(host: str, port: int, variable: str, option: str) -> str | None:
+    """Why ``port`` cannot be used on ``host`` (it is taken), naming the variable and option that change it;
+    None when it is free."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return (
+                f"port {port} on {host} is not free ({error.strerror or error}): another program, perhaps an "
+                f"earlier ./scripts/app, is using it. Stop it, or choose another port with {variable}=… "
+                f"(./scripts/app) or {option} … (python -m app)"
+            )
+    return None
+
+
+def upload_limit_mb(env: dict[str, str]) -> int:
+    """The service's upload cap in whole MB (LEWEL_MAX_UPLOAD_MB, default 20), for Streamlit's uploader."""
+    try:
+        return max(1, math.ceil(float(env.get("LEWEL_MAX_UPLOAD_MB", "20"))))
+    except ValueError:
+        return 20
+
+
 def browser_host(host: str) -> str:
     """The address a browser on this machine uses for a server bound to ``host``."""
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
@@ -63,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    problems = [port_problem(args.host, args.port, "PORT", "--port")]
+    if not args.api_url:
+        problems.append(port_problem(args.host, args.api_port, "API_PORT", "--api-port"))
+    if any(problems):
+        for problem in filter(None, problems):
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
     service = None
     try:
         if args.api_url:
@@ -91,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                 "false",
                 "--client.toolbarMode",
                 "viewer",
+                "--server.maxUploadSize",
+                str(upload_limit_mb(env)),
             ],
             env={**env, "LEWEL_API_URL": api_url},
         )

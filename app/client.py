@@ -7,6 +7,7 @@ maps): the same bytes are parsed for display and offered as the download, so wha
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -89,6 +90,7 @@ class MapsResult:
     mask_pointing: np.ndarray | None = None
     mask_object_share: np.ndarray | None = None
     has_mask: bool = False
+    key: str = ""  #: a digest of the answer: what drawn tiles are cached under
 
     @property
     def d(self) -> int:
@@ -170,6 +172,7 @@ def parse_maps_npz(data: bytes) -> MapsResult:
         mask_pointing=arrays["mask_pointing"] if meta.get("mask") else None,
         mask_object_share=arrays["mask_object_share"].astype(np.float64) if meta.get("mask") else None,
         has_mask=bool(meta.get("mask")),
+        key=hashlib.blake2b(data, digest_size=12).hexdigest(),
     )
 
 

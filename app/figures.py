@@ -3,7 +3,10 @@ tested on their own. Pictures come from ``lewel.render``; this module only picks
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,11 +14,13 @@ import numpy as np
 from PIL import Image
 
 from lewel.maps import frame_density
-from lewel.render import Scale, draw_box, figure5_grid, figure_png, overlay_with_bar
+from lewel.render import FIGURE_FORMATS, Scale, draw_box, figure5_grid, overlay_with_bar
+from lewel.render import figure_bytes as encode_figure
 
 from .client import EmbeddingsResult, MapsResult
 
 THUMBNAIL_SIDE = 384  #: the input column shows the image downscaled to this longer side
+TILE_CACHE_SIZE = 2048  #: drawn tiles kept (PNG bytes, about 20–60 KB each): a rerun redraws only what changed
 #: statistics shown for a selected map, with their labels (fields of ``lewel.maps.MapStatistics``)
 STATISTICS = {
     "normalized_entropy": "normalised entropy",
@@ -36,6 +41,44 @@ class Style:
     cmap: str = "jet"
     alpha: float = 0.5
     scale: Scale = "range"
+
+
+_tiles: OrderedDict[tuple, bytes] = OrderedDict()
+_tiles_lock = threading.Lock()
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def cached_tile(key: tuple, draw: Callable[[], np.ndarray]) -> bytes:
+    """The PNG of ``draw()``, drawn once per ``key`` (least recently used dropped beyond
+    ``TILE_CACHE_SIZE``): a tab switch or a second look at the same maps costs no redrawing. Hand-made
+    rather than ``st.cache_data`` because hashing the answer's arrays on every call would cost more than
+    drawing a tile."""
+    with _tiles_lock:
+        if key in _tiles:
+            _tiles.move_to_end(key)
+            return _tiles[key]
+    png = _png(draw())
+    with _tiles_lock:
+        _tiles[key] = png
+        while len(_tiles) > TILE_CACHE_SIZE:
+            _tiles.popitem(last=False)
+    return png
+
+
+def map_tile(result: MapsResult, view: int, index: int, style: Style) -> bytes:
+    """``map_overlay`` as PNG bytes, cached per (answer, view, map, style)."""
+    return cached_tile((result.key, "view", view, index, style), lambda: map_overlay(result, view, index, style))
+
+
+def frame_tile(small: Image.Image, result: MapsResult, view: int, index: int, style: Style) -> bytes:
+    """``frame_overlay`` as PNG bytes, cached per (answer, view, map, style, thumbnail size)."""
+    key = (result.key, "frame", view, index, style, small.size)
+    return cached_tile(key, lambda: frame_overlay(small, result, view, index, style))
 
 
 def thumbnail(image: Image.Image, side: int = THUMBNAIL_SIDE) -> Image.Image:
@@ -162,8 +205,15 @@ def figure_bytes(
     indices: Sequence[int],
     presets: Sequence[str],
     style: Style,
+    fmt: str = "png",
+    dpi: int = 200,
 ) -> bytes:
-    """The Figure-5 grid of ``indices`` (every view a row) as PNG, drawn as the page shows it."""
+    """The Figure-5 grid of ``indices`` (every view a row) as PNG at ``dpi``, PDF or SVG, drawn as the page
+    shows it: each map titled with its measured role and AUROC (or its heuristic pattern) and with a colour
+    bar in units of the uniform value, the model and its profile in the title (``lewel.render``, the same
+    renderer as the service's ``format=png|pdf|svg``)."""
+    if fmt not in FIGURE_FORMATS:
+        raise ValueError(f"format must be one of {list(FIGURE_FORMATS)}, got {fmt!r}")
     chosen = list(indices)
     titles = [[tile_title(result, v, m) for m in chosen] for v in range(result.num_views)]
     figure = figure5_grid(
@@ -178,8 +228,9 @@ def figure_bytes(
         cmap=style.cmap,
         alpha=style.alpha,
         scale=style.scale,
+        title=f"{result.model.get('id', '')} · {profile_line(result)}",
     )
-    return figure_png(figure, dpi=120)
+    return encode_figure(figure, fmt, dpi=dpi)
 
 
 def statistics_rows(result: MapsResult, index: int, presets: Sequence[str]) -> list[dict[str, Any]]:

@@ -120,3 +120,16 @@ def load_item(key: str, scene_index: int = 0) -> tuple[bytes, str]:
             raise FileNotFoundError(f"scikit-image has no sample photo {name!r} here")
         return _png(loader()), f"{name}.png"
     raise KeyError(f"unknown gallery item {key!r}")
+
+
+THUMB_SIDE = 96  #: gallery thumbnails: longer side in pixels
+
+
+@lru_cache(maxsize=64)
+def thumbnail_png(key: str, scene_index: int = 0) -> bytes:
+    """A small PNG of gallery item ``key``, for the thumbnail grid."""
+    data, _ = load_item(key, scene_index)
+    with Image.open(io.BytesIO(data)) as image:
+        small = image.convert("RGB")
+        small.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    return _png(small)

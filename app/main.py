@@ -1,29 +1,45 @@
 """LEWEL explorer: the Streamlit page. ``streamlit run app/main.py`` (or ``python -m app``, which starts the
-service too). Everything is computed by the service at ``LEWEL_API_URL``; this page only asks and draws."""
+service too). Everything is computed by the service at ``LEWEL_API_URL``; this page only asks and draws.
+
+Every section renders inside ``section(...)``: whatever the order of clicks, a failure shows a one-line
+message in its place, never a traceback. Stored widget values are checked against the current answer
+(``app.state``) before they are used, and the page's settings travel in the URL (``?image=…&map=…``).
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 from PIL import Image
+from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
-from app import figures
+from app import figures, state
 from app.client import ApiClient, EmbeddingsResult, MapsResult, ServiceError, ViewParams
-from app.gallery import SCENE_KEY, gallery_items, load_item, load_mask
+from app.gallery import SCENE_KEY, gallery_items, load_item, load_mask, thumbnail_png
 from lewel.images import ImageDecodeError, decode_image
 
+PAPER_URL = "https://arxiv.org/abs/2203.14898"
+CODE_URL = "https://github.com/hlh981029/LEWEL"  #: the authors' code and checkpoint release
 PRESETS = {
     "byol1": "BYOL view 1 (crop, flip, colour, blur)",
     "byol2": "BYOL view 2 (rarer blur, solarisation)",
     "mocov2": "MoCo v2",
     "cropflip": "crop and flip only",
 }
-SIZES = [64, 96, 128, 160, 192, 224, 256, 320]
+SIZES = [64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512]
+DEFAULT_SIZE = 224  #: the size the shipped profiles were measured at (7×7 maps on a ResNet)
 SCALES = {"range": "each map's range (min → max)", "peak": "zero to peak"}
 COLORMAPS = ["jet", "turbo", "viridis", "magma", "inferno", "plasma", "hot"]
+FIGURE_FORMATS = {"PNG": "png", "PDF": "pdf", "SVG": "svg"}
+MIME = {"png": "image/png", "pdf": "application/pdf", "svg": "image/svg+xml"}
+DPIS = [72, 100, 150, 200, 300, 600]
 #: tab label -> what it shows: a measured role of the model's profile, a heuristic pattern of view 0, or all
 MEASURED_TABS = {"Object maps (measured)": "role:object", "Background maps (measured)": "role:background"}
 HEURISTIC_TABS = {
@@ -35,6 +51,9 @@ HEURISTIC_TABS = {
 IMAGE_ERRORS = ("unsupported_media_type", "too_large")  #: service error codes about the image itself
 CACHE_SECONDS = 600  #: answers are reused for the same image and settings this long (a model file may change)
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff", "ppm", "tga"]
+COMPARE_MAPS = 4  #: maps per row in the two-model comparison (tiles stay large in half the page)
+GALLERY_COLUMNS = 3
+LOG = logging.getLogger("lewel.app")
 
 
 @dataclass(frozen=True)
@@ -68,9 +87,26 @@ def show_error(error: ServiceError, image_name: str | None = None) -> None:
     st.error(f"**{error.title}{subject}.** {error.message}", icon=":material/error:")
 
 
+@contextmanager
+def section(name: str) -> Iterator[None]:
+    """Run one part of the page; a failure there becomes a short message in its place (and a log line
+    with the traceback for whoever runs the app), the rest of the page still renders."""
+    try:
+        yield
+    except ScriptControlException:  # st.stop / st.rerun: Streamlit's own control flow
+        raise
+    except ServiceError as error:
+        show_error(error)
+    except Exception as error:  # noqa: BLE001 - the point is that nothing reaches the page as a traceback
+        LOG.exception("section %r failed", name)
+        st.error(f"**{name} could not be drawn.** {type(error).__name__}: {error}", icon=":material/error:")
+
+
+# --- callbacks (they run before the next rerun, so they may set widget keys) ---------------------------------
+
+
 def select_map(index: int, aligned: int) -> None:
-    """Callback of the inspect buttons: make ``index`` the selected map and its aligned representation
-    the one shown in the grouped section."""
+    """Inspect buttons: make ``index`` the selected map and its aligned representation the one shown."""
     st.session_state["selected_map"] = index
     st.session_state["aligned_rep"] = aligned
 
@@ -83,8 +119,22 @@ def new_scene() -> None:
     st.session_state["scene_index"] = int(st.session_state.get("scene_index", 0)) + 1
 
 
+def previous_scene() -> None:
+    st.session_state["scene_index"] = max(int(st.session_state.get("scene_index", 0)) - 1, 0)
+
+
+def use_gallery_item(key: str) -> None:
+    st.session_state["image_source"] = "Gallery"
+    st.session_state["gallery_item"] = key
+
+
+# --- the sidebar --------------------------------------------------------------------------------------------
+
+
 def model_label(models: dict[str, dict], model_id: str) -> str:
-    info = models[model_id]
+    info = models.get(model_id)
+    if info is None:
+        return model_id
     if info["status"] == "error":
         return f"{model_id} · cannot be loaded"
     parts = [model_id, info.get("method") or "?", info.get("backbone") or "?"]
@@ -92,47 +142,98 @@ def model_label(models: dict[str, dict], model_id: str) -> str:
         parts.append(f"d={info['d']}, h={info.get('h')}")
     if not info.get("has_maps", True):
         parts.append("no maps")
+    profile = info.get("profile")
+    if profile is not None:
+        parts.append("localises" if profile["verdict"] == "localises" else "not better than random")
     return " · ".join(parts)
 
 
-def sidebar_image() -> Picked | None:
+def sidebar_image(limits: dict[str, Any]) -> Picked | None:
     st.sidebar.header("Image")
     source = st.sidebar.radio("Source", ["Gallery", "Upload"], horizontal=True, key="image_source")
     if source == "Upload":
-        upload = st.sidebar.file_uploader("An image (PNG, JPEG, WebP, GIF, BMP, TIFF …)", type=UPLOAD_TYPES, key="upload")
-        return Picked(upload.getvalue(), upload.name) if upload is not None else None
+        cap = int(limits.get("max_upload_bytes") or 20 * 2**20)
+        upload = st.sidebar.file_uploader(
+            f"An image (PNG, JPEG, WebP, GIF, BMP, TIFF …), up to {cap / 2**20:.0f} MB (the service's limit)",
+            type=UPLOAD_TYPES,
+            key="upload",
+        )
+        if upload is None:
+            return None
+        if upload.size > cap:
+            st.sidebar.error(f"{upload.name} is {upload.size / 2**20:.1f} MB; the service takes up to {cap / 2**20:.0f} MB.")
+            return None
+        return Picked(upload.getvalue(), upload.name)
+    st.session_state["scene_index"] = state.checked_index(st.session_state.get("scene_index", 0), state.MAX_SEED + 1)
     items = gallery_items()
     labels = {item.key: item.label for item in items}
+    if st.session_state.get("gallery_item") not in labels:
+        st.session_state["gallery_item"] = items[0].key
     key = st.sidebar.selectbox("Gallery", list(labels), format_func=labels.__getitem__, key="gallery_item")
     if key == SCENE_KEY:
-        st.sidebar.button("New scene", on_click=new_scene, icon=":material/shuffle:")
+        st.sidebar.number_input("Scene number", min_value=0, max_value=state.MAX_SEED, step=1, key="scene_index")
+        back, forward = st.sidebar.columns(2)
+        back.button("Previous", on_click=previous_scene, icon=":material/arrow_back:", key="previous_scene")
+        forward.button("New scene", on_click=new_scene, icon=":material/shuffle:", key="new_scene")
     scene_index = int(st.session_state.get("scene_index", 0))
     data, name = load_item(key, scene_index)
+    with st.sidebar.expander("Browse the gallery", icon=":material/photo_library:"):
+        cells = st.columns(GALLERY_COLUMNS)
+        for position, item in enumerate(items):
+            cell = cells[position % GALLERY_COLUMNS]
+            cell.image(thumbnail_png(item.key, scene_index if item.key == SCENE_KEY else 0), width="stretch")
+            cell.button(
+                item.label.split(" · ")[-1][:18],
+                key=f"thumb-{item.key}",
+                on_click=use_gallery_item,
+                args=(item.key,),
+                type="tertiary",
+                help=item.label,
+            )
     return Picked(data, name, load_mask(key, scene_index))
 
 
 def sidebar_models(models: dict[str, dict], default: str | None) -> tuple[str, str | None]:
     st.sidebar.header("Model")
     ids = list(models)
-    first = ids.index(default) if default in ids else 0
-    model = st.sidebar.selectbox("Model", ids, index=first, format_func=lambda m: model_label(models, m), key="model")
+    if st.session_state.get("model") not in ids:
+        st.session_state["model"] = default if default in ids else ids[0]
+    model = st.sidebar.selectbox("Model", ids, format_func=lambda m: model_label(models, m), key="model")
     second = None
     if st.sidebar.toggle("Compare with a second model", key="compare"):
         others = [m for m in ids if m != model] or ids
+        if st.session_state.get("model_b") not in others:
+            usable = [m for m in others if models[m]["status"] != "error" and models[m].get("has_maps") is not False]
+            st.session_state["model_b"] = (usable or others)[0]
         second = st.sidebar.selectbox(
             "Second model", others, format_func=lambda m: model_label(models, m), key="model_b"
         )
     return model, second
 
 
-def sidebar_views(max_views: int) -> ViewParams:
+def sidebar_views(limits: dict[str, Any], profile_size: int | None) -> ViewParams:
     st.sidebar.header("Views")
-    views = st.sidebar.slider("Augmented views (after view 0, the whole image)", 0, max_views, 2, key="views")
+    max_views = int(limits.get("max_views", 8))
+    st.session_state["views"] = min(int(st.session_state.get("views", 2)), max_views)
+    views = st.sidebar.slider("Augmented views (after view 0, the whole image)", 0, max_views, key="views")
+    if st.session_state.get("preset") not in PRESETS:
+        st.session_state["preset"] = "byol1"
     preset = st.sidebar.selectbox("Augmentation", list(PRESETS), format_func=PRESETS.__getitem__, key="preset")
-    st.session_state.setdefault("seed", 0)
-    seed = st.sidebar.number_input("Seed (view i is drawn from seed and i)", min_value=0, step=1, key="seed")
+    st.session_state["seed"] = state.checked_index(st.session_state.get("seed", 0), state.MAX_SEED + 1)
+    seed = st.sidebar.number_input(
+        "Seed (view i is drawn from seed and i)", min_value=0, max_value=state.MAX_SEED, step=1, key="seed"
+    )
     st.sidebar.button("New views", on_click=new_views, icon=":material/casino:", help="draw new augmented views")
-    size = st.sidebar.select_slider("Input size (px)", SIZES, value=224, key="size")
+    sizes = [s for s in SIZES if s <= int(limits.get("max_input_size", 512))]
+    if st.session_state.get("size") not in sizes:
+        st.session_state["size"] = DEFAULT_SIZE if DEFAULT_SIZE in sizes else sizes[-1]
+    size = st.sidebar.select_slider("Input size (px)", sizes, key="size")
+    if profile_size is not None:
+        note = "the same size" if size == profile_size else f"**{profile_size} px** (AUROC numbers are from that size)"
+        st.sidebar.caption(
+            f"The model's profile was measured at {note}. The demo models were trained on 128-px scenes; 224 px "
+            "gives 7×7 maps on a ResNet."
+        )
     return ViewParams(views=int(views), preset=preset, seed=int(seed), size=int(size))
 
 
@@ -146,43 +247,14 @@ def sidebar_display() -> tuple[figures.Style, int]:
         format_func=SCALES.__getitem__,
         key="scale",
         help="LEWEL's maps are softmaxes at temperature 1, often close to uniform: 'each map's range' shows "
-        "where a map is higher relative to itself; 'zero to peak' shows how flat it really is.",
+        "where a map is higher relative to itself; 'zero to peak' shows how flat it really is. The colour "
+        "bar under every map gives the range in units of the uniform value.",
     )
-    columns = st.sidebar.slider("Maps per row", 2, 16, 6, key="per_row")
+    columns = st.sidebar.slider("Maps per row", 2, 8, 6, key="per_row")
     return figures.Style(cmap=cmap, alpha=float(alpha), scale=scale), int(columns)
 
 
-def figure_rows(
-    result: MapsResult,
-    indices: list[int],
-    small: Image.Image,
-    source_size: tuple[int, int],
-    presets: list[str],
-    style: figures.Style,
-    tab: str,
-) -> None:
-    """The Figure-5 layout: a row per view (input with the crop, the view, its maps), and under the maps of
-    view 0 a button that selects the map."""
-    widths = [1.3, 1] + [1] * len(indices)
-    for view in range(result.num_views):
-        st.markdown(f"**{figures.view_label(result, view, presets[view])}**")
-        cells = st.columns(widths, gap="small")
-        cells[0].image(figures.input_with_box(small, result, view, source_size), caption="input and crop")
-        cells[1].image(result.view_images[view], caption="augmented view" if view else "model input")
-        for cell, index in zip(cells[2:], indices, strict=True):
-            cell.image(
-                figures.map_overlay(result, view, index, style),
-                caption=figures.map_caption(result, view, index),
-            )
-            if view == 0:
-                cell.button(
-                    f"Inspect {index}",
-                    key=f"inspect-{tab}-{index}",
-                    on_click=select_map,
-                    args=(index, int(result.aligned[index])),
-                    type="tertiary",
-                    icon=":material/zoom_in:",
-                )
+# --- the sections -------------------------------------------------------------------------------------------
 
 
 def tabs_for(result: MapsResult) -> dict[str, str | None]:
@@ -201,7 +273,8 @@ def pattern_summary(result: MapsResult) -> None:
     d, grid = result.d, result.maps.shape[-2:]
     model = result.model
     kind, text = figures.profile_banner(result)
-    (st.success if kind == "success" else st.warning)(text, icon=":material/verified:" if kind == "success" else ":material/warning:")
+    icon = ":material/verified:" if kind == "success" else ":material/warning:"
+    (st.success if kind == "success" else st.warning)(text, icon=icon)
     mask_note = " · AUROC on this image from the scene's mask" if result.has_mask else ""
     st.caption(
         f"**{model['id']}** · {model['method']} · {model['backbone']} on {model['device']} · "
@@ -250,21 +323,85 @@ def tab_indices(result: MapsResult, pattern: str | None, per_row: int, tab: str)
             "there may differ)."
         )
         return ranked[:per_row]
-    start = st.number_input(
-        "First map index", 0, max(result.d - per_row, 0), 0, step=per_row, key=f"first-{tab}"
-    )
+    key = f"first-{tab}"
+    last = max(result.d - per_row, 0)
+    st.session_state[key] = min(state.checked_index(st.session_state.get(key, 0), result.d), last)
+    start = st.number_input("First map index", 0, last, step=per_row, key=key)
     st.caption(f"Maps {start}–{min(start + per_row, result.d) - 1} of {result.d}, by index.")
     return ranked[int(start) : int(start) + per_row]
 
 
-def selected_map_section(
-    result: MapsResult, small: Image.Image, presets: list[str], style: figures.Style
-) -> int:
+def figure_rows(
+    result: MapsResult,
+    indices: list[int],
+    small: Image.Image,
+    source_size: tuple[int, int],
+    presets: list[str],
+    style: figures.Style,
+    tab: str,
+) -> None:
+    """The Figure-5 layout: a row per view (input with the crop, the view, its maps), and under the maps of
+    view 0 a button that selects the map."""
+    widths = [1.3, 1] + [1] * len(indices)
+    for view in range(result.num_views):
+        st.markdown(f"**{figures.view_label(result, view, presets[view])}**")
+        cells = st.columns(widths, gap="small")
+        cells[0].image(figures.input_with_box(small, result, view, source_size), caption="input and crop")
+        cells[1].image(result.view_images[view], caption="augmented view" if view else "model input")
+        for cell, index in zip(cells[2:], indices, strict=True):
+            cell.image(figures.map_tile(result, view, index, style), caption=figures.map_caption(result, view, index))
+            if view == 0:
+                cell.button(
+                    f"Inspect {index}",
+                    key=f"inspect-{tab}-{index}",
+                    on_click=select_map,
+                    args=(index, int(result.aligned[index])),
+                    type="tertiary",
+                    icon=":material/zoom_in:",
+                )
+
+
+def downloads(
+    result: MapsResult,
+    small: Image.Image,
+    source_size: tuple[int, int],
+    indices: list[int],
+    presets: list[str],
+    style: figures.Style,
+    pattern: str | None,
+) -> None:
+    """The figure of the shown maps (PNG at a chosen dpi, PDF or SVG, with titles and colour bars) and every
+    map of every view (the service's NPZ answer, byte for byte)."""
+    model = result.model["id"]
+    chooser, quality, figure_button, npz_button = st.columns([1, 1, 1.3, 1.3], vertical_alignment="bottom")
+    fmt = FIGURE_FORMATS[chooser.selectbox("Figure format", list(FIGURE_FORMATS), key="figure_format")]
+    dpi = quality.select_slider("Figure dpi", DPIS, value=200, key="figure_dpi", disabled=fmt != "png")
+    name = (pattern or "index").replace("role:", "measured_")
+    figure_button.download_button(
+        f"Download this figure ({fmt.upper()})",
+        data=lambda: figures.figure_bytes(result, small, source_size, indices, presets, style, fmt, dpi),
+        file_name=f"lewel_figure5_{model}_{name}.{fmt}",
+        mime=MIME[fmt],
+        icon=":material/image:",
+        on_click="ignore",
+        disabled=not indices,
+    )
+    npz_button.download_button(
+        "Download all maps (NPZ)",
+        data=result.npz,
+        file_name=f"lewel_maps_{model}.npz",
+        mime="application/x-npz",
+        icon=":material/download:",
+        on_click="ignore",
+    )
+
+
+def selected_map_section(result: MapsResult, small: Image.Image, presets: list[str], style: figures.Style) -> int:
     st.subheader("One map")
     d = result.d
-    st.session_state.setdefault("selected_map", result.ranked("object")[0])
-    if int(st.session_state["selected_map"]) >= d:
-        st.session_state["selected_map"] = 0
+    measured = result.measured("object")
+    default = measured[0] if measured else (result.ranked("object") or [0])[0]
+    st.session_state["selected_map"] = state.checked_index(st.session_state.get("selected_map", default), d, default)
     index = st.selectbox(
         "Selected map",
         list(range(d)),
@@ -272,16 +409,16 @@ def selected_map_section(
         format_func=lambda m: f"map {m}",  # a label that never changes with the image: the state holds the index
     )
     left, right = st.columns([1, 2])
-    left.image(
-        figures.map_overlay(result, 0, index, style),
-        caption=f"map {index} on view 0, enlarged",
-        width="stretch",
-    )
+    left.image(figures.map_tile(result, 0, index, style), caption=f"map {index} on view 0, enlarged", width="stretch")
     left.caption(figures.map_caption(result, 0, index) + ". " + figures.contrast_note(result, 0, index, style))
     agreement = result.agreement[index]
     with right:
         cells = st.columns(4)
-        cells[0].metric("pattern (view 0)", str(result.patterns[0, index]))
+        if result.roles is not None and result.profile is not None:
+            auroc = float(result.profile_auroc[index])
+            cells[0].metric("role (measured)", str(result.roles[index]), f"AUROC {auroc:.2f} held-out", delta_color="off")
+        else:
+            cells[0].metric("pattern (view 0, heuristic)", str(result.patterns[0, index]))
         cells[1].metric("channel group", f"{result.groups[index]} of {result.h}")
         cells[2].metric("aligned representation", f"{result.aligned[index]} of {d // result.h}")
         cells[3].metric(
@@ -290,37 +427,31 @@ def selected_map_section(
             help=result.agreement_definition or None,
         )
         table = pd.DataFrame(figures.statistics_rows(result, index, presets)).set_index("view").T
-        st.dataframe(table.astype(str), width="stretch")
+        st.table(table.astype(str))
     st.markdown("**The same map index on every view**")
     row = st.columns(max(result.num_views, 4))
     for view in range(result.num_views):
         row[view].image(
-            figures.map_overlay(result, view, index, style),
-            caption=f"{figures.view_label(result, view, presets[view])} · {result.patterns[view, index]}",
+            figures.map_tile(result, view, index, style),
+            caption=f"{figures.view_label(result, view, presets[view])} · {figures.map_caption(result, view, index)}",
         )
     st.markdown("**Warped back onto the original image** (outside a view's crop the image shows unchanged)")
     row = st.columns(max(result.num_views, 4))
     for view in range(result.num_views):
         row[view].image(
-            figures.frame_overlay(small, result, view, index, style),
+            figures.frame_tile(small, result, view, index, style),
             caption=figures.view_label(result, view, presets[view]),
         )
     return index
 
 
 def grouped_section(
-    result: MapsResult,
-    picked: Picked,
-    model: str,
-    params: ViewParams,
-    presets: list[str],
-    style: figures.Style,
+    result: MapsResult, picked: Picked, model: str, params: ViewParams, presets: list[str], style: figures.Style
 ) -> None:
     st.subheader("Grouped aligned representations")
     count = result.d // result.h
-    st.session_state.setdefault("aligned_rep", int(result.aligned[int(st.session_state.get("selected_map", 0))]))
-    if int(st.session_state["aligned_rep"]) >= count:
-        st.session_state["aligned_rep"] = 0
+    fallback = int(result.aligned[state.checked_index(st.session_state.get("selected_map", 0), result.d)])
+    st.session_state["aligned_rep"] = state.checked_index(st.session_state.get("aligned_rep", fallback), count, fallback)
     aligned = st.number_input(f"Aligned representation (0–{count - 1})", 0, count - 1, step=1, key="aligned_rep")
     members = result.aligned_maps(int(aligned))
     st.caption(
@@ -332,61 +463,80 @@ def grouped_section(
         cells = st.columns(max(result.h, 4))
         for group, index in enumerate(members):
             cells[group].image(
-                figures.map_overlay(result, view, index, style),
-                caption=f"group {group} · map {index} · {result.patterns[view, index]}",
+                figures.map_tile(result, view, index, style),
+                caption=f"group {group} · {figures.map_caption(result, view, index)}",
             )
     if params.views == 0:
         return
-    try:
-        with st.spinner("Computing the embeddings of every view …"):
-            embeddings = fetch_embeddings(client().base_url, picked.data, picked.name, model, params)
-    except ServiceError as error:
-        show_error(error)
-        return
+    with st.spinner("Computing the embeddings of every view …"):
+        embeddings = fetch_embeddings(client().base_url, picked.data, picked.name, model, params)
     st.dataframe(figures.embedding_rows(embeddings, int(aligned), presets), hide_index=True)
 
 
 def comparison_section(
-    results: dict[str, MapsResult],
-    small: Image.Image,
-    source_size: tuple[int, int],
-    presets: list[str],
-    pattern: str | None,
-    per_row: int,
-    style: figures.Style,
+    results: dict[str, MapsResult], indices: list[int], presets: list[str], style: figures.Style
 ) -> None:
+    """Both models on the same image and views, side by side with full-size tiles: the same map indices as
+    the first model's tab when both have the same d, else each model's measured object maps."""
     st.subheader("Two models, the same views")
+    first, second = results.values()
+    same_d = first.d == second.d
+    shown = indices[:COMPARE_MAPS]
+    names = list(results)
     st.caption(
-        f"Each model's first {per_row} maps of the {(pattern or 'index').replace('role:', 'measured ')} order "
-        "(the tab selected above), on the same image and the same augmented views."
-    )
-    columns = st.columns(len(results))
-    for column, (model, result) in zip(columns, results.items(), strict=True):
-        indices = indices_for(result, pattern)[:per_row]
-        fallback = not indices
-        if fallback:  # a measured tab, and this model has no profile: its heuristic object maps instead
-            indices = result.ranked("object")[:per_row]
-        png = figures.figure_bytes(result, small, source_size, indices, presets, style)
-        finite = result.agreement[np.isfinite(result.agreement)]
-        column.markdown(f"**{model}** · {result.model['method']} · {result.model['backbone']}")
-        column.caption(figures.profile_line(result) + (" · shown: heuristic object maps" if fallback else ""))
-        column.image(png)
-        column.caption(
-            " · ".join(f"{p} (heuristic): {result.count(p)}/{result.d}" for p in ("object", "multi-object", "global"))
-            + (f" · mean agreement {finite.mean():.3f}" if finite.size else "")
+        f"The same image and the same {first.num_views} views for both. "
+        + (
+            f"Both models have d = {first.d}: the same map indices ({', '.join(map(str, shown))}) for both, as "
+            f"chosen by the tab above for {names[0]}."
+            if same_d
+            else f"d differs ({first.d} against {second.d}): each model's own measured object maps (or its "
+            "heuristic object maps without a profile)."
         )
+    )
+    columns = st.columns(2, gap="large")
+    for column, (name, result) in zip(columns, results.items(), strict=True):
+        chosen = shown if same_d else (result.measured("object") or result.ranked("object"))[:COMPARE_MAPS]
+        with column:
+            st.markdown(f"#### {name}")
+            st.caption(f"{result.model['method']} · {result.model['backbone']} · {figures.profile_line(result)}")
+            for view in range(result.num_views):
+                st.markdown(f"**{figures.view_label(result, view, presets[view])}**")
+                cells = st.columns(max(len(chosen), 1), gap="small")
+                for cell, index in zip(cells, chosen, strict=False):
+                    cell.image(figures.map_tile(result, view, index, style), caption=figures.map_caption(result, view, index))
+
+
+def header() -> None:
+    st.title("LEWEL explorer")
+    st.caption(
+        "Where does a LEWEL model look? Its alignment maps for any image, laid out like Figure 5 of "
+        f"[*Learning Where to Learn in Cross-View Self-Supervised Learning*]({PAPER_URL}) (Huang et al., CVPR "
+        f"2022): a row per view, each map overlaid on the view it was computed from. The authors' code and "
+        f"ImageNet checkpoints: [{CODE_URL.removeprefix('https://')}]({CODE_URL}) — drop a checkpoint into "
+        "`./scripts/app --models-dir DIR` to see it here."
+    )
+
+
+def apply_query(models: list[str], max_views: int) -> None:
+    """On a session's first run, take the settings a shared URL carries (``app.state.from_query``)."""
+    if st.session_state.get("_query_applied"):
+        return
+    st.session_state["_query_applied"] = True
+    values = state.from_query(
+        st.query_params.to_dict(),
+        gallery=[item.key for item in gallery_items()],
+        models=models,
+        presets=list(PRESETS),
+        sizes=SIZES,
+        max_views=max_views,
+    )
+    st.session_state.update(values)
 
 
 def main() -> None:
     st.set_page_config(page_title="LEWEL explorer", page_icon=":material/grid_view:", layout="wide")
-    st.title("LEWEL explorer")
-    st.caption(
-        "Where does a LEWEL model look? Its alignment maps for any image, laid out like Figure 5 of "
-        "*Learning Where to Learn in Cross-View Self-Supervised Learning* (Huang et al., CVPR 2022): a row per "
-        "view, each map overlaid on the view it was computed from."
-    )
+    header()
     api = client()
-    picked = sidebar_image()
     try:
         listing = api.models()
     except ServiceError as error:
@@ -396,9 +546,14 @@ def main() -> None:
     if not models:
         st.error(f"**No model found.** The service looked in: {'; '.join(listing.get('searched', []))}.")
         st.stop()
+    limits = listing.get("limits") or {}
+    apply_query(list(models), int(limits.get("max_views", 8)))
+    picked = sidebar_image(limits)
     model, second = sidebar_models(models, listing.get("default"))
-    params = sidebar_views(8)
+    profile = models[model].get("profile")
+    params = sidebar_views(limits, profile["size"] if profile else None)
     style, per_row = sidebar_display()
+    st.query_params.from_dict(state.to_query(st.session_state))
     if picked is None:
         st.info("Upload an image in the sidebar, or pick one from the gallery.", icon=":material/upload:")
         st.stop()
@@ -430,44 +585,33 @@ def main() -> None:
     presets = ["whole image"] + [params.preset] * params.views
     result = results[model]
 
-    pattern_summary(result)
-    tab_set = tabs_for(result)
-    if st.session_state.get("pattern_tab") not in tab_set:  # e.g. a measured tab, then a model without a profile
-        st.session_state["pattern_tab"] = next(iter(tab_set))
-    tabs = st.tabs(list(tab_set), key="pattern_tab", on_change="rerun")
-    shown: tuple[str | None, list[int]] = (None, [])
-    for tab, (label, pattern) in zip(tabs, tab_set.items(), strict=True):
-        if not tab.open:
-            continue
-        with tab:
-            indices = tab_indices(result, pattern, per_row, label)
-            figure_rows(result, indices, small, source_size, presets, style, tab=label)
-            shown = (pattern, indices)
-    pattern, indices = shown
-
-    left, right = st.columns(2)
-    left.download_button(
-        "Download this figure (PNG)",
-        data=lambda: figures.figure_bytes(result, small, source_size, indices, presets, style),
-        file_name=f"lewel_figure5_{model}_{(pattern or 'index').replace('role:', 'measured_')}.png",
-        mime="image/png",
-        icon=":material/image:",
-        on_click="ignore",
-    )
-    right.download_button(
-        "Download all maps (NPZ)",
-        data=result.npz,
-        file_name=f"lewel_maps_{model}.npz",
-        mime="application/x-npz",
-        icon=":material/download:",
-        on_click="ignore",
-    )
+    pattern, indices = None, []
+    with section("The summary"):
+        pattern_summary(result)
+    with section("Figure 5"):
+        tab_set = tabs_for(result)
+        if st.session_state.get("pattern_tab") not in tab_set:  # e.g. a measured tab, then a model without a profile
+            st.session_state["pattern_tab"] = next(iter(tab_set))
+        tabs = st.tabs(list(tab_set), key="pattern_tab", on_change="rerun")
+        for tab, (label, tab_pattern) in zip(tabs, tab_set.items(), strict=True):
+            if not tab.open:
+                continue
+            with tab:
+                indices = tab_indices(result, tab_pattern, per_row, label)
+                figure_rows(result, indices, small, source_size, presets, style, tab=label)
+                pattern = tab_pattern
+    with section("Downloads"):
+        downloads(result, small, source_size, indices, presets, style, pattern)
     if second:
-        comparison_section(results, small, source_size, presets, pattern, per_row, style)
+        with section("The comparison"):
+            comparison_section(results, indices or indices_for(result, pattern)[:per_row], presets, style)
     st.divider()
-    selected_map_section(result, small, presets, style)
+    with section("One map"):
+        selected_map_section(result, small, presets, style)
     st.divider()
-    grouped_section(result, picked, model, params, presets, style)
+    with section("Grouped aligned representations"):
+        grouped_section(result, picked, model, params, presets, style)
+    st.query_params.from_dict(state.to_query(st.session_state))
 
 
 if __name__ == "__main__":

@@ -174,13 +174,22 @@ def figure5_grid(
     cmap: str = "jet",
     alpha: float = 0.5,
     scale: Scale = "peak",
+    colour_bars: bool = True,
+    title: str | None = None,
 ) -> Figure:
     """Figure 5 from plain arrays (what a client of the API holds): V views with their images, crop boxes
     ``[x0, y0, x1, y1]`` in pixels of an image of ``source_size`` (width, height) and flips; ``maps``
-    ``V×k×h×w``; ``titles`` V×k captions of the map cells; ``presets`` the views' augmentation names."""
+    ``V×k×h×w``; ``titles`` V×k captions of the map cells; ``presets`` the views' augmentation names.
+
+    With ``colour_bars`` every map gets a horizontal colour bar in units of its uniform value 1/(h·w) (the
+    range the colours span: ``colour_limits``), so that a nearly flat map stretched to its range is not read
+    as a peaked one; ``title`` goes above the grid."""
     values = np.asarray(maps, dtype=np.float32)
     rows, count = values.shape[:2]
-    figure = Figure(figsize=(cell_inches * (2 + count), cell_inches * rows * 1.1), layout="constrained")
+    height = cell_inches * rows * (1.35 if colour_bars else 1.1) + (0.3 if title else 0.0)
+    figure = Figure(figsize=(cell_inches * (2 + count), height), layout="constrained")
+    if title:
+        figure.suptitle(title, fontsize=8)
     FigureCanvasAgg(figure)
     axes = np.atleast_2d(figure.subplots(rows, 2 + count, squeeze=False))
     picture = _as_rgb_array(source)
@@ -206,12 +215,33 @@ def figure5_grid(
         preset = presets[row] if presets is not None else None
         axes[row, 1].set_title(preset or ("whole image" if row == 0 else f"view {row}"), fontsize=7)
         for column in range(count):
-            blended = overlay(view_picture, values[row, column], cmap=cmap, alpha=alpha, scale=scale)
-            axes[row, 2 + column].imshow(blended)
-            axes[row, 2 + column].set_title(titles[row][column], fontsize=7)
+            heat = values[row, column]
+            blended = overlay(view_picture, heat, cmap=cmap, alpha=alpha, scale=scale)
+            ax = axes[row, 2 + column]
+            ax.imshow(blended)
+            ax.set_title(titles[row][column], fontsize=7)
+            if colour_bars:
+                _colour_bar(figure, ax, heat, cmap=cmap, scale=scale)
     for ax in axes.flat:
         ax.set_axis_off()
     return figure
+
+
+def _colour_bar(figure: Figure, ax, heat: np.ndarray, *, cmap: str, scale: Scale) -> None:
+    """A horizontal colour bar under ``ax`` spanning what the overlay's colours mean, in units of the
+    uniform value of ``heat`` (its sum over its number of finite cells)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    finite = np.isfinite(heat)
+    uniform = float(np.nansum(heat)) / max(int(finite.sum()), 1)
+    low, high = colour_limits(heat, scale)
+    unit = uniform if uniform > 0 else 1.0
+    norm = Normalize(low / unit, high / unit if high > low else low / unit + 1e-6)
+    bar = figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, orientation="horizontal", fraction=0.08, pad=0.02)
+    bar.set_ticks([norm.vmin, norm.vmax])
+    bar.set_ticklabels([f"{norm.vmin:.3g}×", f"{norm.vmax:.3g}×"])
+    bar.ax.tick_params(labelsize=5, length=1.5, pad=1)
 
 
 def draw_box(
@@ -238,8 +268,29 @@ def draw_box(
     return np.asarray(rgb)
 
 
+FIGURE_FORMATS = {"png": "image/png", "pdf": "application/pdf", "svg": "image/svg+xml"}  #: format -> media type
+
+
 def figure_png(figure: Figure, *, dpi: int = 100) -> bytes:
     """Encode a matplotlib figure as PNG bytes (Agg)."""
+    return figure_bytes(figure, "png", dpi=dpi)
+
+
+def figure_bytes(figure: Figure, fmt: str = "png", *, dpi: int = 100) -> bytes:
+    """Encode a matplotlib figure as ``png`` (opaque white, ``dpi``), ``pdf`` or ``svg`` (vector; the
+    overlays are embedded as images at ``dpi``). One renderer for the app's downloads and the API's
+    ``format=png|pdf|svg``."""
+    if fmt not in FIGURE_FORMATS:
+        raise ValueError(f"format must be one of {list(FIGURE_FORMATS)}, got {fmt!r}")
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
+    figure.savefig(buffer, format=fmt, dpi=dpi, facecolor="white", metadata=_metadata(fmt))
     return buffer.getvalue()
+
+
+def _metadata(fmt: str) -> dict[str, str | None]:
+    """Reproducible files: no creation date in PDF and SVG."""
+    if fmt == "pdf":
+        return {"Creator": "lewel", "Producer": None, "CreationDate": None}
+    if fmt == "svg":
+        return {"Creator": "lewel", "Date": None}
+    return {"Software": "lewel"}

@@ -82,7 +82,7 @@ def test_main_flow_draws_figure5_rows_and_selects_a_map(app):
     assert 0 <= float(metrics["cross-view agreement"]) <= 1
     members = ", ".join(str(g * 8 + choice % 8) for g in range(4))
     assert f"maps {members}." in texts(app)
-    assert len(app.dataframe) == 2  # the map's statistics per view, and the embeddings' cosines
+    assert len(app.table) == 1 and len(app.dataframe) == 1  # the map's statistics per view (whole), the cosines
     assert len(app.get("download_button")) == 2
 
 
@@ -127,7 +127,10 @@ def test_compare_two_models_side_by_side(app):
     assert not app.exception and not app.error
     assert "Two models, the same views" in [s.value for s in app.subheader]
     page = texts(app)
-    assert "**tiny** · lewel_b" in page and "**tiny_m** · lewel_m" in page
+    assert "#### tiny" in page and "#### tiny_m" in page and "lewel_m · resnet18" in page
+    assert "the same map indices" in page  # both have d = 32
+    tiles = [c for c in app.caption if c.value.startswith("map ")]
+    assert tiles  # full-size tiles with readable captions, not one small picture per model
 
 
 def test_scene_gallery_item_and_new_scene(app):

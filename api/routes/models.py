@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
-from ..schemas import ModelInfo, ModelList
+from ..schemas import Limits, ModelInfo, ModelList
 from .common import ServiceDep, profile_body
 
 router = APIRouter(prefix="/v1", tags=["models"])
@@ -23,4 +23,13 @@ async def list_models(service: ServiceDep) -> ModelList:
         ModelInfo(**{**entry, "profile": profile_body(entry["profile"])}, default=entry["id"] == default)
         for entry in entries
     ]
-    return ModelList(default=default, device=str(registry.device), searched=registry.searched(), models=models)
+    settings = service.settings
+    limits = Limits(
+        max_upload_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_pixels,
+        max_views=settings.max_views,
+        max_input_size=settings.max_input_size,
+    )
+    return ModelList(
+        default=default, device=str(registry.device), limits=limits, searched=registry.searched(), models=models
+    )
