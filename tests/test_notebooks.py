@@ -1,6 +1,8 @@
 """The notebooks in notebooks/: each runs top to bottom in a fresh kernel (nbclient) from a temporary working
 copy within a per-notebook time limit, prints its summary line with sane numbers and draws its figures; the
-committed files carry no outputs; the root-finding cell works with and without ``LEWEL_ROOT``."""
+committed files carry no outputs; the root-finding cell works with and without ``LEWEL_ROOT``. The map-profile
+numbers the notebooks print (held-out AUROC of the object maps and of the random control) must be those of the
+shipped sidecars ``models/NAME.profile.json``, and LEWEL_M's object maps must beat its random control."""
 
 from __future__ import annotations
 
@@ -29,22 +31,37 @@ KERNEL_NAME = "lewel-notebook-test"
 CHECKPOINT_LINE = "CHECKPOINT = None  # set to the path of an authors' LEWEL_B file, e.g. lewelb_eman_200ep.pth.tar"
 
 NUMBER = r"([0-9]+(?:\.[0-9]+)?)"
+VALUE = r"([0-9]+(?:\.[0-9]+)?|n/a)"  #: a number, or n/a where it is not known (no profile, no scenes)
+VERDICT = r"(localises|not better than random|no profile)"
 SUMMARIES = {
     "01_figure5.ipynb": re.compile(
-        rf"Figure 5 summary: (\d+) figures, (\d+) images x (\d+) views, (\d+) model\(s\); maps shown object (\d+) / "
-        rf"multi-object (\d+) / global (\d+); peak ratio of the shown maps {NUMBER} to {NUMBER}; "
-        rf"mean cross-view agreement {NUMBER}"
+        rf"Figure 5 summary \(([^)]+)\): (\d+) figures, (\d+) images x (\d+) views; maps shown (\d+) object \+ "
+        rf"(\d+) background \(profile\), (\d+) heuristic; object maps AUROC {VALUE} held-out \(random control "
+        rf"{VALUE}, {VERDICT}\), {VALUE} on (\d+) generated scenes; peak ratio of the shown maps {NUMBER} to "
+        rf"{NUMBER}; mean cross-view agreement {NUMBER}"
     ),
     "02_map_statistics.ipynb": re.compile(
-        rf"summary (LEWEL_[BM]): normalized entropy mean {NUMBER} \(min {NUMBER}\); patterns object {NUMBER} % / "
-        rf"multi-object {NUMBER} % / global {NUMBER} % over (\d+) images x (\d+) maps"
+        rf"summary (LEWEL_[BM]): object maps AUROC {NUMBER} held-out \(random control {NUMBER}, {VERDICT}\), "
+        rf"{VALUE} on (\d+) scenes here; normalized entropy mean {NUMBER} \(min {NUMBER}\); heuristic patterns "
+        rf"object {NUMBER} % / multi-object {NUMBER} % / global {NUMBER} % over (\d+) images x (\d+) maps"
     ),
     "03_cross_view_alignment.ipynb": re.compile(
         rf"cross-view agreement, same map index: demo {NUMBER} ± {NUMBER} \(n = (\d+)\), random {NUMBER} ± {NUMBER} "
         rf"\(n = (\d+)\); mismatched index: demo {NUMBER} ± {NUMBER}, random {NUMBER} ± {NUMBER}; "
-        rf"relative disagreement: demo {NUMBER}, random {NUMBER}"
+        rf"relative disagreement: demo {NUMBER}, random {NUMBER}; same index by role: demo object maps {NUMBER} ± "
+        rf"{NUMBER}, other maps {NUMBER} ± {NUMBER}, random object maps {NUMBER} ± {NUMBER}, other maps {NUMBER} ± "
+        rf"{NUMBER}; relative disagreement of the object maps: demo {NUMBER}, random {NUMBER}; demo profile: object "
+        rf"maps AUROC {NUMBER} held-out \(random control {NUMBER}, {VERDICT}\)"
     ),
 }
+N_OBJECT, N_BACKGROUND = 4, 1  #: notebook 01 shows this many object and background maps of a profile per image
+
+
+def shipped_profile(name: str) -> tuple[float, float, str]:
+    """(held-out AUROC of the object maps, the random control's, verdict) of models/NAME.profile.json, rounded
+    as the notebooks print them."""
+    summary = json.loads((ROOT / "models" / f"{name}.profile.json").read_text())["summary"]
+    return round(summary["object_auroc"], 3), round(summary["random_control"]["object_auroc"], 3), summary["verdict"]
 
 
 @pytest.fixture(scope="module")
@@ -181,16 +198,24 @@ def test_setup_cell_finds_the_repository(name: str, tmp_path: Path) -> None:
 
 def test_figure5_notebook(tmp_path: Path, kernel_specs: KernelSpecManager, lewel_root: None) -> None:
     notebook, elapsed = execute("01_figure5.ipynb", tmp_path, kernel_specs)
-    match = SUMMARIES["01_figure5.ipynb"].search(stdout_of(last_code_cell(notebook)))
-    assert match, stdout_of(last_code_cell(notebook))
-    figures, images, views, models = (int(match.group(i)) for i in range(1, 5))
-    shown = [int(match.group(i)) for i in range(5, 8)]
-    low, high, agreement = (float(match.group(i)) for i in range(8, 11))
-    assert models == 1 and views == 3 and images >= 2
-    assert figures == 2 * images * models and png_count(notebook) == figures
-    assert 0 < sum(shown) <= 3 * 2 * images * models
-    assert 1.0 <= low <= high <= 16.0
-    assert 0.5 < agreement <= 1.0
+    lines = SUMMARIES["01_figure5.ipynb"].findall(stdout_of(last_code_cell(notebook)))
+    assert len(lines) == 1, stdout_of(last_code_cell(notebook))
+    name, figures, images, views, objects, backgrounds, heuristic, heldout, control, verdict, here, scenes, low, high, agreement = lines[0]
+    figures, images, views, scenes = int(figures), int(images), int(views), int(scenes)
+    assert name == "LEWEL_M demo" and views == 3 and images >= 2
+    assert figures == 2 * images and png_count(notebook) == figures
+    # the profile's maps, in every figure, none chosen by the heuristic
+    assert (int(objects), int(backgrounds), int(heuristic)) == (N_OBJECT * images, N_BACKGROUND * images, 0)
+    assert (float(heldout), float(control), verdict) == shipped_profile("lewel_m_demo")
+    assert float(heldout) > float(control) and verdict == "localises"
+    if scenes:  # the scenes are seeded: the shown object maps sit on the objects of these images too
+        assert 0.5 < float(here) <= 1.0
+    else:
+        assert here == "n/a"
+    assert 1.0 <= float(low) <= float(high) <= 49.0
+    assert 0.5 < float(agreement) <= 1.0
+    text = all_stdout(notebook)
+    assert "7×7 maps" in text and "held-out 0.860" in text  # map 40, LEWEL_M's best object map, titled with its AUROC
     assert sorted(p.name for p in tmp_path.iterdir()) == ["01_figure5.ipynb"], "the notebook wrote files"
     assert elapsed < NOTEBOOK_TIMEOUT_S
 
@@ -198,7 +223,8 @@ def test_figure5_notebook(tmp_path: Path, kernel_specs: KernelSpecManager, lewel
 def test_figure5_notebook_with_an_authors_checkpoint(
     tmp_path: Path, kernel_specs: KernelSpecManager, lewel_root: None, official_file: tuple[Path, dict]
 ) -> None:
-    """The marked cell takes an authors' LEWEL_B file (here one synthesised from the official manifest)."""
+    """The marked cell takes an authors' LEWEL_B file (here one synthesised from the official manifest); it has
+    no sidecar profile, so the notebook says so and shows the heuristic selection, labelled as such."""
     path, _ = official_file
 
     def use_checkpoint(notebook: nbformat.NotebookNode) -> None:
@@ -210,20 +236,33 @@ def test_figure5_notebook_with_an_authors_checkpoint(
     notebook, _ = execute("01_figure5.ipynb", tmp_path, kernel_specs, edit=use_checkpoint)
     text = all_stdout(notebook)
     assert f"{path.name}: lewel_b_eman, resnet50, d = 256 maps in h = 4 channel groups" in text
-    assert "LEWEL_B demo" not in text and "7×7 maps" in text
-    match = SUMMARIES["01_figure5.ipynb"].search(stdout_of(last_code_cell(notebook)))
-    assert match and int(match.group(4)) == 1 and png_count(notebook) == int(match.group(1)) > 0
+    assert "LEWEL_M demo" not in text and "7×7 maps" in text
+    assert "no map profile (lewelb_eman_200ep.profile.json not found)" in text and "(heuristic " in text
+    lines = SUMMARIES["01_figure5.ipynb"].findall(stdout_of(last_code_cell(notebook)))
+    assert len(lines) == 1 and lines[0][0] == path.name
+    figures, objects, backgrounds, heuristic = int(lines[0][1]), int(lines[0][4]), int(lines[0][5]), int(lines[0][6])
+    assert (objects, backgrounds) == (0, 0) and heuristic > 0
+    assert lines[0][7:10] == ("n/a", "n/a", "no profile")
+    assert png_count(notebook) == figures > 0
 
 
 def test_map_statistics_notebook(tmp_path: Path, kernel_specs: KernelSpecManager, lewel_root: None) -> None:
     notebook, elapsed = execute("02_map_statistics.ipynb", tmp_path, kernel_specs)
     lines = SUMMARIES["02_map_statistics.ipynb"].findall(stdout_of(last_code_cell(notebook)))
     assert [line[0] for line in lines] == ["LEWEL_B", "LEWEL_M"], stdout_of(last_code_cell(notebook))
-    for _, mean, minimum, object_share, multi_share, global_share, images, maps in lines:
+    found = {}
+    for name, heldout, control, verdict, here, scenes, mean, minimum, object_share, multi_share, global_share, images, maps in lines:
+        assert (float(heldout), float(control), verdict) == shipped_profile(f"{name.lower()}_demo")
         assert 0.0 < float(minimum) <= float(mean) <= 1.0
         assert float(object_share) + float(multi_share) + float(global_share) == pytest.approx(100.0, abs=0.2)
         assert int(images) >= 4 and int(maps) == 128
-    assert png_count(notebook) >= 4
+        assert (here == "n/a") == (int(scenes) == 0)
+        found[name] = (float(heldout), float(control), verdict, here)
+    heldout, control, verdict, here = found["LEWEL_M"]
+    assert heldout > control and verdict == "localises"
+    if here != "n/a":  # seeded validation scenes, used neither by the training nor by the profile
+        assert float(here) > 0.5
+    assert png_count(notebook) >= 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["02_map_statistics.ipynb"], "the notebook wrote files"
     assert elapsed < NOTEBOOK_TIMEOUT_S
 
@@ -234,9 +273,15 @@ def test_cross_view_alignment_notebook(tmp_path: Path, kernel_specs: KernelSpecM
     assert match, stdout_of(last_code_cell(notebook))
     demo_units, random_units = int(match.group(3)), int(match.group(6))
     assert demo_units >= 12 and random_units == 2 * demo_units
-    agreements = [float(match.group(i)) for i in (1, 2, 4, 5, 7, 8, 9, 10)]
+    agreements = [float(match.group(i)) for i in (1, 2, 4, 5, 7, 8, 9, 10, *range(13, 21))]
     assert all(0.0 <= score <= 1.0 for score in agreements)
-    assert float(match.group(11)) > 0.0 and float(match.group(12)) > 0.0
+    relative = [float(match.group(i)) for i in (11, 12, 21, 22)]
+    assert all(score > 0.0 for score in relative)
+    heldout, control, verdict = float(match.group(23)), float(match.group(24)), match.group(25)
+    assert (heldout, control, verdict) == shipped_profile("lewel_m_demo")
+    assert heldout > control and verdict == "localises"
+    text = all_stdout(notebook)
+    assert "by profile role" in text and "object maps chosen on" in text
     assert png_count(notebook) >= 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["03_cross_view_alignment.ipynb"], "the notebook wrote files"
     assert elapsed < NOTEBOOK_TIMEOUT_S
