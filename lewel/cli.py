@@ -119,7 +119,8 @@ def _maps(args: argparse.Namespace) -> int:
             index = extract_maps(
                 args.checkpoint, args.data, args.out, size=args.size, views=args.views, preset=args.preset,
                 seed=args.seed, batch_size=args.batch_size, shard_size=args.shard_size, workers=args.workers,
-                device=args.device, dtype=args.dtype, num_groups=args.num_groups, progress=progress,
+                writers=args.writers, device=args.device, dtype=args.dtype, num_groups=args.num_groups,
+                progress=progress,
             )
         except MapsUnavailableError as error:
             print(f"lewel maps: error: {error}", file=sys.stderr)
@@ -423,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     batch.add_argument("--shard-size", type=int, default=256, help="images per shard (default: 256)")
     batch.add_argument("--workers", type=int, default=4, help="data loader processes per process (default: 4)")
+    batch.add_argument("--writers", type=int, default=2,
+                       help="threads computing statistics and writing shards per process (default: 2)")
     batch.add_argument("--device", default="auto", help="torch device; auto: cuda:LOCAL_RANK, else cpu (default: auto)")
     batch.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"), help="bf16: autocast (default: fp32)")
     batch.add_argument("--num-groups", type=int, default=None, help="h for LEWEL heads (default: stored, else 4)")

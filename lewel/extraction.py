@@ -21,7 +21,9 @@ import hashlib
 import json
 import math
 import os
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from pathlib import Path
@@ -322,6 +324,19 @@ def _shard_arrays(
     return arrays
 
 
+def _finish_shard(
+    out: Path, shard: int, entries: list[tuple[dict[str, Any], torch.Tensor | None]], shape: tuple[int, int, int, int],
+    has_masks: bool, config: dict[str, Any],
+) -> int:
+    """Statistics and NPZ of one complete shard (in a writer thread); returns its number of images."""
+    readable = [(item, maps) for item, maps in entries if maps is not None]
+    arrays = _shard_arrays([item for item, _ in readable], [maps for _, maps in readable], shape, has_masks)
+    skipped = [{"index": it["index"], "id": it["id"], "reason": it["skipped"]} for it, maps in entries if maps is None]
+    first = shard * config["shard_size"]
+    _write_shard(out / shard_name(shard), arrays, {"config": config, "shard": shard, "first": first, "count": len(entries), "skipped": skipped})
+    return len(entries)
+
+
 # --- The extraction ---------------------------------------------------------------------------------------------
 
 
@@ -453,6 +468,7 @@ def extract_maps(
     batch_size: int = 64,
     shard_size: int = DEFAULT_SHARD_SIZE,
     workers: int = 0,
+    writers: int = 2,
     device: str = "auto",
     dtype: str = "fp32",
     num_groups: int | None = None,
@@ -460,14 +476,17 @@ def extract_maps(
 ) -> dict[str, Any] | None:
     """Extract the maps of every image of ``data`` (``open_source``) into ``out`` (see the module docstring).
 
-    ``progress(done, total)`` counts this rank's images (skipped ones included) as they are done. Returns
+    ``workers`` data-loader processes decode the images and make the views; ``writers`` threads compute the
+    per-map statistics and write the shards while the model runs on (the statistics' blob labelling costs
+    about as much CPU per image as a GPU forward pass takes). ``progress(done, total)`` counts this rank's
+    images (skipped ones included) as their shards reach the disk. Returns
     the merged index on rank 0 (``None`` on the other ranks). Raises ``MapsUnavailableError`` for a model
     without maps, ``ValueError`` when ``out`` holds another extraction's shards.
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {list(PRESETS)}")
-    if views < 0 or batch_size < 1 or shard_size < 1 or workers < 0 or seed < 0:
-        raise ValueError("views, seed and workers must be >= 0, batch_size and shard_size >= 1")
+    if views < 0 or batch_size < 1 or shard_size < 1 or workers < 0 or seed < 0 or writers < 1:
+        raise ValueError("views, seed and workers must be >= 0, batch_size, shard_size and writers >= 1")
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
     runtime = join_processes()
@@ -496,21 +515,24 @@ def extract_maps(
             collate_fn=_as_list, pin_memory=target.type == "cuda", persistent_workers=False,
         )
         pending: dict[int, list[tuple[dict[str, Any], torch.Tensor | None]]] = {}
-        for item, maps in _batches(loader, extractor):
-            shard = item["index"] // shard_size
-            pending.setdefault(shard, []).append((item, maps))
-            if len(pending[shard]) == len(shard_range(shard, shard_size, len(source))):
-                entries = pending.pop(shard)
-                readable = [(it, m) for it, m in entries if m is not None]
-                arrays = _shard_arrays(
-                    [it for it, _ in readable], [m for _, m in readable], (1 + views, model.d, *grid), source.has_masks
-                )
-                skipped = [{"index": it["index"], "id": it["id"], "reason": it["skipped"]} for it, m in entries if m is None]
-                meta = {"config": config, "shard": shard, "first": shard * shard_size, "count": len(entries), "skipped": skipped}
-                _write_shard(out / shard_name(shard), arrays, meta)
-                done += len(entries)
-                if progress is not None:
-                    progress(done, total)
+        shape = (1 + views, int(model.d), *grid)
+        with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="lewel-shards") as pool:
+            writing: deque[Future[int]] = deque()
+
+            def finished(block: bool) -> None:
+                nonlocal done
+                while writing and (block or writing[0].done() or len(writing) > 2 * writers):
+                    done += writing.popleft().result()
+                    if progress is not None:
+                        progress(done, total)
+
+            for item, maps in _batches(loader, extractor):
+                shard = item["index"] // shard_size
+                pending.setdefault(shard, []).append((item, maps))
+                if len(pending[shard]) == len(shard_range(shard, shard_size, len(source))):
+                    writing.append(pool.submit(_finish_shard, out, shard, pending.pop(shard), shape, source.has_masks, config))
+                finished(block=False)
+            finished(block=True)
         runtime.barrier()
         return write_index(out) if runtime.rank == 0 else None
     finally:

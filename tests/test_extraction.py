@@ -112,10 +112,11 @@ def test_interrupted_run_resumes_without_recomputing_written_shards(setup, tmp_p
         extract_maps(setup["checkpoint"], str(setup["data"]), out, **SETTINGS, progress=stop_after_two_shards)
     assert not (out / INDEX_NAME).exists() and (out / CONFIG_NAME).exists()
     written = {p.name: p.stat().st_mtime_ns for p in (out / "shards").glob("*.npz")}
-    assert sorted(written) == ["shard_00000.npz", "shard_00001.npz"]
+    # shards 0 and 1 were reported; shard 2 may have been in a writer thread then, shard 3 cannot have been
+    assert {"shard_00000.npz", "shard_00001.npz"} <= set(written) <= {f"shard_0000{i}.npz" for i in range(3)}
     seen = []
     extract_maps(setup["checkpoint"], str(setup["data"]), out, **SETTINGS, progress=lambda done, total: seen.append(done))
-    assert seen[0] == 8 and seen[-1] == 15  # the two shards on disk count as done from the start
+    assert seen[0] == 4 * len(written) and seen[-1] == 15  # the shards on disk count as done from the start
     assert {name: (out / "shards" / name).stat().st_mtime_ns for name in written} == written
     resumed, reference = shard_arrays(out), shard_arrays(setup["reference"])
     assert resumed.keys() == reference.keys()
