@@ -14,6 +14,7 @@ Formats recognised by ``read_checkpoint`` (all opened with ``torch.load(weights_
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -49,29 +50,57 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be opened or does not fit: the message names the file and the problem."""
 
 
+def _unsafe_global(message: str) -> str | None:
+    """The global a ``weights_only`` load refused, when torch's message names one."""
+    found = re.search(r"GLOBAL ([\w.]+)", message) or re.search(r"but got <class '([\w.]+)'>", message)
+    return found.group(1) if found else None
+
+
+def _read_failure(error: Exception) -> str:
+    """Why torch could not read ``path``, in one sentence (torch's messages are long, or empty)."""
+    message = str(error).strip()
+    if isinstance(error, EOFError) or "unexpected EOF" in message or "failed finding central directory" in message:
+        return "the file is truncated or incomplete (an interrupted write or copy?)"
+    if "WeightsUnpickler error" in message or "invalid load key" in message or isinstance(error, (KeyError, IndexError)):
+        detail = message.split("WeightsUnpickler error:")[-1].strip().splitlines()
+        shown = detail[0].strip() if detail and detail[0].strip() else type(error).__name__
+        return f"the file is corrupt or not a torch.save file ({shown})"
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
 def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
     """``torch.load(path, weights_only=True)`` allowing only NumPy float64 scalars beyond tensors.
 
     A file whose unpickling needs any other global (a class, a function: code that would run) is refused
-    with a ``CheckpointError`` naming that global, and nothing of it is executed.
+    with a ``CheckpointError`` naming that global, and nothing of it is executed. Empty, truncated and
+    corrupt files raise a ``CheckpointError`` that says which of these it is.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist or is not a file")
     try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise CheckpointError(f"cannot read {str(path)!r}: {error}") from None
+    if size == 0:
+        raise CheckpointError(f"cannot read {str(path)!r} as a PyTorch checkpoint: the file is empty (0 bytes)")
+    try:
         with torch.serialization.safe_globals(ALLOWED_GLOBALS):
             return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises UnpicklingError, RuntimeError or EOFError depending on the damage
-        message = str(error)
-        unsafe = re.search(r"GLOBAL ([\w.]+)", message) or re.search(r"but got <class '([\w.]+)'>", message)
-        if unsafe or "weights_only" in message.lower() or "Weights only load failed" in message:
-            what = f" {unsafe.group(1)!r}" if unsafe else ""
+    except (torch.OutOfMemoryError, MemoryError):
+        raise
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, KeyError ... by the damage
+        unsafe = _unsafe_global(str(error))
+        if unsafe is not None:
             raise CheckpointError(
-                f"refused to open {str(path)!r}: it needs{what or ' code'} to be unpickled, which could run "
+                f"refused to open {str(path)!r}: it needs {unsafe!r} to be unpickled, which could run "
                 "arbitrary code. Only tensors, plain containers and NumPy float64 scalars are accepted "
                 "(torch.load(weights_only=True)). Re-save the file's state_dict with torch.save if you trust it."
             ) from None
-        raise CheckpointError(f"cannot read {str(path)!r} as a PyTorch checkpoint: {message.splitlines()[0]}") from None
+        raise CheckpointError(
+            f"cannot read {str(path)!r} as a PyTorch checkpoint: {_read_failure(error)}"
+        ) from None
 
 
 @dataclass
@@ -113,24 +142,48 @@ def _tensors_only(state: Mapping[str, Any], path: Path) -> dict[str, torch.Tenso
 
 def _read_safetensors(path: Path) -> CheckpointContents:
     try:
+        if path.stat().st_size == 0:
+            raise CheckpointError(f"cannot read {str(path)!r} as safetensors: the file is empty (0 bytes)")
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
         tensors = load_safetensors(str(path))
     except (SafetensorError, OSError, ValueError) as error:
+        if isinstance(error, CheckpointError):
+            raise
         raise CheckpointError(f"cannot read {str(path)!r} as safetensors: {error}") from None
     if metadata.get("format") != FORMAT_INFERENCE or "config" not in metadata:
         raise CheckpointError(f"{str(path)!r} is a safetensors file but not a LEWEL inference export (no config)")
-    stored = json.loads(metadata["config"])
+    try:
+        stored = json.loads(metadata["config"])
+        info = json.loads(metadata.get("info", "{}"))
+    except ValueError as error:
+        raise CheckpointError(f"{str(path)!r}: the metadata is not valid JSON: {error}") from None
     config = None if stored is None else _config_from(stored, path)
-    info = json.loads(metadata.get("info", "{}"))
-    return CheckpointContents(FORMAT_INFERENCE, tensors, config, info)
+    if config is not None:
+        _check_head_channels(config, tensors, path)
+    return CheckpointContents(FORMAT_INFERENCE, tensors, config, info if isinstance(info, dict) else {})
 
 
 def _config_from(data: Any, path: Path) -> ModelConfig:
+    if not isinstance(data, Mapping):
+        raise CheckpointError(f"{str(path)!r} carries an invalid model config: a {type(data).__name__}, not a mapping")
     try:
         return ModelConfig.from_dict(dict(data))
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, ArithmeticError) as error:
         raise CheckpointError(f"{str(path)!r} carries an invalid model config: {error}") from None
+
+
+def _check_head_channels(config: ModelConfig, state: Mapping[str, Any], path: Path) -> None:
+    """h must divide the feature channels D that the stored head takes (``neck.proj.mlp.0.weight``)."""
+    first = state.get("neck.proj.mlp.0.weight")
+    if not config.is_lewel or not isinstance(first, torch.Tensor) or first.dim() < 2:
+        return
+    channels = int(first.shape[1])
+    if channels % config.num_groups:
+        raise CheckpointError(
+            f"{str(path)!r} carries an invalid model config: num_groups (h) = {config.num_groups} does not divide "
+            f"the {channels} feature channels D of its head"
+        )
 
 
 def read_checkpoint(path: str | os.PathLike) -> CheckpointContents:
@@ -148,6 +201,7 @@ def read_checkpoint(path: str | os.PathLike) -> CheckpointContents:
             prefix = "encoder_q." if config.is_moco else "online_net."
             state = strip_prefix(state, prefix)
         meta = {k: raw[k] for k in ("epoch", "step") if k in raw}
+        _check_head_channels(config, state, path)
         return CheckpointContents(raw["format"], state, config, meta)
 
     state = raw.get("state_dict", raw)
@@ -183,8 +237,64 @@ def training_checkpoint(model: torch.nn.Module, model_config: ModelConfig, **ext
     return {"format": FORMAT_TRAIN, "model_config": model_config.to_dict(), "state_dict": model.state_dict(), **extra}
 
 
+#: ``atomic_write``'s temporary files (``.NAME.XXXXXXXX.tmp``, from ``tempfile.mkstemp``) and the training
+#: loop's hard link ``.last.pt.link``: what a process killed while writing a checkpoint leaves behind.
+STALE_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$|^\.last\.pt\.link$")
+#: Write failures count as a full disk when fewer bytes than this (or than were written) remain free.
+LOW_DISK_BYTES = 64 * 1024 * 1024
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that interrupted ``atomic_write`` calls left in ``folder`` (see
+    ``STALE_TEMPORARY``); returns those removed. Call it only where no other process is writing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for entry in sorted(folder.iterdir()):
+        if STALE_TEMPORARY.match(entry.name) and entry.is_file() and not entry.is_symlink():
+            try:
+                entry.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(entry)
+    return removed
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return None
+    return stat.f_bavail * stat.f_frsize
+
+
+def _disk_full(error: BaseException, folder: Path, written: int) -> int | None:
+    """The free bytes left when ``error`` came from a full disk (errno ENOSPC anywhere in its chain, or
+    torch's bare ``inline_container`` write failure with almost no space left); ``None`` otherwise."""
+    free = _free_bytes(folder)
+    seen: BaseException | None = error
+    for _ in range(8):
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return free if free is not None else 0
+        seen = seen.__cause__ or seen.__context__
+    torch_write = isinstance(error, RuntimeError) and (
+        "inline_container" in str(error) or "file write failed" in str(error) or "unexpected pos" in str(error)
+    )
+    if torch_write and free is not None and free < max(LOW_DISK_BYTES, written):
+        return free
+    return None
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(temporary_path)`` in ``path``'s folder, then rename: a crash never leaves half a file."""
+    """Call ``write(temporary_path)`` in ``path``'s folder, then rename: a crash never leaves half a file.
+
+    A full disk raises ``OSError(ENOSPC)`` saying "disk full while writing PATH" (torch's own message does
+    not say so); the temporary file is removed on any failure, and ``remove_stale_temporaries`` clears what
+    a killed process left.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -195,6 +305,20 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(temporary, path)
+    except Exception as error:
+        try:
+            written = Path(temporary).stat().st_size
+        except OSError:
+            written = 0
+        Path(temporary).unlink(missing_ok=True)
+        free = _disk_full(error, path.parent, written)
+        if free is not None:
+            raise OSError(
+                errno.ENOSPC,
+                f"disk full while writing {path} ({free / 2**20:.1f} MiB left on its filesystem, {written / 2**20:.1f} "
+                "MiB written before the failure); free some space and run again (--resume auto continues)",
+            ) from error
+        raise
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

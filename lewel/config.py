@@ -40,8 +40,14 @@ class ModelConfig:
             raise ValueError(f"unknown method {self.method!r}; choose one of {list(METHODS)}")
         if self.aligned_negatives not in ("queue", "batch"):
             raise ValueError(f"aligned_negatives must be 'queue' or 'batch', got {self.aligned_negatives!r}")
+        if not isinstance(self.backbone, str) or not self.backbone:
+            raise ValueError(f"backbone must be a name such as 'resnet50', got {self.backbone!r}")
+        for name in ("hidden_dim", "dim", "num_groups", "queue_size", "aligned_queue_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.is_lewel and self.dim % self.num_groups:
-            raise ValueError(f"num_groups={self.num_groups} must divide dim={self.dim}")
+            raise ValueError(f"num_groups={self.num_groups} (h) must divide dim={self.dim} (d)")
         if not 0.0 <= self.loss_weight <= 1.0:
             raise ValueError(f"loss_weight must lie in [0, 1], got {self.loss_weight}")
         if self.scale <= 0 or self.temperature <= 0:
