@@ -477,11 +477,11 @@ def extract_maps(
     """Extract the maps of every image of ``data`` (``open_source``) into ``out`` (see the module docstring).
 
     ``workers`` data-loader processes decode the images and make the views; ``writers`` threads compute the
-    per-map statistics and write the shards while the model runs on (the statistics' blob labelling costs
-    about as much CPU per image as a GPU forward pass takes). ``progress(done, total)`` counts this rank's
-    images (skipped ones included) as their shards reach the disk. Returns
-    the merged index on rank 0 (``None`` on the other ranks). Raises ``MapsUnavailableError`` for a model
-    without maps, ``ValueError`` when ``out`` holds another extraction's shards.
+    per-map statistics and write the shards while the model runs on (with a GPU, the statistics are the main
+    CPU cost per image). ``progress(done, total)`` counts this rank's images (skipped ones included) as
+    their shards reach the disk. Returns the merged index on rank 0 (``None`` on the other ranks). Raises
+    ``MapsUnavailableError`` for a model without maps, ``ValueError`` when ``out`` holds another
+    extraction's shards.
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {list(PRESETS)}")
