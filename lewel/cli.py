@@ -312,15 +312,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=None,
                     help="keep the NCHW memory layout (default: channels_last)")
     tr.add_argument("--workers", type=int,
-                    help=f"data loader processes per training process {_train_default('workers')}")
+                    help=f"data loader processes per training process, at most the CPUs {_train_default('workers')}")
     tr.add_argument("--seed", type=int, help=f"random seed {_train_default('seed')}")
     tr.add_argument("--save-every", type=int,
                     help=f"epochs between numbered checkpoints; the last is always saved {_train_default('save_every')}")
     tr.add_argument("--save-every-steps", type=int,
                     help=f"also refresh last.pt every N steps, 0 = off {_train_default('save_every_steps')}")
     tr.add_argument("--knn-every", type=int,
-                    help=f"epochs between kNN evaluations on --val-data, 0 = off {_train_default('knn_every')}")
-    tr.add_argument("--log-every", type=int, help=f"steps between logged metrics {_train_default('log_every')}")
+                    help=f"epochs between kNN evaluations on --val-data, 0 = only at the end {_train_default('knn_every')}")
+    tr.add_argument("--log-every", type=int, help=f"steps between logged metrics; the first and last are always logged {_train_default('log_every')}")
     tr.add_argument("--resume", help="'auto' (OUT/last.pt when present) or a checkpoint path (default: a fresh run)")
     for name, kind, helptext in MODEL_OPTION_HELP:
         choices = ("queue", "batch") if name == "aligned_negatives" else None

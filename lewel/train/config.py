@@ -22,7 +22,7 @@ class TrainConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: str = ""
-    val_data: str | None = None  #: labelled split for the kNN monitor (its bank is ``data`` when labelled)
+    val_data: str | None = None  #: labelled split for the kNN monitor (its bank is ``data``), run at least at the end
     out: str = "runs/lewel"
     image_size: int = 224
     batch_size: int = 256
@@ -40,14 +40,14 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     sync_bn: bool = False
-    workers: int = 4
+    workers: int = 4  #: data-loader processes, at most the CPUs this process may use
     seed: int = 0
     save_every: int = 10  #: epochs between numbered checkpoints (the last epoch is always saved)
     save_every_steps: int = 0  #: also refresh last.pt every N steps (0 = off)
-    knn_every: int = 0  #: epochs between kNN evaluations (0 = off)
+    knn_every: int = 0  #: epochs between kNN evaluations (0: only at the end, when val_data is given)
     knn_k: int = 20
     knn_temperature: float = 0.07
-    log_every: int = 10
+    log_every: int = 10  #: steps between logged records (the first and the last step are always logged)
     resume: str | None = None  #: "auto" (OUT/last.pt when present) or a checkpoint path
 
     @classmethod
@@ -92,6 +92,18 @@ class TrainConfig:
         if problems:
             raise ValueError("invalid training config: " + "; ".join(problems))
         return self
+
+    def advice(self) -> list[str]:
+        """Settings that are valid but probably not meant (each a sentence naming the option)."""
+        notes = []
+        if self.warmup_epochs >= self.epochs:
+            notes.append(
+                f"warmup_epochs={self.warmup_epochs:g} is not below epochs={self.epochs}: the learning rate rises "
+                f"for the whole run and never reaches lr={self.lr:g} nor decays; lower --warmup-epochs"
+            )
+        if self.knn_every and not self.val_data:
+            notes.append(f"knn_every={self.knn_every} does nothing without --val-data (a labelled split)")
+        return notes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -30,16 +30,17 @@ class MetricsLogger:
         self.file.flush()
 
     def step(self, step: int, epoch: int, output: StepOutput, *, lr: float, momentum: float, log: bool) -> None:
-        """Advance the bar every step; record the scalars when ``log`` is True."""
+        """Advance the bar and show loss, lr and momentum every step; record the scalars when ``log`` is True."""
         if not self.enabled:
             return
+        loss = output.loss.item()
+        self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", m=f"{momentum:.4f}", refresh=False)
         self.bar.update(1)
         if not log:
             return
-        values = {"loss": output.loss.item(), "loss_global": output.loss_global.item(), "lr": lr, "momentum": momentum}
+        values = {"loss": loss, "loss_global": output.loss_global.item(), "lr": lr, "momentum": momentum}
         if output.loss_aligned is not None:
             values["loss_aligned"] = output.loss_aligned.item()
-        self.bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{lr:.3g}", m=f"{momentum:.4f}")
         for name, value in values.items():
             self.writer.add_scalar(f"train/{name}", value, step)
         self._write({"step": step, "epoch": epoch, "time": time.time(), **values})
@@ -50,6 +51,13 @@ class MetricsLogger:
         self.writer.add_scalar(f"eval/{name}", value, step)
         self.bar.write(f"step {step}: {name} = {value:.2f}")
         self._write({"step": step, name: value, "time": time.time(), **extra})
+
+    def finish(self, line: str) -> None:
+        """Write the run's closing line under the bar, then close (see ``close``)."""
+        if self.enabled and not self.file.closed:
+            self.bar.refresh()
+            self.bar.write(f"lewel train: {line}")
+        self.close()
 
     def close(self) -> None:
         if not self.enabled or self.file.closed:

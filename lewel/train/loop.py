@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from ..augmentations import center_crop_transform, two_view_transform
-from ..checkpoints import atomic_save, safe_load, training_checkpoint
+from ..checkpoints import CheckpointError, atomic_save, remove_stale_temporaries, safe_load, training_checkpoint
+from ..data.folders import DataError
 from ..models import MomentumMethod, build_model
 from ..optim import build_optimizer
 from ..schedules import cosine_momentum, warmup_cosine_lr
@@ -28,6 +31,29 @@ from .knn import knn_top1
 from .logging import MetricsLogger
 
 LAST = "last.pt"
+EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pt$")
+RESUME_KEYS = ("state_dict", "optimizer", "scaler", "step", "rng", "model_config")
+
+
+class TrainingWarning(UserWarning):
+    """Something about a run worth knowing that does not stop it (a fallback, a capped setting)."""
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, TrainingWarning, stacklevel=3)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity), as PyTorch's DataLoader counts them."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def loader_workers(requested: int) -> int:
+    """``requested`` data-loader workers, capped at ``usable_cpus()`` (beyond, PyTorch warns and they only
+    compete for the same cores)."""
+    return max(0, min(requested, usable_cpus()))
 
 
 @dataclass(frozen=True)
@@ -107,16 +133,85 @@ def _prepare_model(config: TrainConfig, runtime: Runtime) -> tuple[MomentumMetho
     return model, model
 
 
-def _resume_path(config: TrainConfig) -> Path | None:
+def _epoch_files(folder: Path) -> list[Path]:
+    """``epoch_XXXX.pt`` in ``folder``, newest (highest epoch) first."""
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := EPOCH_FILE.match(p.name)) and p.is_file()]
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def _read_resumable(path: Path, device: torch.device) -> dict[str, Any]:
+    """A training checkpoint of ``lewel train`` that a run can continue from; ``CheckpointError`` otherwise."""
+    state = safe_load(path, map_location=device)
+    missing = [k for k in RESUME_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointError(
+            f"{str(path)!r} cannot be resumed from: it is not a lewel train checkpoint (missing {', '.join(missing)})"
+        )
+    return state
+
+
+def _newest_readable(paths: list[Path], device: torch.device) -> tuple[Path, dict[str, Any]] | None:
+    for candidate in paths:
+        try:
+            return candidate, _read_resumable(candidate, device)
+        except CheckpointError:
+            continue
+    return None
+
+
+def _load_resume(config: TrainConfig, runtime: Runtime) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint to continue from, read. ``--resume auto``: ``OUT/last.pt``, or when it cannot be read,
+    the newest readable ``epoch_XXXX.pt`` (with a warning); nothing when there is none. ``--resume PATH``:
+    that file, or an error naming the newest readable checkpoint next to it."""
     if not config.resume:
         return None
+    out = Path(config.out)
     if config.resume == "auto":
-        path = Path(config.out) / LAST
-        return path if path.is_file() else None
+        last = out / LAST
+        epochs = _epoch_files(out)
+        if not last.is_file():
+            if epochs and runtime.is_main:
+                _warn(f"--resume auto: {str(last)!r} is missing; continuing from the newest readable epoch checkpoint")
+            found = _newest_readable(epochs, runtime.device)
+            return found
+        try:
+            return last, _read_resumable(last, runtime.device)
+        except CheckpointError as error:
+            found = _newest_readable(epochs, runtime.device)
+            if found is None:
+                raise CheckpointError(
+                    f"--resume auto: {error}; no readable epoch_XXXX.pt in {str(out)!r} to fall back to. Move the "
+                    "file away to start afresh"
+                ) from None
+            if runtime.is_main:
+                _warn(
+                    f"--resume auto: {error}; continuing from {str(found[0])!r}, the newest readable checkpoint "
+                    f"(the steps after it are trained again; {last.name} is replaced at the next save)"
+                )
+            return found
     path = Path(config.resume)
     if not path.is_file():
         raise ValueError(f"cannot resume: checkpoint {str(path)!r} does not exist")
-    return path
+    try:
+        return path, _read_resumable(path, runtime.device)
+    except CheckpointError as error:
+        others = [p for p in [path.parent / LAST, *_epoch_files(path.parent)] if p != path and p.is_file()]
+        found = _newest_readable(others, runtime.device)
+        hint = f"; the newest readable checkpoint there is {str(found[0])!r} (--resume {found[0]})" if found else ""
+        raise CheckpointError(f"cannot resume: {error}{hint}") from None
+
+
+def _batches(loader: DataLoader) -> Any:
+    """The loader's batches; a data error in a worker is raised with its own message (PyTorch prefixes it
+    with "Caught DataError in DataLoader worker process N" and a traceback)."""
+    try:
+        yield from loader
+    except DataError as error:
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        message = lines[-1].removeprefix(f"{DataError.__module__}.DataError: ").removeprefix("DataError: ")
+        raise DataError(message) from None
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
@@ -130,6 +225,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
     config.validate()
     runtime = setup_runtime()
     out = Path(config.out)
+    if runtime.is_main:
+        for note in config.advice():
+            _warn(note)
     try:
         return _train(config, runtime, out)
     finally:
@@ -143,20 +241,34 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
     local_batch = config.batch_size // runtime.world_size
     torch.manual_seed(config.seed)
     random.seed(config.seed)
+    if runtime.is_main:
+        removed = remove_stale_temporaries(out)
+        if removed:
+            _warn(
+                f"removed {len(removed)} temporary file(s) left in {str(out)!r} by an interrupted checkpoint write: "
+                + ", ".join(p.name for p in removed)
+            )
+    workers = loader_workers(config.workers)
+    if workers < config.workers and runtime.is_main:
+        _warn(f"--workers {config.workers} lowered to {workers}: this process may use {usable_cpus()} CPU(s)")
 
     source = open_source(config.data, image_size=config.image_size, seed=config.seed)
     steps_per_epoch = len(source) // config.batch_size  # type: ignore[arg-type]
     if steps_per_epoch == 0:
-        raise ValueError(f"{config.data!r} holds {len(source)} images, fewer than one batch of {config.batch_size}")  # type: ignore[arg-type]
+        raise ValueError(
+            f"{config.data!r} holds {len(source)} images, fewer than one batch of {config.batch_size}: "  # type: ignore[arg-type]
+            "lower --batch-size or add images"
+        )
+    source[0]  # an unreadable folder fails here, with its own message, not inside a loader worker
     views = SeededViews(source, two_view_transform(config.augmentation, config.image_size), config.seed)
     sampler = EpochSampler(len(source), num_replicas=runtime.world_size, rank=runtime.rank, seed=config.seed, epoch=0)  # type: ignore[arg-type]
     loader = DataLoader(
         views,
         batch_size=local_batch,
         sampler=sampler,
-        num_workers=config.workers,
+        num_workers=workers,
         pin_memory=runtime.device.type == "cuda",
-        persistent_workers=config.workers > 0,
+        persistent_workers=workers > 0,
         drop_last=True,
     )
 
@@ -170,9 +282,10 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
     total_steps = config.epochs * steps_per_epoch
 
     step = 0
-    resume = _resume_path(config)
-    if resume is not None:
-        state = safe_load(resume, map_location=runtime.device)
+    resumed = _load_resume(config, runtime)
+    resume: Path | None = None
+    if resumed is not None:
+        resume, state = resumed
         if (state.get("steps_per_epoch"), state.get("batch_size")) != (steps_per_epoch, config.batch_size):
             raise ValueError(
                 f"cannot resume from {str(resume)!r}: it was trained with batch {state.get('batch_size')} and "
@@ -192,8 +305,10 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
 
     logger = MetricsLogger(out, enabled=runtime.is_main, total=total_steps, initial=step)
     knn_sources = None
-    if config.knn_every and config.val_data:
-        knn_sources = (source, open_source(config.val_data, image_size=config.image_size, seed=config.seed, split="val"))
+    if config.val_data:
+        val_source = open_source(config.val_data, image_size=config.image_size, seed=config.seed, split="val")
+        val_source[0]
+        knn_sources = (source, val_source)
 
     def save(name: str) -> Path:
         path = out / name
@@ -223,11 +338,12 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
     last_loss = math.nan
     saved: list[str] = []
     memory_format = _memory_format(config, runtime)
+    first_step = step + 1
     wrapped.train()
     while step < total_steps:
         epoch, done_in_epoch = divmod(step, steps_per_epoch)
         sampler.set_position(epoch, skip=done_in_epoch * local_batch)
-        for (view1, view2), _ in loader:
+        for (view1, view2), _ in _batches(loader):
             view1 = view1.to(runtime.device, non_blocking=True, memory_format=memory_format)
             view2 = view2.to(runtime.device, non_blocking=True, memory_format=memory_format)
             lr = warmup_cosine_lr(config.lr, step, steps_per_epoch, config.warmup_epochs, config.epochs)
@@ -258,11 +374,13 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
             model.update_target(momentum)
             step += 1
             last_loss = output.loss.item()
-            logger.step(step, epoch, output, lr=lr, momentum=momentum, log=step % config.log_every == 0)
+            log = step % config.log_every == 0 or step in (first_step, total_steps)
+            logger.step(step, epoch, output, lr=lr, momentum=momentum, log=log)
             if config.save_every_steps and step % config.save_every_steps == 0 and step % steps_per_epoch:
                 save(LAST)
         finished_epoch = step // steps_per_epoch
-        if knn_sources is not None and (finished_epoch % config.knn_every == 0 or step == total_steps):
+        periodic = bool(config.knn_every) and finished_epoch % config.knn_every == 0
+        if knn_sources is not None and (periodic or step == total_steps):
             if runtime.is_main:
                 top1 = knn_top1(
                     model.online_encoder.backbone,
@@ -271,7 +389,7 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
                     k=config.knn_k,
                     temperature=config.knn_temperature,
                     batch_size=local_batch,
-                    workers=config.workers,
+                    workers=workers,
                     device=runtime.device,
                 )
                 logger.scalar("knn_top1", top1, step, epoch=finished_epoch)
@@ -279,5 +397,9 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
                 dist.barrier()
         if finished_epoch % config.save_every == 0 or step == total_steps:
             saved.append(str(save(f"epoch_{finished_epoch:04d}.pt")))
-    logger.close()
+    where = saved[-1] if saved else (str(resume) if resume is not None else "none written")
+    logger.finish(
+        f"done: {step} steps ({step // steps_per_epoch} epochs), last loss {last_loss:.4f}, checkpoint {where}, "
+        f"metrics in {str(out / 'metrics.jsonl')!r}"
+    )
     return {"steps": step, "epochs": step // steps_per_epoch, "loss": last_loss, "checkpoints": saved, "out": str(out)}
