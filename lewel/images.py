@@ -11,11 +11,16 @@ Colour modes, after EXIF orientation is applied:
 - ``CMYK``: Pillow's conversion without colour management (``R = 255 − min(255, C + K)`` ...); Adobe's
   inverted CMYK JPEGs are un-inverted by Pillow's decoder beforehand;
 - 16-bit and 32-bit integer grayscale (``I;16``, ``I;16B``, ``I;16L``, ``I``): values are read as 16-bit
-  (0–65535) and scaled to 8 bits (÷ 257), values outside clipped;
-- float grayscale (``F``): scaled linearly from the image's minimum (black) to its maximum (white);
+  (0–65535) and scaled to 8 bits (÷ 257, rounded), values outside clipped;
+- float grayscale (``F``): scaled linearly from the image's minimum (black) to its maximum (white) over the
+  finite values (NaN shows as black, ±inf as white / black);
 - alpha (``RGBA``, ``LA``, ``PA``, ``La``, ``RGBa``, and palette images with a transparent colour):
   composited onto a plain ``background`` (white by default, or black), so transparent pixels do not show
   whatever colour happens to be stored under them.
+
+Memory: high-bit-depth and float images are converted to 8 bits in strips of ``STRIP_PIXELS`` pixels, so
+the conversion adds one byte per pixel plus a few MB, not float64 copies of the whole image (8 bytes per
+pixel each), and EXIF orientation is applied after that conversion, on the 8-bit image.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import io
 from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 Image.init()  # register every plugin, so that the formats below are known to Image.open
 
@@ -35,6 +40,17 @@ ALLOWED_FORMATS: tuple[str, ...] = tuple(
 )
 DEFAULT_MAX_PIXELS = 40_000_000  #: 40 megapixels, e.g. 8000×5000
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+STRIP_PIXELS = 1 << 20  #: pixels converted at once from a high-bit-depth or float image (8 MB in float64)
+#: EXIF orientation -> the transpose that shows the image upright (what ``ImageOps.exif_transpose`` applies)
+ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 Background = Literal["white", "black"]
 
 
@@ -60,17 +76,60 @@ def _declared_size_check(image: Image.Image, max_pixels: int) -> None:
         )
 
 
+def _strips(image: Image.Image) -> list[tuple[int, int]]:
+    """Row ranges ``[top, bottom)`` of about ``STRIP_PIXELS`` pixels each."""
+    rows = max(1, STRIP_PIXELS // max(image.width, 1))
+    return [(top, min(top + rows, image.height)) for top in range(0, image.height, rows)]
+
+
+def _strip(image: Image.Image, top: int, bottom: int) -> np.ndarray:
+    return np.asarray(image.crop((0, top, image.width, bottom)))
+
+
 def _sixteen_bit_to_l(image: Image.Image) -> Image.Image:
-    values = np.asarray(image).astype(np.float64)
-    return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), mode="L")
+    """16/32-bit grayscale -> ``L``: clip to 0–65535, ``round(v / 257)`` (in integers: ``(v + 128) // 257``)."""
+    out = np.empty((image.height, image.width), dtype=np.uint8)
+    for top, bottom in _strips(image):
+        values = np.clip(_strip(image, top, bottom).astype(np.int64), 0, 65535)
+        out[top:bottom] = (values + 128) // 257
+    return Image.fromarray(out, mode="L")
 
 
 def _float_to_l(image: Image.Image) -> Image.Image:
-    values = np.asarray(image).astype(np.float64)
-    finite = values[np.isfinite(values)]
-    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    scaled = (np.nan_to_num(values, nan=low, posinf=high, neginf=low) - low) / max(high - low, 1e-12)
-    return Image.fromarray(np.clip(np.rint(scaled * 255), 0, 255).astype(np.uint8), mode="L")
+    """Float grayscale -> ``L``, from the minimum to the maximum finite value (two passes over strips)."""
+    low, high = np.inf, -np.inf
+    for top, bottom in _strips(image):
+        values = _strip(image, top, bottom)
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+    if low > high:  # no finite value at all
+        low, high = 0.0, 1.0
+    scale = 255.0 / max(high - low, 1e-12)
+    out = np.empty((image.height, image.width), dtype=np.uint8)
+    for top, bottom in _strips(image):
+        values = np.nan_to_num(_strip(image, top, bottom).astype(np.float64), nan=low, posinf=high, neginf=low)
+        values -= low
+        values *= scale
+        np.rint(values, out=values)
+        np.clip(values, 0, 255, out=values)
+        out[top:bottom] = values
+    return Image.fromarray(out, mode="L")
+
+
+def _to_eight_bits(image: Image.Image) -> Image.Image:
+    """High-bit-depth and float grayscale to ``L`` (in strips); other modes unchanged."""
+    if image.mode in SIXTEEN_BIT_MODES:
+        return _sixteen_bit_to_l(image)
+    if image.mode == "F":
+        return _float_to_l(image)
+    return image
+
+
+def _upright(image: Image.Image, orientation: object) -> Image.Image:
+    """``image`` transposed as its EXIF ``orientation`` (1–8) says; unchanged (no copy) when upright."""
+    transpose = ORIENTATIONS.get(orientation) if isinstance(orientation, int) else None
+    return image.transpose(transpose) if transpose is not None else image
 
 
 def to_rgb(image: Image.Image, *, background: Background = "white") -> Image.Image:
@@ -78,10 +137,7 @@ def to_rgb(image: Image.Image, *, background: Background = "white") -> Image.Ima
     a white or black ``background``."""
     if background not in ("white", "black"):
         raise ValueError(f"background must be 'white' or 'black', got {background!r}")
-    if image.mode in SIXTEEN_BIT_MODES:
-        image = _sixteen_bit_to_l(image)
-    elif image.mode == "F":
-        image = _float_to_l(image)
+    image = _to_eight_bits(image)
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBa", "La"):
@@ -131,7 +187,11 @@ def decode_image(
         try:
             image.seek(0)
             image.load()
-            upright = ImageOps.exif_transpose(image)
+            orientation = image.getexif().get(0x0112)
+            eight_bits = _to_eight_bits(image)
+            if eight_bits is not image:
+                image.close()  # frees the high-bit-depth pixels before the RGB copy is made
+            upright = _upright(eight_bits, orientation)
             _declared_size_check(upright, max_pixels)
             rgb = to_rgb(upright, background=background)
         except ImageDecodeError:
