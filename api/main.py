@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from lewel import __version__
 
@@ -42,7 +43,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         service.registry.close()
 
-    app = FastAPI(title="LEWEL inference service", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc from Swagger UI and ReDoc files shipped in the fastapi-offline package: no CDN needed
+    app = FastAPIOffline(
+        title="LEWEL inference service", version=__version__, description=DESCRIPTION, lifespan=lifespan
+    )
     app.state.service = service
     install_error_handlers(app)
     for router in (health.router, models.router, maps.router, embeddings.router, metrics.router):

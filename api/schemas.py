@@ -11,6 +11,7 @@ Order = Literal["index", "measured", "object", "multi-object", "global"]
 Role = Literal["object", "background", "mixed"]
 Pattern = Literal["object", "multi-object", "global"]
 Background = Literal["white", "black"]
+Colormap = Literal["jet", "turbo", "viridis", "magma", "inferno", "plasma", "hot", "gray"]
 
 
 class ErrorBody(BaseModel):
@@ -151,9 +152,16 @@ class MapsParams(ViewParams):
         description="by index, measured (the profile's object maps first, best held-out AUROC first; needs a "
         "profile), or by heuristic typicality of a pattern (maps=top: that pattern only)",
     )
-    format: Literal["json", "npz", "png"] = Field(
-        "json", description="JSON with float16 arrays, NPZ arrays, or a Figure-5 PNG"
+    format: Literal["json", "npz", "png", "pdf", "svg"] = Field(
+        "json",
+        description="JSON with float16 arrays, NPZ arrays, or the Figure-5 grid as PNG, PDF or SVG (titles with "
+        "each map's measured role and AUROC or its heuristic pattern, a colour bar in units of the uniform value)",
     )
+    cmap: Colormap = Field("jet", description="figures: the matplotlib colormap of the overlays")
+    scale: Literal["range", "peak"] = Field(
+        "range", description="figures: colours span each map's own range (min → max), or zero to its peak"
+    )
+    dpi: int = Field(100, ge=50, le=600, description="figures: resolution of PNG (and of the overlays in PDF/SVG)")
     frame_cells: int = Field(
         32, ge=1, le=256, description="cells of the image-frame grid along the image's longer side"
     )

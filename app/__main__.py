@@ -72,6 +72,21 @@ def upload_limit_mb(env: dict[str, str]) -> int:
         return 20
 
 
+def wait_app(url: str, app: subprocess.Popen, seconds: float) -> None:
+    """Poll Streamlit's health endpoint until the page can be opened (the address is printed only then)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if app.poll() is not None:
+            raise RuntimeError(f"the Streamlit app exited with status {app.returncode} before it was ready")
+        try:
+            if httpx.get(f"{url}/_stcore/health", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the Streamlit app at {url} did not answer within {seconds:.0f} s")
+
+
 def browser_host(host: str) -> str:
     """The address a browser on this machine uses for a server bound to ``host``."""
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
@@ -129,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             env={**env, "LEWEL_API_URL": api_url},
         )
         children.append(app)
+        wait_app(f"http://{browser_host(args.host)}:{args.port}", app, args.ready_timeout)
         print(
             f"LEWEL explorer: http://{browser_host(args.host)}:{args.port}  (service: {api_url}/docs)",
             flush=True,

@@ -40,6 +40,14 @@ class GalleryItem:
     key: str
     label: str
 
+    @property
+    def short(self) -> str:
+        """A few words for the thumbnail grid: ``three objects``, ``coffee``, ``scene``."""
+        source, _, name = self.key.partition(":")
+        if source == "static":
+            return Path(name).stem.replace("_", " ")
+        return name or source
+
 
 def _png(image: Image.Image | np.ndarray) -> bytes:
     picture = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))

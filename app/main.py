@@ -183,7 +183,7 @@ def sidebar_image(limits: dict[str, Any]) -> Picked | None:
             cell = cells[position % GALLERY_COLUMNS]
             cell.image(thumbnail_png(item.key, scene_index if item.key == SCENE_KEY else 0), width="stretch")
             cell.button(
-                item.label.split(" · ")[-1][:18],
+                item.short,
                 key=f"thumb-{item.key}",
                 on_click=use_gallery_item,
                 args=(item.key,),

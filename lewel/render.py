@@ -137,13 +137,19 @@ def figure5(
     cmap: str = "jet",
     alpha: float = 0.5,
     scale: Scale = "peak",
+    titles: Sequence[Sequence[str]] | None = None,
+    title: str | None = None,
+    colour_bars: bool = True,
 ) -> Figure:
     """The Figure-5 grid of a ``MapAnalysis``: one row per view; columns: the ``source`` image with the
     view's crop box (dashed when flipped), the augmented view, then each map of ``indices`` overlaid on the
-    view, titled with its index and that view's pattern for it. ``source`` may be a downscaled copy of the
-    image the views were cut from (boxes are scaled to it)."""
+    view, titled ``titles[view][k]`` (default: its index and that view's heuristic pattern for it), with a
+    colour bar in units of the uniform value. ``source`` may be a downscaled copy of the image the views were
+    cut from (boxes are scaled to it)."""
     chosen = list(indices)
     patterns = analysis.statistics.pattern
+    if titles is None:
+        titles = [[f"map {m}\n{PATTERNS[int(patterns[row, m])]}" for m in chosen] for row in range(len(analysis.views))]
     return figure5_grid(
         source,
         [view.image for view in analysis.views],
@@ -151,12 +157,14 @@ def figure5(
         [view.flip for view in analysis.views],
         analysis.views[0].source_size,
         analysis.maps[:, chosen],
-        [[f"map {m}\n{PATTERNS[int(patterns[row, m])]}" for m in chosen] for row in range(len(analysis.views))],
+        titles,
         presets=[view.preset for view in analysis.views],
         cell_inches=cell_inches,
         cmap=cmap,
         alpha=alpha,
         scale=scale,
+        colour_bars=colour_bars,
+        title=title,
     )
 
 

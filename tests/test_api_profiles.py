@@ -147,3 +147,26 @@ def test_masks_of_another_size_and_zero_one_masks_work(client):
 def test_bad_masks_are_422_naming_the_problem(client, mask, words):
     assert_error(post(client, mask, size=64), 422, "invalid_mask", "'mask'", *words)
     assert post(client, size=64).status_code == 200  # and the service keeps serving
+
+
+@pytest.mark.parametrize(("fmt", "magic", "media"), [("png", b"\x89PNG", "image/png"), ("pdf", b"%PDF-", "application/pdf"), ("svg", b"<?xml", "image/svg+xml")])
+def test_figures_as_png_pdf_svg_with_the_profile_in_the_titles(client, fmt, magic, media):
+    response = post(client, size=64, views=1, maps="object", format=fmt, cmap="viridis", scale="peak", dpi=72)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith(media) and response.content.startswith(magic)
+    assert response.headers["content-disposition"] == f'inline; filename="figure5.{fmt}"'
+    if fmt == "svg":
+        text = response.content.decode()
+        assert "AUROC" in text and "object" in text and "random network" in text  # titles are text in SVG
+
+
+def test_png_resolution_follows_dpi(client):
+    small = Image.open(io.BytesIO(post(client, size=64, maps="object", format="png", dpi=60).content))
+    large = Image.open(io.BytesIO(post(client, size=64, maps="object", format="png", dpi=120).content))
+    assert large.width == pytest.approx(2 * small.width, rel=0.05)
+
+
+@pytest.mark.parametrize(("field", "value"), [("cmap", "rainbowz"), ("scale", "log"), ("dpi", "5000"), ("format", "gif")])
+def test_bad_figure_parameters_are_422(client, field, value):
+    response = post(client, size=64, **{field: value})
+    assert response.status_code == 422 and field in response.text

@@ -17,7 +17,7 @@ from lewel.analysis import MapAnalysis, MaskScores, analyze_maps, score_views
 from lewel.images import ImageTooLargeError, MaskError, UnsupportedImageError, decode_mask
 from lewel.maps import PATTERNS, MapStatistics, select_maps, top_per_pattern
 from lewel.profiles import profile_indices
-from lewel.render import figure5, figure_png
+from lewel.render import FIGURE_FORMATS, figure5, figure_bytes
 
 from ..encoding import encode_array, npz_bytes, png_base64
 from ..errors import ApiError
@@ -64,7 +64,10 @@ STATISTICS = tuple(f.name for f in fields(MapStatistics) if f.name != "pattern")
     "/maps",
     response_model=MapsResponse,
     summary="alignment maps of an uploaded image and its augmented views",
-    responses={**ERROR_RESPONSES, 200: {"content": {"image/png": {}, "application/x-npz": {}}}},
+    responses={
+        **ERROR_RESPONSES,
+        200: {"content": {**{media: {} for media in FIGURE_FORMATS.values()}, "application/x-npz": {}}},
+    },
 )
 async def maps(
     service: ServiceDep,
@@ -142,8 +145,8 @@ def _compute(service: Service, data: bytes, params: MapsParams, mask_data: bytes
     indices = _select(analysis, params, profile, loaded)
     top = top_per_pattern(analysis.view_statistics(0), params.top_k) if params.maps == "top" else None
     scores = score_views(analysis, mask) if mask is not None else None
-    if params.format == "png":
-        return _png(analysis, indices, picture)
+    if params.format in FIGURE_FORMATS:
+        return _figure(analysis, indices, picture, params, profile, loaded)
     if params.format == "npz":
         return _npz(analysis, indices, loaded, params, profile, scores)
     return _json(analysis, indices, top, loaded, picture, params, profile, scores)
@@ -162,12 +165,43 @@ def _nan_to_none(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-def _png(analysis: MapAnalysis, indices: list[int], picture: Image.Image) -> Response:
+def _figure(
+    analysis: MapAnalysis,
+    indices: list[int],
+    picture: Image.Image,
+    params: MapsParams,
+    profile: dict | None,
+    loaded: LoadedModel,
+) -> Response:
+    """Figure 5 of the first ``PNG_MAX_MAPS`` selected maps as PNG, PDF or SVG (``lewel.render``, the
+    renderer of the app's downloads): titles with each map's measured role and held-out AUROC, or its
+    heuristic pattern without a profile; colour bars in units of the uniform value."""
     shown = indices[:PNG_MAX_MAPS]
     thumbnail = picture.copy()
     thumbnail.thumbnail((PNG_SOURCE_SIDE, PNG_SOURCE_SIDE))
-    png = figure_png(figure5(analysis, shown, thumbnail))
-    return Response(png, media_type="image/png", headers={"X-Lewel-Maps": ",".join(map(str, shown))})
+    patterns = analysis.statistics.pattern
+    if profile is not None:
+        records = profile["maps"]
+        titles = [[f"map {m} · {records[m]['role']}\nAUROC {records[m]['auroc_heldout']:.2f}" for m in shown]] * len(
+            analysis.views
+        )
+        summary = profile["summary"]
+        heading = (
+            f"{loaded.id}: object maps AUROC {summary['object_auroc']:.2f} held-out, random network "
+            f"{summary['random_control']['object_auroc']:.2f} ({summary['verdict']})"
+        )
+    else:
+        titles = [[f"map {m}\n{PATTERNS[int(patterns[v, m])]} (heuristic)" for m in shown] for v in range(len(analysis.views))]
+        heading = f"{loaded.id}: no map profile (maps not measured against objects)"
+    figure = figure5(
+        analysis, shown, thumbnail, cmap=params.cmap, scale=params.scale, titles=titles, title=heading
+    )
+    data = figure_bytes(figure, params.format, dpi=params.dpi)
+    headers = {
+        "X-Lewel-Maps": ",".join(map(str, shown)),
+        "Content-Disposition": f'inline; filename="figure5.{params.format}"',
+    }
+    return Response(data, media_type=FIGURE_FORMATS[params.format], headers=headers)
 
 
 def _statistics(

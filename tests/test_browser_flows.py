@@ -1,0 +1,195 @@
+"""People's clicks in a real browser (Playwright + Debian's Chromium), in several orders, on ``python -m app``
+with the bundled demo models: gallery switches and thumbnails, scenes, uploads, every tab, Inspect, the map
+selector, compare on and off, views / seed / size changes, figure downloads in every format, a shared URL.
+Every step must leave the page without a traceback or a Streamlit exception block. Also: the service's
+``/docs`` and ``/redoc`` render with no network (their assets are served by the service itself)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from servers import ROOT, running_service, stop
+from test_app_browser import CHROMIUM, CHROMIUM_ARGS, SAMPLE, _require_browser, _start_app
+
+TIMEOUT_MS = 60_000  #: per step: a rerun on the demo models takes seconds
+SETTLE_S = 0.4  #: a rerun starts within this after a click; then the page is settled when Streamlit stops running
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("browser_flows")
+    process, url = _start_app(folder)
+    yield url
+    stop(process)
+
+
+def settle(page) -> None:
+    """Wait until the page's rerun is over, then fail on any traceback or exception block."""
+    time.sleep(SETTLE_S)
+    page.wait_for_function(  # Streamlit shows its status widget ("Running…") only while a rerun runs
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " && !document.querySelector('[data-testid=\"stSkeleton\"]')",
+        timeout=TIMEOUT_MS,
+    )
+    time.sleep(0.2)
+    exceptions = page.locator('[data-testid="stException"]')
+    assert exceptions.count() == 0, exceptions.first.inner_text()
+    body = page.locator("body").inner_text()
+    assert "Traceback" not in body and "could not be drawn" not in body, body[:2000]
+
+
+def open_page(browser, url: str):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
+    page.set_default_timeout(TIMEOUT_MS)
+    expect.set_options(timeout=TIMEOUT_MS)
+    page.goto(url)
+    expect(page.get_by_role("heading", name="LEWEL explorer")).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile(r"Inspect \d+")).first).to_be_visible()
+    settle(page)
+    return page
+
+
+def thumbnail(page, label: str) -> None:
+    """Pick a gallery item by its thumbnail button."""
+    expander = page.get_by_text("Browse the gallery")
+    if not page.get_by_role("button", name=label, exact=True).is_visible():
+        expander.click()
+    page.get_by_role("button", name=label, exact=True).click()
+    settle(page)
+
+
+def slider_keys(page, label: str, key: str, times: int = 1) -> None:
+    widget = page.locator('[data-testid="stSlider"]').filter(has_text=label).get_by_role("slider")
+    for _ in range(times):
+        widget.press(key)
+    settle(page)
+
+
+def choose(page, label: str, option: str) -> None:
+    box = page.get_by_role("combobox", name=label, exact=True)
+    box.click()
+    box.fill(option)  # the list is virtualised: filter it down to the option
+    page.get_by_role("option", name=option, exact=True).click()
+    settle(page)
+
+
+def download(page, name: str, tmp_path: Path) -> Path:
+    with page.expect_download() as waiting:
+        page.get_by_role("button", name=name).click()
+    path = tmp_path / waiting.value.suggested_filename
+    waiting.value.save_as(path)
+    return path
+
+
+def test_gallery_tabs_inspect_and_downloads(browser, app_url, tmp_path):
+    from playwright.sync_api import expect
+
+    page = open_page(browser, app_url)
+    expect(page.get_by_role("tab", name="Object maps (measured)", exact=True)).to_be_visible()
+    for label in ("three objects", "coffee", "scene", "astronaut", "one object"):
+        thumbnail(page, label)
+    thumbnail(page, "scene")
+    page.get_by_role("button", name="New scene").click()
+    settle(page)
+    page.get_by_role("button", name="Previous").click()
+    settle(page)
+    expect(page.get_by_text(re.compile(r"here \d\.\d\d")).first).to_be_visible()  # the scene's mask was sent
+    for tab in ("Background maps (measured)", "Object (heuristic)", "Multi-object (heuristic)", "Global (heuristic)", "All", "Object maps (measured)"):
+        page.get_by_role("tab", name=tab, exact=True).click()
+        settle(page)
+    inspect = page.get_by_role("button", name=re.compile(r"Inspect \d+"))
+    index = int(re.search(r"\d+", inspect.nth(2).inner_text()).group())
+    inspect.nth(2).click()
+    settle(page)
+    expect(page.get_by_text(f"map {index} on view 0, enlarged")).to_be_visible()
+    choose(page, "Selected map", "map 3")
+    expect(page.get_by_text("map 3 on view 0, enlarged")).to_be_visible()
+    assert "map=3" in page.url and "image=scene" in page.url  # the URL holds the state
+    png = download(page, "Download this figure (PNG)", tmp_path)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    choose(page, "Figure format", "PDF")
+    assert download(page, "Download this figure (PDF)", tmp_path).read_bytes()[:5] == b"%PDF-"
+    choose(page, "Figure format", "SVG")
+    assert b"<svg" in download(page, "Download this figure (SVG)", tmp_path).read_bytes()[:2000]
+    assert download(page, "Download all maps (NPZ)", tmp_path).read_bytes()[:2] == b"PK"
+    page.close()
+
+
+def test_views_seed_size_compare_and_uploads_in_another_order(browser, app_url, tmp_path):
+    from playwright.sync_api import expect
+
+    page = open_page(browser, app_url)
+    page.get_by_text("Compare with a second model").click()
+    settle(page)
+    expect(page.get_by_role("heading", name="Two models, the same views")).to_be_visible()
+    slider_keys(page, "Augmented views", "ArrowRight", 2)
+    page.get_by_role("button", name="New views").click()
+    settle(page)
+    thumbnail(page, "coffee")
+    slider_keys(page, "Input size", "ArrowLeft", 2)
+    page.get_by_role("tab", name="All", exact=True).click()
+    settle(page)
+    choose(page, "Model", "lewel_b_demo · lewel_b_eman · resnet18 · d=128, h=4 · not better than random")
+    expect(page.get_by_text("should not be read as object maps", exact=False).first).to_be_visible()
+    page.get_by_text("Compare with a second model").click()
+    settle(page)
+    page.get_by_text("Upload", exact=True).click()
+    settle(page)
+    page.locator("input[type=file]").set_input_files(str(SAMPLE))
+    settle(page)
+    expect(page.get_by_role("button", name=re.compile(r"Inspect \d+")).first).to_be_visible()
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image at all")
+    page.locator("input[type=file]").set_input_files(str(broken))
+    expect(page.get_by_text("The image was rejected (broken.png).")).to_be_visible()
+    settle(page)
+    page.get_by_text("Gallery", exact=True).click()
+    settle(page)
+    page.close()
+
+
+def test_a_shared_url_opens_the_same_view(browser, app_url):
+    from playwright.sync_api import expect
+
+    page = open_page(browser, app_url + "/?image=skimage:coffee&model=lewel_m_demo&views=1&seed=4&map=9")
+    expect(page.get_by_text("map 9 on view 0, enlarged")).to_be_visible()
+    expect(page.get_by_text("view 1 · byol1").first).to_be_visible()
+    assert page.get_by_text("view 2 · byol1").count() == 0
+    page.close()
+
+
+def test_api_docs_render_with_no_network(browser):
+    from playwright.sync_api import expect
+
+    with running_service(ROOT / "models", "lewel_m_demo") as url:
+        page = browser.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        outside: list[str] = []
+        page.on("request", lambda request: outside.append(request.url) if not request.url.startswith((url, "blob:")) else None)
+        page.goto(url + "/docs")
+        expect(page.get_by_text("/v1/maps").first).to_be_visible()
+        expect(page.get_by_text("/v1/models").first).to_be_visible()
+        assert outside == [], outside  # Swagger UI: script, styles and favicon all from the service
+        page.goto(url + "/redoc")
+        expect(page.get_by_text("LEWEL inference service").first).to_be_visible()
+        expect(page.get_by_role("menuitem", name="maps")).to_be_visible()
+        # ReDoc's bundle still asks for its "API docs by Redocly" footer logo; it fails offline and the page
+        # renders without it. Nothing else may leave the machine.
+        assert [u for u in outside if not u.endswith("/logo-mini.svg")] == [], outside
+        page.close()
