@@ -4,8 +4,10 @@ tested on their own. Pictures come from ``lewel.render``; this module only picks
 from __future__ import annotations
 
 import io
+import os
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +22,7 @@ from lewel.render import figure_bytes as encode_figure
 from .client import EmbeddingsResult, MapsResult
 
 THUMBNAIL_SIDE = 384  #: the input column shows the image downscaled to this longer side
-TILE_CACHE_SIZE = 2048  #: drawn tiles kept (PNG bytes, about 20–60 KB each): a rerun redraws only what changed
+TILE_CACHE_SIZE = 2048  #: drawn tiles kept (JPEG bytes, about 10–20 KB each): a rerun redraws only what changed
 #: statistics shown for a selected map, with their labels (fields of ``lewel.maps.MapStatistics``)
 STATISTICS = {
     "normalized_entropy": "normalised entropy",
@@ -47,14 +49,17 @@ _tiles: OrderedDict[tuple, bytes] = OrderedDict()
 _tiles_lock = threading.Lock()
 
 
-def _png(array: np.ndarray) -> bytes:
+TILE_QUALITY = 92  #: tiles are sent as JPEG: smooth overlays at a third of PNG's bytes, so a page of new tiles loads faster
+
+
+def _encode(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
+    Image.fromarray(array).save(buffer, format="JPEG", quality=TILE_QUALITY)
     return buffer.getvalue()
 
 
 def cached_tile(key: tuple, draw: Callable[[], np.ndarray]) -> bytes:
-    """The PNG of ``draw()``, drawn once per ``key`` (least recently used dropped beyond
+    """The JPEG of ``draw()``, drawn once per ``key`` (least recently used dropped beyond
     ``TILE_CACHE_SIZE``): a tab switch or a second look at the same maps costs no redrawing. Hand-made
     rather than ``st.cache_data`` because hashing the answer's arrays on every call would cost more than
     drawing a tile."""
@@ -62,7 +67,7 @@ def cached_tile(key: tuple, draw: Callable[[], np.ndarray]) -> bytes:
         if key in _tiles:
             _tiles.move_to_end(key)
             return _tiles[key]
-    png = _png(draw())
+    png = _encode(draw())
     with _tiles_lock:
         _tiles[key] = png
         while len(_tiles) > TILE_CACHE_SIZE:
@@ -71,14 +76,35 @@ def cached_tile(key: tuple, draw: Callable[[], np.ndarray]) -> bytes:
 
 
 def map_tile(result: MapsResult, view: int, index: int, style: Style) -> bytes:
-    """``map_overlay`` as PNG bytes, cached per (answer, view, map, style)."""
+    """``map_overlay`` as JPEG bytes, cached per (answer, view, map, style)."""
     return cached_tile((result.key, "view", view, index, style), lambda: map_overlay(result, view, index, style))
 
 
 def frame_tile(small: Image.Image, result: MapsResult, view: int, index: int, style: Style) -> bytes:
-    """``frame_overlay`` as PNG bytes, cached per (answer, view, map, style, thumbnail size)."""
+    """``frame_overlay`` as JPEG bytes, cached per (answer, view, map, style, thumbnail size)."""
     key = (result.key, "frame", view, index, style, small.size)
     return cached_tile(key, lambda: frame_overlay(small, result, view, index, style))
+
+
+def view_tile(result: MapsResult, view: int) -> bytes:
+    """The view as the model saw it, as JPEG bytes (cached)."""
+    return cached_tile((result.key, "image", view), lambda: np.ascontiguousarray(result.view_images[view]))
+
+
+def input_tile(small: Image.Image, result: MapsResult, view: int, source_size: tuple[int, int]) -> bytes:
+    """``input_with_box`` as JPEG bytes (cached)."""
+    key = (result.key, "input", view, small.size)
+    return cached_tile(key, lambda: input_with_box(small, result, view, source_size))
+
+
+_pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="lewel-tiles")
+
+
+def prefetch(result: MapsResult, pairs: Sequence[tuple[int, int]], style: Style) -> None:
+    """Draw the ``(view, index)`` tiles not cached yet on a few threads (torch, NumPy and Pillow release the
+    GIL while they work), so that a page of new tiles costs about a core's share each."""
+    missing = [(v, m) for v, m in pairs if (result.key, "view", v, m, style) not in _tiles]
+    list(_pool.map(lambda pair: map_tile(result, pair[0], pair[1], style), missing))
 
 
 def thumbnail(image: Image.Image, side: int = THUMBNAIL_SIDE) -> Image.Image:

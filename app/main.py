@@ -343,11 +343,12 @@ def figure_rows(
     """The Figure-5 layout: a row per view (input with the crop, the view, its maps), and under the maps of
     view 0 a button that selects the map."""
     widths = [1.3, 1] + [1] * len(indices)
+    figures.prefetch(result, [(view, index) for view in range(result.num_views) for index in indices], style)
     for view in range(result.num_views):
         st.markdown(f"**{figures.view_label(result, view, presets[view])}**")
         cells = st.columns(widths, gap="small")
-        cells[0].image(figures.input_with_box(small, result, view, source_size), caption="input and crop")
-        cells[1].image(result.view_images[view], caption="augmented view" if view else "model input")
+        cells[0].image(figures.input_tile(small, result, view, source_size), caption="input and crop")
+        cells[1].image(figures.view_tile(result, view), caption="augmented view" if view else "model input")
         for cell, index in zip(cells[2:], indices, strict=True):
             cell.image(figures.map_tile(result, view, index, style), caption=figures.map_caption(result, view, index))
             if view == 0:
@@ -428,6 +429,7 @@ def selected_map_section(result: MapsResult, small: Image.Image, presets: list[s
         )
         table = pd.DataFrame(figures.statistics_rows(result, index, presets)).set_index("view").T
         st.table(table.astype(str))
+    figures.prefetch(result, [(view, index) for view in range(result.num_views)], style)
     st.markdown("**The same map index on every view**")
     row = st.columns(max(result.num_views, 4))
     for view in range(result.num_views):
@@ -454,6 +456,7 @@ def grouped_section(
     st.session_state["aligned_rep"] = state.checked_index(st.session_state.get("aligned_rep", fallback), count, fallback)
     aligned = st.number_input(f"Aligned representation (0–{count - 1})", 0, count - 1, step=1, key="aligned_rep")
     members = result.aligned_maps(int(aligned))
+    figures.prefetch(result, [(view, index) for view in range(result.num_views) for index in members], style)
     st.caption(
         f"Aligned representation {aligned} concatenates the {result.h} channel groups of the feature map, "
         f"group g pooled with map g·{count} + {aligned}: maps {', '.join(map(str, members))}."
@@ -467,6 +470,12 @@ def grouped_section(
                 caption=f"group {group} · {figures.map_caption(result, view, index)}",
             )
     if params.views == 0:
+        return
+    if not st.toggle(
+        "Cosine of each view's embeddings to view 0's",
+        key="show_cosines",
+        help="asks the service for the global and aligned embeddings of every view (one more request)",
+    ):
         return
     with st.spinner("Computing the embeddings of every view …"):
         embeddings = fetch_embeddings(client().base_url, picked.data, picked.name, model, params)

@@ -86,7 +86,9 @@ def test_figure5_has_a_row_per_view_and_encodes_as_png(model, picture):
     views, extraction = extract_views(model, picture, views=1, preset="cropflip", size=64, seed=0)
     analysis = analyze_maps(views, extraction)
     figure = figure5(analysis, [0, 5, 9], picture.resize((36, 24)))
-    assert len(figure.axes) == 2 * 5
+    bars = [ax for ax in figure.axes if ax.get_label() == "<colorbar>"]
+    assert len(figure.axes) == 2 * 5 + len(bars) and len(bars) == 2 * 3  # a colour bar under every map
+    assert bars[0].get_xticklabels()[-1].get_text().endswith("×")  # in units of the uniform value
     assert figure.axes[3].get_title().startswith("map 5")
     png = figure_png(figure, dpi=40)
     assert Image.open(io.BytesIO(png)).format == "PNG"
@@ -127,11 +129,12 @@ def test_figure5_grid_from_arrays_matches_figure5(model, picture):
         views[0].source_size,
         analysis.maps[:, [2, 3]].numpy(),
         titles,
+        colour_bars=False,
     )
     assert len(figure.axes) == 2 * 4
     assert [figure.axes[i].get_title() for i in (2, 3, 6, 7)] == ["a", "b", "c", "d"]
     assert figure.axes[5].get_title() == "view 1"
-    reference = figure5(analysis, [2, 3], picture)
+    reference = figure5(analysis, [2, 3], picture, colour_bars=False)
     np.testing.assert_array_equal(figure.axes[2].images[0].get_array(), reference.axes[2].images[0].get_array())
 
 

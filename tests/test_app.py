@@ -82,7 +82,9 @@ def test_main_flow_draws_figure5_rows_and_selects_a_map(app):
     assert 0 <= float(metrics["cross-view agreement"]) <= 1
     members = ", ".join(str(g * 8 + choice % 8) for g in range(4))
     assert f"maps {members}." in texts(app)
-    assert len(app.table) == 1 and len(app.dataframe) == 1  # the map's statistics per view (whole), the cosines
+    assert len(app.table) == 1 and not app.dataframe  # the map's statistics per view, shown whole
+    app.toggle(key="show_cosines").set_value(True).run()  # the embeddings: one more request, on demand
+    assert not app.exception and len(app.dataframe) == 1
     assert len(app.get("download_button")) == 2
 
 

@@ -1,0 +1,135 @@
+"""How fast the app answers a click: ``python -m app`` on the bundled demo models, driven in Debian's Chromium
+through Playwright, timing from the click until Streamlit's rerun is over (its status widget gone), for a tab
+switch, a colormap change, an opacity change and a new gallery image; next to the service's own time for that
+image's ``/v1/maps`` request (NPZ, the same settings), measured in the same run. Writes
+``benchmarks/results/app_rerun_cpu.json``.
+
+    .venv/bin/python benchmarks/app_rerun.py [--repeats 3] [--out benchmarks/results/app_rerun_cpu.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+IMAGES = ["coffee", "chelsea", "rocket", "astronaut", "colorwheel", "three objects"]  #: thumbnails, each new to the app
+
+
+def start_app(folder: Path) -> tuple[subprocess.Popen, str, str]:
+    log = (folder / "app.log").open("w")
+    env = {**os.environ, "LEWEL_MODELS_DIR": str(folder / "none")}
+    process = subprocess.Popen([sys.executable, "-m", "app", "--port", "8765", "--api-port", "8766"], cwd=ROOT, env=env,
+                               stdout=log, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        found = re.search(r"LEWEL explorer: (http://\S+)\s+\(service: (http://\S+)/docs\)", (folder / "app.log").read_text())
+        if found:
+            return process, found.group(1), found.group(2)
+        if process.poll() is not None:
+            raise RuntimeError((folder / "app.log").read_text())
+        time.sleep(0.3)
+    raise RuntimeError("the app did not start")
+
+
+def timed(page, action) -> float:
+    """Seconds from ``action()`` until the rerun it started is over."""
+    started = time.perf_counter()
+    action()
+    try:
+        page.wait_for_selector('[data-testid="stStatusWidget"]', state="attached", timeout=1500)
+    except Exception:  # noqa: BLE001 - a rerun too short to show the widget
+        pass
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=120_000)
+    return time.perf_counter() - started
+
+
+def service_seconds(api: str, image: bytes, repeats: int) -> float:
+    """Median time of the app's /v1/maps request for ``image`` (NPZ, 2 views, 224 px) straight to the service."""
+    form = {"views": "2", "preset": "byol1", "seed": "0", "size": "224", "format": "npz", "model": "lewel_m_demo"}
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        httpx.post(f"{api}/v1/maps", files={"image": ("x.png", image)}, data=form, timeout=120).raise_for_status()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "app_rerun_cpu.json"))
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(ROOT))
+    from app.gallery import gallery_items, load_item
+
+    folder = Path("/tmp/lewel_app_bench")
+    folder.mkdir(exist_ok=True)
+    process, url, api = start_app(folder)
+    results: dict[str, list[float]] = {"tab_switch": [], "colormap": [], "opacity": [], "new_image": []}
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.goto(url)
+            page.get_by_role("button", name=re.compile(r"Inspect \d+")).first.wait_for(timeout=300_000)
+            page.get_by_text("Browse the gallery").click()
+            tabs = ["Background maps (measured)", "Object maps (measured)"]
+            for repeat in range(args.repeats):
+                results["tab_switch"].append(timed(page, lambda: page.get_by_role("tab", name=tabs[repeat % 2], exact=True).click()))
+                box = page.get_by_role("combobox", name="Colormap", exact=True)
+                colormap = ["viridis", "magma", "jet"][repeat % 3]
+
+                def pick() -> None:
+                    box.click()
+                    box.fill(colormap)
+                    page.get_by_role("option", name=colormap, exact=True).click()
+
+                results["colormap"].append(timed(page, pick))
+                slider = page.locator('[data-testid="stSlider"]').filter(has_text="Overlay opacity").get_by_role("slider")
+                results["opacity"].append(timed(page, lambda: slider.press("ArrowRight")))
+            for name in IMAGES[: args.repeats]:
+                results["new_image"].append(timed(page, lambda: page.get_by_role("button", name=name, exact=True).click()))
+            browser.close()
+        keys = {item.short: item.key for item in gallery_items()}
+        service = [service_seconds(api, load_item(keys[name])[0], 1) for name in IMAGES[: args.repeats]]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    report = {
+        "benchmark": "app_rerun",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, CPU only",
+        "model": "lewel_m_demo (ResNet-18, d 128), 224 px, 3 views (view 0 + 2), 6 maps per row",
+        "repeats": args.repeats,
+        "seconds": results,
+        "median_seconds": medians,
+        "service_maps_seconds_median": statistics.median(service),
+        "new_image_minus_service_seconds": medians["new_image"] - statistics.median(service),
+        "targets": {"tab_switch, colormap, opacity": "<= 1 s", "new_image": "<= service + 1 s"},
+        "met": {
+            "widget_changes": max(medians["tab_switch"], medians["colormap"], medians["opacity"]) <= 1.0,
+            "new_image": medians["new_image"] - statistics.median(service) <= 1.0,
+        },
+    }
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report["median_seconds"]), "service", report["service_maps_seconds_median"], "met", report["met"])
+
+
+if __name__ == "__main__":
+    main()
