@@ -10,12 +10,14 @@ them is listed as ``<folder>:<file name>`` instead (``bundled:r50.pt``, ``models
 
 Models open with ``lewel.load_model`` on the GPU when there is one, else the CPU, the first time they are
 used; at most ``cache_size`` stay loaded (least recently used evicted). Each loaded model has its own lock:
-one request at a time runs on it (or its micro-batcher gathers them). A file that fails to open is
-reported with its ``CheckpointError`` message, and the failure is remembered until the file changes.
+one request at a time runs on it (or its micro-batcher gathers them). A file that fails to be described
+or opened, whatever the exception, is that file's ``error`` (its type and message) and never fails the
+listing or another model; the failure is remembered until the file changes.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -35,7 +37,19 @@ from .metrics import Metrics
 
 CHECKPOINT_SUFFIXES = (".pth.tar", ".safetensors", ".pth", ".tar", ".pt")
 PREFERRED_DEFAULT = "lewel_m_demo"  #: the bundled model whose profile says its maps localise objects
-LOAD_ERRORS = (CheckpointError, ValueError, OSError, RuntimeError, KeyError, TypeError, EOFError)
+#: Never turned into a model's error: the caller handles running out of memory (503), and Ctrl-C stops.
+PASSED_THROUGH = (torch.OutOfMemoryError, MemoryError)
+log = logging.getLogger("api.registry")
+
+
+def failure(error: BaseException) -> tuple[str, str]:
+    """``(type, message)`` of a failure to describe or load a file. A ``CheckpointError`` message names the
+    file and the problem; any other exception is named by its type too (an empty message says so)."""
+    kind = type(error).__name__
+    message = str(error).strip()
+    if isinstance(error, CheckpointError) and message:
+        return kind, message
+    return kind, f"{kind}: {message}" if message else f"{kind} (no message)"
 
 
 def checkpoint_stem(name: str) -> str | None:
@@ -58,9 +72,9 @@ class ModelNotFound(LookupError):
 class ModelLoadFailed(RuntimeError):
     """A listed file could not be opened as a model; the message names the file and the reason."""
 
-    def __init__(self, model_id: str, file: str, reason: str) -> None:
+    def __init__(self, model_id: str, file: str, reason: str, error_type: str = "CheckpointError") -> None:
         super().__init__(f"model {model_id!r} (file {file}) cannot be loaded: {reason}")
-        self.model_id, self.file, self.reason = model_id, file, reason
+        self.model_id, self.file, self.reason, self.error_type = model_id, file, reason, error_type
 
 
 class ModelRefused(ModelLoadFailed):
@@ -136,7 +150,7 @@ class ModelRegistry:
         self._lock = threading.Lock()
         self._load_locks: dict[str, threading.Lock] = {}
         self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
-        self._failures: dict[tuple[Path, tuple[int, int]], str] = {}
+        self._failures: dict[tuple[Path, tuple[int, int]], tuple[str, str]] = {}
         self._descriptions: dict[tuple[Path, tuple[int, int]], dict[str, Any]] = {}
         self._profiles: dict[tuple[Path, tuple[int, int], tuple[int, int] | None], tuple[dict[str, Any] | None, str | None]] = {}
 
@@ -150,10 +164,13 @@ class ModelRegistry:
         """The checkpoints in the folders now, bundled first, each folder in name order."""
         found: list[tuple[str, str, str, Path, tuple[int, int], str | None]] = []
         for label, folder in self.folders:
-            if not folder.is_dir():
+            try:
+                root = folder.resolve()
+                entries = sorted(folder.iterdir(), key=lambda p: p.name) if folder.is_dir() else []
+            except OSError as error:  # unreadable folder: nothing to serve from it
+                log.warning("cannot list %s (%s): %s", label, folder, error)
                 continue
-            root = folder.resolve()
-            for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+            for entry in entries:
                 stem = checkpoint_stem(entry.name)
                 if stem is None or entry.name.startswith(".") or not entry.is_file():
                     continue
@@ -216,6 +233,7 @@ class ModelRegistry:
             "source": file.folder,
             "status": "available",
             "error": None,
+            "error_type": None,
             "method": None,
             "backbone": None,
             "d": None,
@@ -229,17 +247,25 @@ class ModelRegistry:
         if loaded is not None:
             return {**entry, **loaded.info(), "status": "loaded"}
         if file.refused:
-            return {**entry, "status": "error", "error": f"refused: {file.refused}"}
+            return {**entry, "status": "error", "error": f"refused: {file.refused}", "error_type": "refused"}
         with self._load_lock(file.id):
             if key not in self._descriptions and key not in self._failures:
                 try:
                     self._descriptions[key] = describe_checkpoint(file.path)
-                except LOAD_ERRORS as error:
-                    self._failures[key] = str(error)
+                except PASSED_THROUGH:
+                    raise
+                except Exception as error:  # any failure is this file's, never the listing's
+                    self._remember_failure(file, key, error)
         if key in self._failures:
-            return {**entry, "status": "error", "error": self._failures[key]}
+            kind, message = self._failures[key]
+            return {**entry, "status": "error", "error": message, "error_type": kind}
         described = self._descriptions[key]
-        return {**entry, **{k: described[k] for k in ("method", "backbone", "d", "h", "num_aligned", "has_maps")}}
+        return {**entry, **{k: described.get(k) for k in ("method", "backbone", "d", "h", "num_aligned", "has_maps")}}
+
+    def _remember_failure(self, file: ModelFile, key: tuple[Path, tuple[int, int]], error: BaseException) -> None:
+        """Record (and log, once per file version) why ``file`` cannot be described or loaded."""
+        self._failures[key] = failure(error)
+        log.warning("model %r (%s) cannot be served: %s", file.id, file.path, self._failures[key][1])
 
     def describe_with_profile(self, file: ModelFile) -> dict[str, Any]:
         """``describe`` plus the file's ``profile`` (or ``None``) and ``profile_error``."""
@@ -267,13 +293,29 @@ class ModelRegistry:
                 found = (find_profile(file.path, d=d), None)
             except (ProfileError, OSError) as error:
                 found = (None, str(error))
+            except PASSED_THROUGH:
+                raise
+            except Exception as error:  # a damaged sidecar is the profile's error, never the listing's
+                found = (None, f"the profile {sidecar.name} cannot be used: {type(error).__name__}: {error}")
         with self._lock:
             self._profiles[key] = found
         return found
 
     def list(self) -> list[dict[str, Any]]:
-        """Every model found, described (see ``describe``)."""
-        return [self.describe_with_profile(file) for file in self.scan()]
+        """Every model found, described (see ``describe``); one file's failure is its own entry's error."""
+        entries = []
+        for file in self.scan():
+            try:
+                entries.append(self.describe_with_profile(file))
+            except PASSED_THROUGH:
+                raise
+            except Exception as error:  # e.g. a profile summary that does not fit: the entry says so
+                kind, message = failure(error)
+                entries.append(
+                    {"id": file.id, "file": file.name, "source": file.folder, "status": "error", "error": message,
+                     "error_type": kind, "device": str(self.device), "profile": None, "profile_error": None}
+                )
+        return entries
 
     def get(self, model_id: str | None) -> LoadedModel:
         """The loaded model ``model_id`` (``None``: the default), opening it on first use.
@@ -292,17 +334,19 @@ class ModelRegistry:
             if loaded is not None:
                 return loaded
             if key in self._failures:
-                raise ModelLoadFailed(file.id, file.name, self._failures[key])
+                kind, message = self._failures[key]
+                raise ModelLoadFailed(file.id, file.name, message, kind)
             start = time.perf_counter()
             try:
                 model = load_model(file.path, map_location=self.device)
-            except torch.OutOfMemoryError:
+            except PASSED_THROUGH:
                 raise
-            except LOAD_ERRORS as error:
-                self._failures[key] = str(error)
+            except Exception as error:  # any failure is this file's: the service keeps serving the others
+                self._remember_failure(file, key, error)
                 if self.metrics is not None:
                     self.metrics.model_errors.labels(file.id).inc()
-                raise ModelLoadFailed(file.id, file.name, str(error)) from None
+                kind, message = self._failures[key]
+                raise ModelLoadFailed(file.id, file.name, message, kind) from None
             if self.metrics is not None:
                 self.metrics.model_load.labels(file.id).observe(time.perf_counter() - start)
             loaded = LoadedModel(file, model, self.device, metrics=self.metrics)
@@ -351,8 +395,9 @@ class ModelRegistry:
 class Readiness:
     """Ready once the default model is loaded and has run once (``warm_up``, in a background thread).
 
-    ``check`` starts a new attempt when none is running and the service is not ready, so a model dropped
-    into the folder after start-up makes the service ready without a restart.
+    At most one attempt runs at a time. ``check`` starts a new one only when the last one failed and the
+    model files have changed since (a model dropped into the folder, a broken file replaced), so a service
+    whose default model is broken says why on every call, without retrying the same file again and again.
     """
 
     def __init__(self, registry: ModelRegistry, warmup_size: int) -> None:
@@ -360,14 +405,25 @@ class Readiness:
         self.ready = False
         self.model_id: str | None = None
         self.message = "starting: the default model is being loaded"
+        self.attempts = 0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._tried: tuple | None = None  #: the model files as they were when the last attempt began
+
+    def _files_now(self) -> tuple:
+        return tuple((f.id, str(f.path), f.signature, f.refused) for f in self.registry.scan())
 
     def start(self) -> None:
+        """Begin an attempt unless ready, one is running, or the files are those the last one failed on."""
         with self._lock:
             if self.ready or (self._thread is not None and self._thread.is_alive()):
                 return
-            self._thread = threading.Thread(target=self.warm_up, name="lewel-warm-up", daemon=True)
+            files = self._files_now()
+            if self._tried is not None and files == self._tried:
+                return
+            self._tried = files
+            self.attempts += 1
+            self._thread = threading.Thread(target=self._attempt, name="lewel-warm-up", daemon=True)
             self._thread.start()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -376,11 +432,19 @@ class Readiness:
             thread.join(timeout)
         return self.ready
 
+    def _attempt(self) -> None:
+        self.warm_up()
+        if not self.ready:
+            log.warning("not ready: %s", self.message)
+
     def warm_up(self) -> None:
         """Load the default model and run it once on a blank image. Without ``LEWEL_DEFAULT_MODEL``, a file
-        that fails to load is passed over for the next one (the failures are named in the message)."""
+        that fails to load is passed over for the next one (the failures are named in the message). Never
+        raises: whatever goes wrong becomes the message ``/readyz`` answers with."""
         registry = self.registry
         failures: list[str] = []
+        retry = "; the service tries again when the model files change"
+        default: str | None = None
         try:
             while True:
                 default = registry.default_id()
@@ -405,9 +469,9 @@ class Readiness:
         except ModelNotFound as error:
             self.message = f"default model not found: {error} (looked in {'; '.join(registry.searched())})"
         except ModelLoadFailed as error:
-            self.message = f"default model failed to load: {error}"
-        except (RuntimeError, ValueError, OSError) as error:
-            self.message = f"default model failed its first run: {type(error).__name__}: {error}"
+            self.message = f"default model failed to load: {error}{retry}"
+        except Exception as error:  # the thread must never die silently: /readyz reports it
+            self.message = f"default model {default!r} failed its first run: {type(error).__name__}: {error}{retry}"
 
     def check(self) -> tuple[bool, str]:
         if not self.ready:
