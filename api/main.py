@@ -19,6 +19,7 @@ from lewel import __version__
 from .errors import install_error_handlers
 from .metrics import MetricsMiddleware
 from .middleware import BodySizeLimitMiddleware, TokenMiddleware
+from .openapi import install_openapi
 from .routes import atlas, embeddings, health, maps, metrics, models
 from .service import Service
 from .settings import Settings
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.readiness.start()
         yield
+        service.readiness.wait(60)  # a warm-up still running would be cut off inside torch at exit
         service.registry.close()
 
     # /docs and /redoc from Swagger UI and ReDoc files shipped in the fastapi-offline package: no CDN needed
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (health.router, models.router, maps.router, embeddings.router, metrics.router):
         app.include_router(router)
     app.include_router(atlas.router)
+    install_openapi(app, settings)
     # the last added runs first: metrics, CORS (so that refusals carry its headers), token, body cap
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.api_token is not None:

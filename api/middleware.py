@@ -14,11 +14,13 @@ PROTECTED_PREFIXES = ("/v1/", "/metrics")
 
 
 def token_matches(authorization: str | None, token: str) -> bool:
-    """Whether an ``Authorization`` header carries ``Bearer <token>`` (compared in constant time)."""
-    if not authorization:
+    """Whether an ``Authorization`` header carries ``Bearer <token>`` (compared in constant time); an empty
+    token matches nothing."""
+    if not authorization or not token:
         return False
     scheme, _, given = authorization.partition(" ")
-    return scheme.lower() == "bearer" and secrets.compare_digest(given.strip().encode(), token.encode())
+    given = given.strip()
+    return scheme.lower() == "bearer" and bool(given) and secrets.compare_digest(given.encode(), token.encode())
 
 
 def unauthorized(path: str) -> ApiError:
@@ -35,6 +37,8 @@ class TokenMiddleware:
     ``/healthz``, ``/readyz`` and the docs stay open."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
+        if not token.strip():
+            raise ValueError("the API token is empty: set LEWEL_API_TOKEN to a secret, or unset it")
         self.app, self.token = app, token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

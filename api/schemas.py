@@ -132,7 +132,9 @@ class ImageInfo(BaseModel):
 class ViewParams(BaseModel):
     """Form fields shared by ``/v1/maps`` and ``/v1/embeddings`` (unknown fields are refused with 422)."""
 
-    model: str | None = Field(None, description="model id from /v1/models; default: the service's default model")
+    model: str | None = Field(
+        None, description="model id from /v1/models; absent or empty: the service's default model"
+    )
     views: int = Field(0, ge=0, description="augmented views after view 0 (the whole image); 0 = the image itself only")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="augmented view i is drawn from (seed, i)")
     preset: Preset = Field("byol1", description="augmentation: BYOL view 1 or 2, MoCo v2, or crop and flip only")

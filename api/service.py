@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .limits import MemoryBudget
 from .metrics import Metrics
 from .registry import ModelRegistry, Readiness
 from .settings import Settings
@@ -17,6 +18,7 @@ class Service:
     registry: ModelRegistry
     readiness: Readiness
     metrics: Metrics
+    budget: MemoryBudget
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Service:
@@ -33,4 +35,7 @@ class Service:
             microbatch_wait_s=settings.microbatch_wait_ms / 1000,
             metrics=metrics,
         )
-        return cls(settings, registry, Readiness(registry, settings.warmup_size), metrics)
+        budget = MemoryBudget(
+            settings.memory_budget_bytes, max_queued=settings.max_queued, retry_after_s=settings.retry_after_s
+        )
+        return cls(settings, registry, Readiness(registry, settings.warmup_size), metrics, budget)

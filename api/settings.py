@@ -52,7 +52,28 @@ class Settings(BaseSettings):
     max_views: int = Field(8, ge=0, description="most augmented views per request")
     max_input_size: int = Field(512, ge=32, description="largest input side a request may ask for")
     warmup_size: int = Field(224, ge=32, description="input side of the warm-up run that makes /readyz ready")
-    retry_after_s: int = Field(5, ge=1, description="Retry-After of 503 answers (out of GPU memory)")
+    retry_after_s: int = Field(5, ge=1, description="Retry-After of 503 answers (busy, out of GPU memory)")
+    max_request_pixels: int = Field(
+        1_048_576, ge=1024, description="most model input pixels per request: (views + 1) × size² (4 views at 512 px)"
+    )
+    max_frame_values: int = Field(
+        8_388_608, ge=1, description="most image-frame map values per /v1/maps request: (views + 1) × d × rows × cols"
+    )
+    max_response_mb: float = Field(32.0, gt=0, description="largest answer, in MiB, as estimated before computing")
+    memory_budget_mb: float = Field(
+        2048.0, gt=0, description="memory that concurrent decodes and extractions may hold together, in MiB"
+    )
+    max_queued: int = Field(8, ge=0, description="requests waiting for the memory budget; beyond, 503 with Retry-After")
+
+    @field_validator("api_token")
+    @classmethod
+    def _token_not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError(
+                "LEWEL_API_TOKEN is set but empty, which would accept 'Authorization: Bearer' with no token: "
+                "unset it to serve without a token, or set it to a secret"
+            )
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -64,6 +85,14 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * MEBIBYTE)
+
+    @property
+    def max_response_bytes(self) -> int:
+        return int(self.max_response_mb * MEBIBYTE)
+
+    @property
+    def memory_budget_bytes(self) -> int:
+        return int(self.memory_budget_mb * MEBIBYTE)
 
     @property
     def max_body_bytes(self) -> int:

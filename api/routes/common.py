@@ -2,31 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import torch
 from fastapi import Depends, Request, UploadFile
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.concurrency import run_in_threadpool
 from PIL import Image
 
 from lewel.analysis import extract_views
 from lewel.images import Background, ImageTooLargeError, UnsupportedImageError, decode_image
 from lewel.inference import Extraction, MapsUnavailableError
-from lewel.profiles import describe_data
+from lewel.maps import PATTERNS
+from lewel.profiles import describe_data, profile_indices
 from lewel.views import View
 
 from ..errors import ApiError
+from ..limits import Plan, declared_image, plan_request
 from ..middleware import token_matches, unauthorized
 from ..registry import LoadedModel, ModelLoadFailed, ModelNotFound, ModelRefused
 from ..schemas import ErrorBody, ImageInfo, ModelSummary, ProfileSummary, ViewParams
 from ..service import Service
 
-_bearer = HTTPBearer(auto_error=False, description="LEWEL_API_TOKEN, when the service has one")
-
-#: the JSON error bodies the upload endpoints document in OpenAPI
-ERROR_RESPONSES = {status: {"model": ErrorBody} for status in (401, 403, 404, 413, 415, 422, 500, 503)}
+#: the JSON error bodies the upload endpoints document in OpenAPI (401 only with a token: ``api.openapi``)
+ERROR_RESPONSES = {status: {"model": ErrorBody} for status in (400, 401, 403, 404, 413, 415, 422, 500, 503)}
+T = TypeVar("T")
 
 
 def get_service(request: Request) -> Service:
@@ -36,16 +37,14 @@ def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def require_token(
-    service: ServiceDep, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> None:
+def require_token(service: ServiceDep, request: Request) -> None:
     """With ``LEWEL_API_TOKEN`` set, the request must carry ``Authorization: Bearer <token>``
-    (``TokenMiddleware`` already refuses others before their body is read; this documents it in OpenAPI)."""
+    (``TokenMiddleware`` already refuses others before their body is read; ``api.openapi`` documents it
+    only when a token is set)."""
     token = service.settings.api_token
     if token is None:
         return
-    header = f"{credentials.scheme} {credentials.credentials}" if credentials is not None else None
-    if not token_matches(header, token.get_secret_value()):
+    if not token_matches(request.headers.get("authorization"), token.get_secret_value()):
         raise unauthorized(request.url.path)
 
 
@@ -58,6 +57,47 @@ async def read_upload(upload: UploadFile, service: Service) -> bytes:
             413, "too_large", f"the uploaded file exceeds the limit of {limit:,} bytes (LEWEL_MAX_UPLOAD_MB)"
         )
     return data
+
+
+def plan_upload(
+    service: Service, params: ViewParams, data: bytes, mask_data: bytes | None = None, *, kind: str
+) -> Plan:
+    """The cost of an upload request (``api.limits.plan_request``) from the image's header, the model's
+    description and profile: 422 ``too_costly`` over a limit, 404 for an unknown model."""
+    registry, settings = service.registry, service.settings
+    with model_errors(service):
+        file = registry.resolve(params.model)
+    entry = registry.describe(file)
+    d, shown = entry.get("d"), None
+    maps, top_k = getattr(params, "maps", "all"), getattr(params, "top_k", 1)
+    if kind == "maps" and d:
+        if maps == "top":
+            shown = min(d, len(PATTERNS) * top_k)
+        elif maps in ("object", "background"):
+            profile, _ = registry.profile(file, d=d)
+            shown = len(profile_indices(profile, maps)) if profile is not None else None
+    return plan_request(
+        kind=kind,
+        declared=declared_image(data),
+        mask=declared_image(mask_data) if mask_data is not None else None,
+        views=params.views,
+        size=params.size,
+        d=d,
+        num_aligned=entry.get("num_aligned"),
+        maps=shown,
+        frame_cells=getattr(params, "frame_cells", 32),
+        output=getattr(params, "format", "json"),
+        max_request_pixels=settings.max_request_pixels,
+        max_frame_values=settings.max_frame_values,
+        max_response_bytes=settings.max_response_bytes,
+    )
+
+
+async def run_bounded(service: Service, plan: Plan, work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` in a worker thread once ``plan.memory`` bytes of the memory budget are free
+    (503 ``busy`` when too many requests wait already)."""
+    async with service.budget.reserve(plan.memory):
+        return await run_in_threadpool(work, *args)
 
 
 def decode(data: bytes, service: Service, background: Background) -> Image.Image:
@@ -98,12 +138,26 @@ async def check_view_params(
     """Unknown form fields, and the limits that depend on the settings (422 naming the field or setting).
     ``files``: the names of the route's file fields."""
     known = set(type(params).model_fields) | set(files)
-    unknown = sorted(set((await request.form()).keys()) - known)
+    form = await request.form()
+    unknown = sorted(set(form.keys()) - known)
     if unknown:
         raise ApiError(
             422,
             "invalid_parameters",
             f"unknown parameter(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}",
+        )
+    names = [k for k, _ in form.multi_items()]
+    repeated = sorted({k for k in names if names.count(k) > 1})
+    if repeated:
+        raise ApiError(
+            422, "invalid_parameters", f"parameter(s) {', '.join(map(repr, repeated))} given more than once"
+        )
+    empty = sorted({k for k, v in form.multi_items() if isinstance(v, str) and not v and k not in ("model", *files)})
+    if empty:  # a form parser would read an empty field as absent: refuse it rather than guess
+        raise ApiError(
+            422,
+            "invalid_parameters",
+            f"empty value for {', '.join(map(repr, empty))}: give a value, or leave the field out for its default",
         )
     settings = service.settings
     if params.views > settings.max_views:

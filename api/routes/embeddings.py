@@ -23,8 +23,10 @@ from .common import (
     get_model,
     image_info,
     model_summary,
+    plan_upload,
     read_upload,
     require_token,
+    run_bounded,
     run_views,
 )
 
@@ -47,7 +49,8 @@ async def embeddings(
     channel groups explicit ((d/h)×h×(D/h)); the head outputs are null for models without them."""
     await check_view_params(params, service, request)
     data = await read_upload(image, service)
-    return await run_in_threadpool(_compute, service, data, params)
+    plan = await run_in_threadpool(plan_upload, service, params, data, kind="embeddings")
+    return await run_bounded(service, plan, _compute, service, data, params)
 
 
 def _compute(service: Service, data: bytes, params: EmbeddingsParams) -> Response | EmbeddingsResponse:

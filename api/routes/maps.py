@@ -40,9 +40,11 @@ from .common import (
     get_model,
     image_info,
     model_summary,
+    plan_upload,
     profile_body,
     read_upload,
     require_token,
+    run_bounded,
     run_views,
 )
 
@@ -91,7 +93,8 @@ async def maps(
     await check_view_params(params, service, request, files=("image", "mask"))
     data = await read_upload(image, service)
     mask_data = await read_upload(mask, service) if mask is not None else None
-    return await run_in_threadpool(_compute, service, data, params, mask_data)
+    plan = await run_in_threadpool(plan_upload, service, params, data, mask_data, kind="maps")
+    return await run_bounded(service, plan, _compute, service, data, params, mask_data)
 
 
 def _decode_mask(data: bytes, picture: Image.Image, service: Service) -> torch.Tensor:

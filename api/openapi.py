@@ -1,0 +1,140 @@
+"""The OpenAPI document, made to say what the service does with its settings.
+
+FastAPI's generated document is adjusted once, when first asked for:
+
+- security (a bearer scheme, and 401 answers) on ``/v1/*`` and ``/metrics`` only when ``LEWEL_API_TOKEN`` is
+  set, because that is when ``TokenMiddleware`` asks for it; none otherwise;
+- the multipart bodies are flattened into one object with ``additionalProperties: false`` (unknown fields
+  are refused with 422), the file fields are binary strings, ``views`` and ``size`` carry the service's
+  limits as maxima, and integer bounds are integers (the seed's ``2**63 - 1`` was written as a float);
+- every upload endpoint lists 400 (malformed body or Content-Length), 413, 415, 422 and 503 (busy, out of
+  GPU memory) answers; ``/metrics`` answers Prometheus text.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi import FastAPI
+
+from .settings import Settings
+
+PROTECTED = ("/v1/", "/metrics")
+SEED_MAXIMUM = 2**63 - 1
+SCHEME = "bearer"
+ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+UPLOAD_ERRORS = {
+    "400": "malformed request: invalid Content-Length or multipart body",
+    "413": "the upload, or the image it declares, is over a limit (LEWEL_MAX_UPLOAD_MB, LEWEL_MAX_PIXELS)",
+    "415": "the upload is not a usable image",
+    "422": "invalid, unknown or too costly parameters (the message names them and the limit)",
+    "503": "busy (the memory budget's queue is full) or out of GPU memory; see Retry-After",
+}
+BINARY = {"type": "string", "format": "binary"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": dict(ERROR_REF)}}}
+
+
+def _resolve(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref", "")
+    return components.get(ref.rsplit("/", 1)[-1], {}) if ref else schema
+
+
+def _flatten_body(body: dict[str, Any], components: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """One object schema for a multipart body: the parameters' properties inlined next to the files."""
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for part in body.get("allOf", []):
+        resolved = _resolve(part, components)
+        properties.update(copy.deepcopy(resolved.get("properties", {})))
+        required += resolved.get("required", [])
+    for name, field in body.get("properties", {}).items():
+        described = {k: v for k, v in field.items() if k in ("title", "description")}
+        properties[name] = {**BINARY, **described}
+    required += body.get("required", [])
+    for name, field in properties.items():
+        if "anyOf" in field and name == "model":  # a form field is a string or absent, never null
+            properties[name] = {
+                "type": "string", **{k: v for k, v in field.items() if k in ("title", "description")}
+            }
+    if "views" in properties:
+        properties["views"]["maximum"] = settings.max_views
+    if "size" in properties:
+        properties["size"]["maximum"] = settings.max_input_size
+    if "seed" in properties:
+        properties["seed"]["maximum"] = SEED_MAXIMUM
+    flattened = {"type": "object", "properties": properties, "additionalProperties": False, "title": body.get("title")}
+    if required:
+        flattened["required"] = sorted(set(required))
+    return flattened
+
+
+def _integer_bounds(node: Any) -> None:
+    """Bounds of integer fields written as integers (pydantic writes ``ge=0`` as ``minimum: 0.0``)."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+                if isinstance(node.get(key), float) and node[key].is_integer():
+                    node[key] = int(node[key])
+        for value in node.values():
+            _integer_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            _integer_bounds(value)
+
+
+def adjust(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """``schema`` (FastAPI's document) made to match the service's behaviour under ``settings``."""
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for name in list(schemas):
+        if name.startswith("Body_"):
+            schemas[name] = _flatten_body(schemas[name], schemas, settings)
+        elif "seed" in schemas[name].get("properties", {}):
+            schemas[name]["properties"]["seed"]["maximum"] = SEED_MAXIMUM
+            schemas[name]["additionalProperties"] = False
+    token = settings.api_token is not None
+    components.pop("securitySchemes", None)
+    if token:
+        components["securitySchemes"] = {
+            SCHEME: {"type": "http", "scheme": "bearer", "description": "the service's token (LEWEL_API_TOKEN)"}
+        }
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            operation.pop("security", None)
+            if token and path.startswith(PROTECTED):
+                operation["security"] = [{SCHEME: []}]
+                responses["401"] = _error("missing or wrong 'Authorization: Bearer <token>'")
+            else:
+                responses.pop("401", None)
+            if method == "post" and "requestBody" in operation:
+                for status, description in UPLOAD_ERRORS.items():
+                    responses[status] = {**_error(description), **{k: v for k, v in responses.get(status, {}).items() if k == "headers"}}
+                responses["503"]["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
+    _integer_bounds(schemas)
+    metrics = schema.get("paths", {}).get("/metrics", {}).get("get")
+    if metrics is not None:
+        metrics["responses"]["200"] = {
+            "description": "Prometheus text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}
+        }
+    return schema
+
+
+def install_openapi(app: FastAPI, settings: Settings) -> None:
+    """Serve ``adjust``ed OpenAPI at ``/openapi.json`` (and so in ``/docs``)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if getattr(app.state, "openapi_adjusted", False):
+            return app.openapi_schema
+        app.openapi_schema = adjust(generate(), settings)
+        app.state.openapi_adjusted = True
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,241 @@
+"""Bounded cost and memory per request, the empty-token refusal and an OpenAPI document that matches
+behaviour (issue 15, items 3, 4, 6 and 7)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from api_factory import build_models, image_bytes
+from fastapi.responses import Response
+from fastapi.testclient import TestClient
+from PIL import Image
+from pydantic import ValidationError
+
+import api.routes.maps as maps_route
+from api.errors import ApiError
+from api.limits import MemoryBudget, decode_bytes, plan_request
+from api.main import create_app
+from api.middleware import token_matches
+from api.settings import Settings
+
+EMPTY = Path(__file__).parent / "fixtures" / "no-models-here"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    return build_models(tmp_path_factory.mktemp("hardening_api") / "models")
+
+
+def make_client(models: dict[str, Path], **overrides) -> TestClient:
+    values = dict(models_dir=models["tiny"].parent, bundled_models_dir=EMPTY, default_model="tiny", warmup_size=64)
+    values.update(overrides)
+    return TestClient(create_app(Settings(**values)))
+
+
+def png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (120, 60, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def post(client: TestClient, path: str = "/v1/maps", data: bytes | None = None, files: dict | None = None, **fields):
+    files = files or {"image": ("a.png", png(64, 48) if data is None else data, "image/png")}
+    return client.post(path, files=files, data={k: str(v) for k, v in fields.items()})
+
+
+# --- per-request cost --------------------------------------------------------------------------------------
+
+
+def test_costly_requests_within_the_field_limits_are_refused_naming_the_limit(models):
+    with make_client(models) as client:
+        tiny = png(1, 1)  # the issue's 69-byte PNG
+        answer = post(client, data=tiny, views=8, frame_cells=256)
+        assert answer.status_code == 422 and answer.json()["error"] == "too_costly", answer.text
+        assert answer.json()["limit"] == "LEWEL_MAX_FRAME_VALUES" and "frame_cells" in answer.json()["message"]
+        answer = post(client, data=tiny, views=8, size=512)
+        assert answer.status_code == 422 and answer.json()["limit"] == "LEWEL_MAX_REQUEST_PIXELS"
+        assert "(views + 1) × size²" in answer.json()["message"] and "2,359,296" in answer.json()["message"]
+        answer = post(client, "/v1/embeddings", data=tiny, views=8, size=512)
+        assert answer.status_code == 422 and answer.json()["limit"] == "LEWEL_MAX_REQUEST_PIXELS"
+        assert post(client, data=tiny, views=2, size=64, frame_cells=64).status_code == 200
+        assert post(client, data=png(640, 480), views=8, size=96).status_code == 200
+
+
+def test_the_answer_size_is_bounded(models):
+    with make_client(models, max_response_mb=0.25) as client:
+        answer = post(client, views=2, size=64, frame_cells=128)
+        body = answer.json()
+        assert answer.status_code == 422 and body["limit"] == "LEWEL_MAX_RESPONSE_MB", answer.text
+        assert "MiB" in body["message"] and "format=npz" in body["message"]
+        small = post(client, views=0, size=64, frame_cells=16)
+        assert small.status_code == 200 and len(small.content) < 0.25 * 2**20
+
+
+def test_the_estimate_grows_with_what_the_request_decodes():
+    common = dict(
+        kind="maps", views=0, size=64, d=32, num_aligned=8, maps=None, frame_cells=32, output="json",
+        max_request_pixels=10**7, max_frame_values=10**9, max_response_bytes=10**9,
+    )
+    small = plan_request(declared=(64, 48, "RGB"), mask=None, **common)
+    large = plan_request(declared=(7000, 5700, "F"), mask=None, **common)
+    masked = plan_request(declared=(7000, 5700, "F"), mask=(7000, 5700, "L"), **common)
+    assert small.memory < large.memory < masked.memory
+    assert decode_bytes((7000, 5700, "F")) > decode_bytes((7000, 5700, "I;16")) > decode_bytes((7000, 5700, "L"))
+    assert masked.memory - large.memory == decode_bytes((7000, 5700, "L"))
+
+
+# --- the memory budget -------------------------------------------------------------------------------------
+
+
+def test_concurrent_heavy_requests_beyond_the_bound_get_503(models, monkeypatch):
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def blocked(service, data, params, mask_data=None):
+        started.release()
+        release.wait(30)
+        return Response(b"done", media_type="application/octet-stream")
+
+    monkeypatch.setattr(maps_route, "_compute", blocked)
+    with make_client(models, memory_budget_mb=1, max_queued=1, retry_after_s=7) as client:
+        budget = client.app.state.service.budget
+        results: dict[str, int] = {}
+
+        def call(name: str) -> None:
+            results[name] = post(client, size=64).status_code
+
+        first = threading.Thread(target=call, args=("first",))
+        first.start()
+        assert started.acquire(timeout=30)  # the first runs (alone: it needs more than the 1 MiB budget)
+        second = threading.Thread(target=call, args=("second",))
+        second.start()
+        deadline = time.monotonic() + 30
+        while budget.queued < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        refused = [post(client, size=64) for _ in range(2)]  # the queue holds one: these are turned away
+        for answer in refused:
+            assert answer.status_code == 503 and answer.json()["error"] == "busy", answer.text
+            assert answer.headers["Retry-After"] == "7" and "LEWEL_MAX_QUEUED" in answer.json()["message"]
+        assert budget.running == 1 and budget.queued == 1
+        release.set()
+        first.join(30)
+        second.join(30)
+        assert results == {"first": 200, "second": 200}
+        assert budget.running == 0 and budget.used == 0 and budget.queued == 0
+
+
+def test_the_budget_is_shared_first_come_first_served():
+    async def scenario() -> list[str]:
+        budget = MemoryBudget(100, max_queued=4, retry_after_s=1)
+        order: list[str] = []
+        gates = {name: asyncio.Event() for name in "abcd"}
+
+        async def job(name: str, need: int) -> None:
+            async with budget.reserve(need):
+                order.append(name)
+                await gates[name].wait()
+
+        tasks = [asyncio.create_task(job("a", 60))]
+        await asyncio.sleep(0)
+        tasks.append(asyncio.create_task(job("b", 60)))  # does not fit next to a: waits
+        await asyncio.sleep(0)
+        tasks.append(asyncio.create_task(job("c", 10)))  # would fit, but b came first
+        await asyncio.sleep(0)
+        assert order == ["a"] and budget.queued == 2
+        tasks.append(asyncio.create_task(job("d", 500)))  # over the whole budget: runs alone, later
+        await asyncio.sleep(0)
+        gates["a"].set()
+        await asyncio.sleep(0.01)
+        assert order == ["a", "b", "c"]
+        gates["b"].set()
+        gates["c"].set()
+        await asyncio.sleep(0.01)
+        assert order == ["a", "b", "c", "d"] and budget.used == 100
+        gates["d"].set()
+        await asyncio.gather(*tasks)
+        assert budget.used == 0 and budget.running == 0
+        with pytest.raises(ApiError) as error:
+            full = MemoryBudget(10, max_queued=0, retry_after_s=3)
+            async with full.reserve(5):
+                async with full.reserve(6):
+                    pass
+        assert error.value.status == 503 and error.value.headers["Retry-After"] == "3"
+        return order
+
+    asyncio.run(scenario())
+
+
+def test_a_mask_upload_obeys_the_byte_cap(models):
+    with make_client(models, max_upload_mb=0.05) as client:
+        files = {
+            "image": ("a.png", png(64, 48), "image/png"),
+            "mask": ("m.png", b"\x89PNG" + b"\x00" * 80_000, "image/png"),
+        }
+        answer = client.post("/v1/maps", files=files, data={"size": "64"})
+        assert answer.status_code == 413 and answer.json()["error"] == "too_large", answer.text
+
+
+# --- the token -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", ["", "   "])
+def test_an_empty_token_is_refused_at_start_up(monkeypatch, token):
+    with pytest.raises(ValidationError, match="LEWEL_API_TOKEN is set but empty"):
+        Settings(api_token=token)
+    monkeypatch.setenv("LEWEL_API_TOKEN", token)
+    with pytest.raises(ValidationError, match="unset it to serve without a token"):
+        Settings()
+    assert not token_matches("Bearer ", "") and not token_matches("Bearer", "") and not token_matches("Bearer x", "")
+
+
+# --- the OpenAPI document ----------------------------------------------------------------------------------
+
+
+def openapi(models, **overrides) -> dict:
+    with make_client(models, **overrides) as client:
+        return client.get("/openapi.json").json()
+
+
+def operations(document: dict) -> dict[tuple[str, str], dict]:
+    return {(path, method): op for path, ops in document["paths"].items() for method, op in ops.items()}
+
+
+def test_openapi_declares_security_only_with_a_token(models):
+    plain = openapi(models)
+    assert "securitySchemes" not in plain["components"]
+    assert all("security" not in op and "401" not in op["responses"] for op in operations(plain).values())
+    guarded = openapi(models, api_token="s3cret", max_views=3, max_input_size=256)
+    secured = {key for key, op in operations(guarded).items() if op.get("security")}
+    assert {("/v1/models", "get"), ("/v1/maps", "post"), ("/v1/embeddings", "post"), ("/metrics", "get")} <= secured
+    assert not {key for key in secured if key[0] in ("/healthz", "/readyz", "/docs")}
+    assert all("401" in operations(guarded)[key]["responses"] for key in secured)
+    body = guarded["components"]["schemas"]["Body_maps_v1_maps_post"]
+    assert body["properties"]["views"]["maximum"] == 3 and body["properties"]["size"]["maximum"] == 256
+
+
+def test_openapi_bodies_match_what_the_service_accepts(models):
+    document = openapi(models)
+    for name in ("Body_maps_v1_maps_post", "Body_embeddings_v1_embeddings_post"):
+        body = document["components"]["schemas"][name]
+        assert body["additionalProperties"] is False and "allOf" not in body
+        properties = body["properties"]
+        seed = properties["seed"]["maximum"]
+        assert isinstance(seed, int) and seed == 2**63 - 1
+        assert properties["views"]["maximum"] == 8 and properties["size"]["maximum"] == 512
+        assert properties["image"]["format"] == "binary" and body["required"] == ["image"]
+        assert all(
+            isinstance(field[key], int) for field in properties.values() if field.get("type") == "integer"
+            for key in ("minimum", "maximum") if key in field
+        )
+    assert document["components"]["schemas"]["Body_maps_v1_maps_post"]["properties"]["mask"]["format"] == "binary"
+    for path in ("/v1/maps", "/v1/embeddings"):
+        responses = document["paths"][path]["post"]["responses"]
+        assert {"400", "413", "415", "422", "503"} <= set(responses)
+        assert "Retry-After" in responses["503"]["headers"]
+    assert "text/plain" in document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
