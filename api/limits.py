@@ -35,13 +35,13 @@ from lewel.maps import frame_grid
 from .errors import ApiError
 
 MEBIBYTE = 1024 * 1024
-BASE_BYTES = 48 * MEBIBYTE  #: what any upload request holds: the upload, the parsed form, Python objects
-#: bytes per source pixel while decoding, by the file's mode (the decoded image, then 8-bit and RGB copies)
+BASE_BYTES = 32 * MEBIBYTE  #: what any upload request holds: the upload, the parsed form, Python objects
+#: bytes per source pixel of the decoded image as the file stores it (the 8-bit step adds one more)
 SOURCE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
-DEFAULT_SOURCE_BYTES = 4  #: RGBA, CMYK, I, F, RGBX ...
-DECODED_BYTES = 4  #: the 8-bit grey step and the RGB result
-VIEW_BYTES = 7  #: per source pixel: the RGB tensor each view is cut from, and a resize's working copies
-MODEL_BYTES = 2_200  #: per input pixel of the batch: ResNet activations (ResNet-50, no gradients), float32
+DEFAULT_SOURCE_BYTES = 4  #: RGB(A), CMYK, I, F ...
+IMAGE_BYTES = 10  #: per source pixel once decoded: the RGB image, the tensor views are cut from, resize copies
+MASK_BYTES = 4  #: per mask pixel: its RGB decode, the grey levels and the boolean mask
+MODEL_BYTES = 320  #: per input pixel of the batch: activations, ResNet-50 with the released head, float32
 FRAME_BYTES = 16  #: per frame-map value: the warped maps, their copy for the answer, float16 and JSON
 STRIDE = 32  #: the ResNet backbones' output stride: maps are ceil(size / 32) cells a side
 JSON_EXPANSION = 4 / 3  #: base64
@@ -71,13 +71,15 @@ def declared_image(data: bytes) -> tuple[int, int, str] | None:
         return None
 
 
-def decode_bytes(declared: tuple[int, int, str] | None) -> int:
-    """Peak bytes of decoding an image with this declared size and mode and cutting views from it."""
+def decode_bytes(declared: tuple[int, int, str] | None, *, mask: bool = False) -> int:
+    """Peak bytes of decoding an image (or a mask) with this declared size and mode and, for an image,
+    cutting views from it: the larger of the file's own decode and the RGB stage."""
     if declared is None:
         return 0
     width, height, mode = declared
-    per_pixel = SOURCE_BYTES.get(mode, DEFAULT_SOURCE_BYTES) + DECODED_BYTES + VIEW_BYTES
-    return width * height * per_pixel
+    if mask:
+        return width * height * MASK_BYTES
+    return width * height * max(SOURCE_BYTES.get(mode, DEFAULT_SOURCE_BYTES) + 1, IMAGE_BYTES)
 
 
 def too_costly(what: str, value: int, limit: int, setting: str, advice: str) -> ApiError:
@@ -150,7 +152,7 @@ def plan_request(
     memory = (
         BASE_BYTES
         + decode_bytes(declared)
-        + decode_bytes(mask)
+        + decode_bytes(mask, mask=True)
         + pixels * MODEL_BYTES
         + frame_values * FRAME_BYTES
         + 2 * answer

@@ -85,8 +85,10 @@ def test_the_estimate_grows_with_what_the_request_decodes():
     large = plan_request(declared=(7000, 5700, "F"), mask=None, **common)
     masked = plan_request(declared=(7000, 5700, "F"), mask=(7000, 5700, "L"), **common)
     assert small.memory < large.memory < masked.memory
-    assert decode_bytes((7000, 5700, "F")) > decode_bytes((7000, 5700, "I;16")) > decode_bytes((7000, 5700, "L"))
-    assert masked.memory - large.memory == decode_bytes((7000, 5700, "L"))
+    assert masked.memory - large.memory == decode_bytes((7000, 5700, "L"), mask=True) > 0
+    # measured (benchmarks/results/api_memory_cpu.json): about 9 bytes per pixel for a 40 MP image, 3 for a mask
+    assert 9 <= decode_bytes((7000, 5700, "F")) / (7000 * 5700) <= 12
+    assert 3 <= decode_bytes((7000, 5700, "L"), mask=True) / (7000 * 5700) <= 6
 
 
 # --- the memory budget -------------------------------------------------------------------------------------
