@@ -148,7 +148,7 @@ class MapsParams(ViewParams):
         description="all d maps, the top_k most typical of each (heuristic) pattern, or the model profile's "
         "measured object / background maps (needs a profile)",
     )
-    top_k: int = Field(4, ge=1, description="maps per pattern when maps=top")
+    top_k: int = Field(4, ge=1, description="maps per pattern when maps=top (at most the model's d)")
     order: Order = Field(
         "index",
         description="by index, measured (the profile's object maps first, best held-out AUROC first; needs a "

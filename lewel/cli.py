@@ -250,9 +250,17 @@ def _serve(args: argparse.Namespace) -> int:
     import os
 
     import uvicorn
+    from pydantic import ValidationError
+
+    from api.settings import Settings
 
     if args.models_dir is not None:
         os.environ["LEWEL_MODELS_DIR"] = args.models_dir
+    try:
+        Settings()  # refuse bad LEWEL_* settings (an empty token ...) with their message, before uvicorn starts
+    except ValidationError as error:
+        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
+        raise ValueError(f"invalid service settings: {reasons}") from None
     uvicorn.run("api.main:app", host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
