@@ -94,6 +94,13 @@ class Limits(BaseModel):
     max_pixels: int = Field(description="largest decoded image, width × height (LEWEL_MAX_PIXELS)")
     max_views: int = Field(description="most augmented views per request (LEWEL_MAX_VIEWS)")
     max_input_size: int = Field(description="largest input side (LEWEL_MAX_INPUT_SIZE)")
+    max_request_pixels: int | None = Field(
+        None, description="most model input pixels per request, (views + 1) × size² (LEWEL_MAX_REQUEST_PIXELS)"
+    )
+    max_frame_values: int | None = Field(
+        None, description="most frame-map values per /v1/maps request, (views + 1) × d × rows × cols (LEWEL_MAX_FRAME_VALUES)"
+    )
+    max_response_bytes: int | None = Field(None, description="largest answer (LEWEL_MAX_RESPONSE_MB)")
 
 
 class ModelList(BaseModel):

@@ -66,6 +66,13 @@ def test_costly_requests_within_the_field_limits_are_refused_naming_the_limit(mo
         assert post(client, data=png(640, 480), views=8, size=96).status_code == 200
 
 
+def test_the_cost_limits_are_listed_for_clients(models):
+    with make_client(models, max_request_pixels=500_000) as client:
+        limits = client.get("/v1/models").json()["limits"]
+    assert limits["max_request_pixels"] == 500_000 and limits["max_frame_values"] == 8_388_608
+    assert limits["max_response_bytes"] == 32 * 2**20
+
+
 def test_the_answer_size_is_bounded(models):
     with make_client(models, max_response_mb=0.25) as client:
         answer = post(client, views=2, size=64, frame_cells=128)

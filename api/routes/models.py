@@ -29,6 +29,9 @@ async def list_models(service: ServiceDep) -> ModelList:
         max_pixels=settings.max_pixels,
         max_views=settings.max_views,
         max_input_size=settings.max_input_size,
+        max_request_pixels=settings.max_request_pixels,
+        max_frame_values=settings.max_frame_values,
+        max_response_bytes=settings.max_response_bytes,
     )
     return ModelList(
         default=default, device=str(registry.device), limits=limits, searched=registry.searched(), models=models
