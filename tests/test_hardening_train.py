@@ -185,7 +185,7 @@ def test_unreadable_data_is_reported_plainly_and_each_file_once(tmp_path, images
         "from lewel.train.config import TrainConfig\n"
         "from lewel.train.loop import train\n"
         "train(TrainConfig.for_method('lewel_b', model=tiny_config('lewel_b'), data=sys.argv[1], out=sys.argv[2],\n"
-        "      image_size=32, batch_size=4, epochs=4, workers=2, warmup_epochs=0.0))\n"
+        "      image_size=32, batch_size=4, epochs=3, workers=2, warmup_epochs=0.0))\n"
     )
     run = subprocess.run(
         [sys.executable, "-W", "default", "-c", script, str(mixed), str(tmp_path / "out_mixed")],
