@@ -115,8 +115,9 @@ def adjust(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 responses.pop("401", None)
             if method == "post" and "requestBody" in operation:
                 for status, description in UPLOAD_ERRORS.items():
-                    responses[status] = {**_error(description), **{k: v for k, v in responses.get(status, {}).items() if k == "headers"}}
-                responses["503"]["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
+                    responses[status] = _error(description)
+                retry = {"schema": {"type": "integer"}, "description": "seconds to wait before retrying"}
+                responses["503"]["headers"] = {"Retry-After": retry}
     _integer_bounds(schemas)
     metrics = schema.get("paths", {}).get("/metrics", {}).get("get")
     if metrics is not None:
