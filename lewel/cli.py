@@ -399,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--checkpoint", required=True, help="a LEWEL checkpoint (with its coupled head)")
     prof.add_argument("--data", default="scenes",
                       help="scenes[:N] (generated, two seeds), a `lewel data scenes` folder, or a folder with "
-                      "images/ and masks/ (split alternately) (default: scenes)")
+                      "images/ and masks/ (split alternately; a folder named scenes is ./scenes) (default: scenes)")
     prof.add_argument("--images", type=int, default=None,
                       help="images per split (default: 256 generated scenes; folders: all)")
     prof.add_argument("--size", type=int, default=224, help="input side; images are resized whole (default: 224)")

@@ -100,7 +100,8 @@ def evaluate_maps(
         from .profiles import build_profile
 
         try:
-            made = build_profile(checkpoint, data=os.fspath(data), size=size, batch_size=batch_size, device=device, num_groups=num_groups)
+            folder = os.fspath(Path(data).resolve())  # a path, never the generated-scenes keyword "scenes"
+            made = build_profile(checkpoint, data=folder, size=size, batch_size=batch_size, device=device, num_groups=num_groups)
             result["profile"] = {"data": made["data"], "summary": made["summary"]}
         except ValueError as error:  # too few scenes, or a grid too coarse for object and background cells
             result["profile"] = {"error": str(error)}

@@ -147,7 +147,7 @@ def profile_data(data: str, *, images: int | None = None, size: int = DEFAULT_SI
     - a folder with ``images/`` and ``masks/`` (same file stems, masks as PNG, nonzero = object), by stem.
 
     Folders are split alternately (sorted; even positions calibrate, odd ones are held out); ``images`` caps
-    each split.
+    each split. ``scenes`` always means generated scenes: a folder of that name is ``./scenes``.
     """
     if data == "scenes" or data.startswith("scenes:"):
         count = int(data.split(":", 1)[1]) if ":" in data else (images or DEFAULT_IMAGES)
