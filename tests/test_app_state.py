@@ -110,3 +110,25 @@ def test_clicks_in_several_orders(app):
         step()
         app.run()
         assert not app.exception and not app.error, [e.value for e in (*app.exception, *app.error)]
+
+
+def test_the_launcher_names_a_taken_port_and_the_variable_to_change():
+    import socket
+    import subprocess
+    import sys
+
+    from app.__main__ import port_problem, upload_limit_mb
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        message = port_problem("127.0.0.1", port, "API_PORT", "--api-port")
+        assert message is not None and str(port) in message and "API_PORT=" in message and "--api-port" in message
+        done = subprocess.run(
+            [sys.executable, "-m", "app", "--api-port", str(port), "--port", str(port)],
+            capture_output=True, text=True, timeout=60,
+        )
+    assert done.returncode == 2 and f"port {port}" in done.stderr and "PORT=" in done.stderr
+    assert "Traceback" not in done.stderr and "terminate called" not in done.stderr
+    assert upload_limit_mb({"LEWEL_MAX_UPLOAD_MB": "20"}) == 20 and upload_limit_mb({"LEWEL_MAX_UPLOAD_MB": "0.5"}) == 1
