@@ -138,7 +138,9 @@ def run_logged(ctx: Context, command: list[str], *, timeout: float, name: str) -
     """Run ``command`` with its output appended to the log; returns its exit status (-9 after a timeout)."""
     ctx.log.write(f"\n===== {name}: {' '.join(command)}\n")
     ctx.log.flush()
-    process = subprocess.Popen(command, cwd=ROOT, stdout=ctx.log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=ctx.log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_default_sigint
+    )
     try:
         return process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -148,12 +150,21 @@ def run_logged(ctx: Context, command: list[str], *, timeout: float, name: str) -
         return -9
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default. A job started in the background of a
+    non-interactive shell (CI, nohup … &) inherits SIGINT ignored, and Python then installs no
+    KeyboardInterrupt handler, so the Ctrl-C-style stop would be ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_for(ctx: Context, command: list[str], *, seconds: float, name: str, grace: float = 60.0) -> tuple[int, bool]:
     """Run ``command`` (output to the log) until it ends or ``seconds`` pass, then interrupt it (SIGINT, as
     Ctrl-C; SIGKILL to its process group after ``grace`` seconds). Returns (exit status, whether stopped)."""
     ctx.log.write(f"\n===== {name}: {' '.join(command)}\n")
     ctx.log.flush()
-    process = subprocess.Popen(command, cwd=ROOT, stdout=ctx.log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=ctx.log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_default_sigint
+    )
     try:
         return process.wait(timeout=seconds), False
     except subprocess.TimeoutExpired:
