@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service.readiness.start()
         yield
         service.readiness.wait(60)  # a warm-up still running would be cut off inside torch at exit
+        service.atlas_builds.close()
         service.registry.close()
 
     # /docs and /redoc from Swagger UI and ReDoc files shipped in the fastapi-offline package: no CDN needed

@@ -113,7 +113,7 @@ def adjust(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 responses["401"] = _error("missing or wrong 'Authorization: Bearer <token>'")
             else:
                 responses.pop("401", None)
-            if method == "post" and "requestBody" in operation:
+            if method == "post" and "multipart/form-data" in operation.get("requestBody", {}).get("content", {}):
                 for status, description in UPLOAD_ERRORS.items():
                     responses[status] = _error(description)
                 retry = {"schema": {"type": "integer"}, "description": "seconds to wait before retrying"}

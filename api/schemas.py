@@ -279,3 +279,35 @@ class EmbeddingsResponse(BaseModel):
     num_aligned: int | None
     feature_channels: int
     views: list[EmbeddingsViewBody]
+
+
+class AtlasBuildParams(BaseModel):
+    """Form fields of ``POST /v1/atlas/{model}/build`` (all optional; unknown fields are refused with 422)."""
+
+    model_config = {"extra": "forbid"}
+
+    scenes: int | None = Field(
+        None, ge=1, description="generated scenes with object masks to build over; default 200, at most "
+        "LEWEL_ATLAS_MAX_SCENES",
+    )
+    size: int = Field(
+        128, ge=32, description="input side in pixels (at most LEWEL_MAX_INPUT_SIZE); 128 keeps a CPU build short"
+    )
+
+
+class AtlasBuildStatus(BaseModel):
+    """The last on-demand atlas build of a model in this process."""
+
+    model: str
+    status: Literal["idle", "running", "done", "error"]
+    stage: Literal["maps", "atlas", "thumbnails"] | None = Field(description="while running: the current stage")
+    done: int = Field(description="what the current stage has done: scenes, shards or images drawn from")
+    total: int = Field(description="what the current stage has to do")
+    fraction: float = Field(description="of the whole build, 0 … 1")
+    message: str
+    scenes: int | None
+    size: int | None
+    seconds: float | None = Field(description="since the build started, or how long it took")
+    atlas: bool = Field(description="whether an atlas of this model is served now")
+    folder: str | None = Field(description="where the model's atlas is (or will be) written")
+    max_scenes: int = Field(description="LEWEL_ATLAS_MAX_SCENES")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .atlas_builds import AtlasBuilds
 from .limits import MemoryBudget
 from .metrics import Metrics
 from .registry import ModelRegistry, Readiness
@@ -19,6 +20,7 @@ class Service:
     readiness: Readiness
     metrics: Metrics
     budget: MemoryBudget
+    atlas_builds: AtlasBuilds
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Service:
@@ -38,4 +40,7 @@ class Service:
         budget = MemoryBudget(
             settings.memory_budget_bytes, max_queued=settings.max_queued, retry_after_s=settings.retry_after_s
         )
-        return cls(settings, registry, Readiness(registry, settings.warmup_size), metrics, budget)
+        builds = AtlasBuilds(
+            settings.atlas_dir, settings.atlas_build_dir, device=str(device), max_scenes=settings.atlas_max_scenes
+        )
+        return cls(settings, registry, Readiness(registry, settings.warmup_size), metrics, budget, builds)

@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     atlas_dir: Path | None = Field(
         None, description="folder of map atlases, one subfolder per model id (lewel atlas OUT --dest DIR/ID)"
     )
+    atlas_build_dir: Path | None = Field(
+        None,
+        description="where POST /v1/atlas/{model}/build writes (and the service serves) when LEWEL_ATLAS_DIR is "
+        "unset; default a temporary folder of this process, removed when it stops",
+    )
+    atlas_max_scenes: int = Field(1000, ge=1, description="most generated scenes one atlas build may ask for")
     default_model: str | None = Field(None, description="model id; else lewel_m_demo, else the first found")
     api_token: SecretStr | None = Field(
         None, description="when set, /v1/* and /metrics need 'Authorization: Bearer <token>'"

@@ -16,7 +16,9 @@ shard by shard, keeps for each map index m:
 
 ``write_atlas`` writes ``atlas.json``, ``index.html`` (one section per map index, thumbnails with the map
 overlaid, stretched to its range, and the peak cell outlined) and ``thumbs/*.png``, linked relatively so that
-the page opens from disk. ``load_atlas`` / ``atlas_map`` / ``thumbnail_file`` serve them (``api/routes/atlas.py``).
+the page opens from disk. ``make_atlas`` does both steps (extraction, then atlas) into a folder that appears
+whole or not at all (the service's on-demand build). ``load_atlas`` / ``atlas_map`` / ``thumbnail_file`` serve
+them (``api/routes/atlas.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ import json
 import math
 import os
 import re
+import shutil
+import tempfile
+import uuid
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -36,7 +41,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from .checkpoints import atomic_write
-from .extraction import UnreadableImage, iter_shards, read_index, reopen_source
+from .extraction import UnreadableImage, extract_maps, iter_shards, read_index, reopen_source
 from .maps import PATTERNS, TOP_FRACTION, map_auroc, pointing_chance, pointing_hits
 from .models.heads import map_aligned_index, map_group
 
@@ -315,9 +320,11 @@ def write_thumbnails(
     *,
     side: int = DEFAULT_THUMB,
     data_root: str | os.PathLike | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> str | None:
     """Draw every thumbnail the atlas names into ``dest``, opening each image once; returns a note when the
-    images could not be opened again (the maps are then drawn on grey)."""
+    images could not be opened again (the maps are then drawn on grey). ``progress(done, total)`` counts
+    the images drawn from."""
     note = None
     try:
         source = reopen_source(atlas["data"], root=data_root)
@@ -331,7 +338,7 @@ def write_thumbnails(
             for entry in entries:
                 wanted.setdefault(entry["id"], []).append({**entry, "map": record["index"]})
     (dest / THUMB_DIR).mkdir(parents=True, exist_ok=True)
-    for image_id, entries in wanted.items():
+    for done, (image_id, entries) in enumerate(wanted.items(), start=1):
         image = None
         if source is not None and image_id in positions:
             try:
@@ -344,6 +351,8 @@ def write_thumbnails(
                 continue
             heatmap = shown[entry["map"], entry["image_index"], entry["view"]]
             _thumbnail(_view_picture(image, entry, side), heatmap, entry["cell"]).save(path)
+        if progress is not None:
+            progress(done, len(wanted))
     return note
 
 
@@ -419,15 +428,17 @@ def write_atlas(
     thumb_size: int = DEFAULT_THUMB,
     data_root: str | os.PathLike | None = None,
     progress: Callable[[int, int], None] | None = None,
+    thumbnail_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Build the atlas of ``out`` and write ``atlas.json``, ``index.html`` and ``thumbs/`` to ``dest``
-    (default ``out/atlas``); returns the atlas and ``dest``."""
+    (default ``out/atlas``); returns the atlas and ``dest``. ``progress`` counts shards read,
+    ``thumbnail_progress`` images drawn from."""
     target = Path(dest) if dest is not None else Path(out) / DEST_NAME
     atlas, shown = build_atlas(out, top=top, progress=progress)
     target.mkdir(parents=True, exist_ok=True)
     for stale in (target / THUMB_DIR).glob("*.png"):
         stale.unlink()
-    note = write_thumbnails(atlas, shown, target, side=thumb_size, data_root=data_root)
+    note = write_thumbnails(atlas, shown, target, side=thumb_size, data_root=data_root, progress=thumbnail_progress)
     if note is not None:
         atlas["thumbnails_note"] = note
     text = json.dumps(atlas, indent=1, allow_nan=False)
@@ -435,6 +446,74 @@ def write_atlas(
     page = atlas_html(atlas)
     atomic_write(target / HTML_NAME, lambda temporary: temporary.write_text(page, encoding="utf-8"))
     return atlas, target
+
+
+#: the stages ``make_atlas`` reports, in order
+MAKE_STAGES = ("maps", "atlas", "thumbnails")
+BUILDING_PREFIX = ".building-"  #: ``.NAME.building-*``: a folder ``make_atlas`` is filling for ``NAME``
+REPLACED_PREFIX = ".replaced-"  #: ``.NAME.replaced-*``: the atlas a finished build has just replaced
+
+
+def _swap_in(built: Path, dest: Path) -> None:
+    """Put the folder ``built`` at ``dest`` by renames: ``dest`` is the old atlas or the new one, whole (for a
+    moment, between the two renames, none)."""
+    replaced = None
+    if dest.exists():
+        replaced = dest.with_name(f".{dest.name}{REPLACED_PREFIX}{uuid.uuid4().hex[:8]}")
+        os.replace(dest, replaced)
+    os.replace(built, dest)
+    if replaced is not None:
+        shutil.rmtree(replaced, ignore_errors=True)
+
+
+def make_atlas(
+    checkpoint: str | os.PathLike,
+    data: str,
+    dest: str | os.PathLike,
+    *,
+    size: int = 128,
+    top: int = DEFAULT_TOP,
+    thumb_size: int = DEFAULT_THUMB,
+    batch_size: int = 32,
+    shard_size: int = 32,
+    device: str = "cpu",
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Extract the maps of ``data`` (``lewel.extraction.open_source``: ``scenes:N``, a folder) with
+    ``checkpoint`` at ``size`` px (view 0 only) and write their atlas to ``dest``; returns the atlas.
+
+    The work happens in ``.NAME.building-*`` next to ``dest`` and the finished atlas is renamed into place,
+    so ``dest`` never holds half an atlas; the maps themselves are not kept (``extraction`` is null). Leftover
+    folders of a killed build of the same ``dest`` are removed first (one build per ``dest`` at a time).
+    ``progress(stage, done, total)`` reports each stage of ``MAKE_STAGES``: images extracted (a shard of
+    ``shard_size`` at a time), shards read, images drawn from; an exception it raises stops the build and
+    leaves ``dest`` as it was."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for prefix in (BUILDING_PREFIX, REPLACED_PREFIX):
+        for leftover in dest.parent.glob(f".{dest.name}{prefix}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}{BUILDING_PREFIX}", dir=dest.parent))
+
+    def stage(name: str) -> Callable[[int, int], None] | None:
+        return None if progress is None else lambda done, total: progress(name, done, total)
+
+    try:
+        extract_maps(
+            checkpoint, data, work / "maps", size=size, batch_size=batch_size, shard_size=shard_size, workers=0,
+            writers=1, device=device, progress=stage("maps"),
+        )
+        atlas, built = write_atlas(
+            work / "maps", work / DEST_NAME, top=top, thumb_size=thumb_size, progress=stage("atlas"),
+            thumbnail_progress=stage("thumbnails"),
+        )
+        atlas["extraction"] = None
+        text = json.dumps(atlas, indent=1, allow_nan=False)
+        atomic_write(built / ATLAS_NAME, lambda temporary: temporary.write_text(text + "\n"))
+        _swap_in(built, dest)
+        return atlas
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 # --- Serving --------------------------------------------------------------------------------------------------------
