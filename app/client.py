@@ -62,7 +62,7 @@ class MapsResult:
     - ``model``: the service's model summary (id, method, backbone, d, h, device); ``npz``: the raw answer;
     - ``profile``: the model's map-profile summary (``None`` without one); ``roles`` ``d`` (object,
       background, mixed; "" without a profile), ``profile_auroc`` ``d`` (held-out AUROC of each index, NaN
-      without a profile);
+      without a profile), ``profile_pointing`` ``d`` (its held-out pointing rate, NaN without a profile);
     - with a mask: ``mask_auroc`` ``V×d`` (this image's AUROC per view and map, NaN where a view lacks object
       or background cells), ``mask_pointing`` ``V×d``, ``mask_object_share`` ``V``; ``has_mask``.
     """
@@ -86,6 +86,7 @@ class MapsResult:
     profile: dict[str, Any] | None = None
     roles: np.ndarray | None = None
     profile_auroc: np.ndarray | None = None
+    profile_pointing: np.ndarray | None = None
     mask_auroc: np.ndarray | None = None
     mask_pointing: np.ndarray | None = None
     mask_object_share: np.ndarray | None = None
@@ -168,6 +169,7 @@ def parse_maps_npz(data: bytes) -> MapsResult:
         profile=meta.get("profile"),
         roles=arrays.get("roles"),
         profile_auroc=arrays["profile_auroc_heldout"].astype(np.float64) if "profile_auroc_heldout" in arrays else None,
+        profile_pointing=arrays["profile_pointing_heldout"].astype(np.float64) if "profile_pointing_heldout" in arrays else None,
         mask_auroc=arrays["mask_auroc"].astype(np.float64) if meta.get("mask") else None,
         mask_pointing=arrays["mask_pointing"] if meta.get("mask") else None,
         mask_object_share=arrays["mask_object_share"].astype(np.float64) if meta.get("mask") else None,
@@ -249,6 +251,24 @@ class ApiClient:
                 aligned_embeddings=archive["aligned_embeddings"].astype(np.float32),
             )
 
+    def atlas_map(self, model: str, index: int) -> dict[str, Any]:
+        """``GET /v1/atlas/{model}/maps/{index}``: the atlas's header with map ``index``'s record as ``map``
+        (``ServiceError`` with code ``not_found`` when the model has no atlas)."""
+        return self._request(f"Reading the atlas of {model}", "GET", f"/v1/atlas/{model}/maps/{index}").json()
+
+    def atlas_thumbnail(self, model: str, path: str) -> bytes:
+        """A thumbnail of ``model``'s atlas (PNG) by the relative path its JSON gives (``thumbs/….png``)."""
+        return self._request(f"Reading a thumbnail of {model}'s atlas", "GET", f"/v1/atlas/{model}/{path}").content
+
+    def atlas_build(self, model: str) -> dict[str, Any]:
+        """``GET /v1/atlas/{model}/build``: the status of the model's atlas build (and whether one is served)."""
+        return self._request(f"Asking about the atlas of {model}", "GET", f"/v1/atlas/{model}/build").json()
+
+    def start_atlas_build(self, model: str, scenes: int, size: int) -> dict[str, Any]:
+        """``POST /v1/atlas/{model}/build``: start building the model's atlas over ``scenes`` generated scenes."""
+        form = {"scenes": str(scenes), "size": str(size)}
+        return self._request(f"Starting the atlas of {model}", "POST", f"/v1/atlas/{model}/build", data=form).json()
+
 
 def _service_error(what: str, response: httpx.Response) -> ServiceError:
     """The service's JSON error ``{"error", "message"}`` as a ``ServiceError`` titled for the person."""
@@ -270,5 +290,7 @@ def _service_error(what: str, response: httpx.Response) -> ServiceError:
         "invalid_parameters": "The service rejected the settings",
         "out_of_memory": "The service ran out of memory",
         "not_ready": "The service is not ready yet",
+        "build_running": "Another atlas is being built",
+        "atlas_error": "The atlas cannot be read",
     }
     return ServiceError(titles.get(code, f"{what} failed"), message, code=code, status=response.status_code)

@@ -618,6 +618,11 @@ def main() -> None:
     with section("One map"):
         selected_map_section(result, small, presets, style)
     st.divider()
+    with section("Atlas"):
+        from app.atlas_view import atlas_section
+
+        atlas_section(api, result, guard=section)
+    st.divider()
     with section("Grouped aligned representations"):
         grouped_section(result, picked, model, params, presets, style)
     st.query_params.from_dict(state.to_query(st.session_state))

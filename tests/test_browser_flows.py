@@ -193,3 +193,30 @@ def test_api_docs_render_with_no_network(browser):
         # renders without it. Nothing else may leave the machine.
         assert [u for u in outside if not u.endswith("/logo-mini.svg")] == [], outside
         page.close()
+
+
+def test_an_atlas_built_from_the_button_shows_its_thumbnails(browser, app_url):
+    """No atlas yet: the Atlas section's button has the service build one over 16 scenes at 64 px; the
+    progress bar follows it and the top images of the selected map appear, following the map selector."""
+    from playwright.sync_api import expect
+
+    page = open_page(browser, app_url)
+    button = page.get_by_role("button", name="Build an atlas for lewel_m_demo")
+    expect(button).to_be_visible()
+    scenes = page.get_by_label("Scenes", exact=True)
+    scenes.fill("16")
+    scenes.press("Enter")
+    settle(page)
+    choose(page, "Atlas input size (px)", "64")
+    button.click()
+    expect(page.get_by_text(re.compile(r"^Building the atlas of lewel_m_demo over 16 scenes at 64 px"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Top 8 by peak ÷ uniform"))).to_be_visible(timeout=120_000)
+    settle(page)
+    captions = page.get_by_text(re.compile(r"^\d\. scene0000\d\d v0 · \d"))
+    expect(captions.first).to_be_visible()
+    assert captions.count() == 16  # 8 by each score
+    assert page.get_by_text("atlas AUROC").count() == 1
+    choose(page, "Selected map", "map 9")
+    expect(page.get_by_text("Map 9", exact=True)).to_be_visible()  # the atlas follows the selected map
+    assert page.get_by_role("button", name="Build an atlas for lewel_m_demo").count() == 0
+    page.close()
