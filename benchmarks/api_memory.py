@@ -20,9 +20,6 @@ import io
 import json
 import os
 import platform
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,20 +35,11 @@ sys.path.insert(0, str(ROOT))
 
 from api.limits import declared_image, plan_request  # noqa: E402
 from api.settings import Settings  # noqa: E402
-from lewel.config import ModelConfig  # noqa: E402
-from lewel.export import export_safetensors  # noqa: E402
-from lewel.inference import LewelModel  # noqa: E402
-from lewel.models import build_backbone, build_head  # noqa: E402
+from api_latency import Server as LatencyServer  # noqa: E402 - the same server, model files and ports
+from api_latency import write_model  # noqa: E402
 
 MIB = 2**20
 LARGE = (7000, 5700)  #: 39.9 MP, under the 40 MP cap
-
-
-def write_model(backbone: str, folder: Path) -> Path:
-    config = ModelConfig.for_method("lewel_b_eman", backbone=backbone)
-    encoder = build_backbone(backbone)
-    model = LewelModel(encoder, build_head(config, encoder.out_channels), config=config)
-    return export_safetensors(model, folder / f"bench_{backbone}.safetensors")
 
 
 def encoded(image: Image.Image, fmt: str, **options) -> bytes:
@@ -103,12 +91,6 @@ KINDS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def status_kib(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -116,34 +98,11 @@ def status_kib(pid: int, field: str) -> int:
     raise RuntimeError(f"no {field}")
 
 
-class Server:
-    """``uvicorn api.main:app`` serving ``folder`` with ``model_id`` as the default."""
+class Server(LatencyServer):
+    """The latency benchmark's ``uvicorn api.main:app`` (warm-up at 224 px), with its peak memory readable."""
 
     def __init__(self, folder: Path, model_id: str, threads: int | None) -> None:
-        self.port = free_port()
-        env = {
-            **os.environ,
-            "LEWEL_MODELS_DIR": str(folder),
-            "LEWEL_BUNDLED_MODELS_DIR": str(folder / "none"),
-            "LEWEL_DEFAULT_MODEL": model_id,
-            "LEWEL_WARMUP_SIZE": "224",
-        }
-        if threads is not None:
-            env["LEWEL_TORCH_THREADS"] = str(threads)
-        command = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(self.port), "--log-level", "warning"]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env)
-        self.base = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 300
-        with httpx2.Client(base_url=self.base, timeout=30) as client:
-            while True:
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        return
-                except httpx2.TransportError:
-                    pass
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the server did not become ready")
-                time.sleep(0.5)
+        super().__init__(folder, model_id, 224, threads)
 
     def reset_peak(self) -> int:
         """Reset the peak resident memory; the resident memory now (bytes)."""
@@ -152,10 +111,6 @@ class Server:
 
     def peak(self) -> int:
         return status_kib(self.process.pid, "VmHWM") * 1024
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=60)
 
 
 def form(model_id: str, fields: dict) -> dict[str, str]:
