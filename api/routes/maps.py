@@ -308,6 +308,7 @@ def _npz(
     chosen = torch.tensor(indices, dtype=torch.int64)
     stats = analysis.statistics
     columns = _profile_columns(profile, indices)
+    summary = profile_body(profile)
     views = len(analysis.views)
 
     def floats(values: list) -> np.ndarray:
@@ -345,7 +346,7 @@ def _npz(
                     "views": params.views,
                     "agreement": AGREEMENT,
                     "mask": scores is not None,
-                    "profile": None if profile_body(profile) is None else profile_body(profile).model_dump(),
+                    "profile": None if summary is None else summary.model_dump(),
                 }
             )
         ),
