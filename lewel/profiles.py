@@ -281,7 +281,7 @@ def _mean_se(values: torch.Tensor) -> tuple[float, float]:
     return float(values.mean()), float(values.std(unbiased=True) / math.sqrt(n)) if n > 1 else math.nan
 
 
-def _split_summary(calibration: ImageScores, heldout: ImageScores, fraction: float) -> dict[str, Any]:
+def split_summary(calibration: ImageScores, heldout: ImageScores, fraction: float) -> dict[str, Any]:
     """Selection on ``calibration``, scores of that selection on ``heldout``."""
     objects, backgrounds = select_roles(index_means(calibration)["auroc"], fraction)
     held = _selected_mean(heldout, objects)
@@ -318,8 +318,8 @@ def summarize_profile(
     """
     if not torch.equal(heldout.scored, control_heldout.scored):
         raise ValueError("the model and its control must be scored on the same held-out images")
-    model = _split_summary(calibration, heldout, fraction)
-    control = _split_summary(control_calibration, control_heldout, fraction)
+    model = split_summary(calibration, heldout, fraction)
+    control = split_summary(control_calibration, control_heldout, fraction)
     paired = _selected_mean(heldout, model["object_maps"]) - _selected_mean(control_heldout, control["object_maps"])
     mean, se = _mean_se(paired)
     low, high = (mean - Z_95 * se, mean + Z_95 * se) if not math.isnan(se) else (math.nan, math.nan)

@@ -312,3 +312,41 @@ def _metadata(fmt: str) -> dict[str, str | None]:
     if fmt == "svg":
         return {"Creator": "lewel", "Date": None}
     return {"Software": "lewel"}
+
+
+def maps_grid(
+    images: Sequence[Image.Image | np.ndarray | torch.Tensor],
+    maps: np.ndarray | torch.Tensor,
+    titles: Sequence[Sequence[str]],
+    *,
+    row_titles: Sequence[str] | None = None,
+    cell_inches: float = 1.3,
+    cmap: str = "jet",
+    alpha: float = 0.5,
+    scale: Scale = "peak",
+    title: str | None = None,
+) -> Figure:
+    """Figure 5's layout over several whole images (the probe set of a training run): one row per image
+    ``images[r]``, the image then each of its k maps ``maps[r]`` (``N×k×h×w``) overlaid on it, titled
+    ``titles[r][c]``, each with a colour bar in units of the map's uniform value (so a flat map is read as
+    flat); ``row_titles`` label the images."""
+    values = np.asarray(maps, dtype=np.float32)
+    rows, count = values.shape[:2]
+    figure = Figure(figsize=(cell_inches * (1 + count), cell_inches * rows * 1.35 + (0.3 if title else 0.0)), layout="constrained")
+    FigureCanvasAgg(figure)
+    if title:
+        figure.suptitle(title, fontsize=8)
+    axes = np.atleast_2d(figure.subplots(rows, 1 + count, squeeze=False))
+    for row in range(rows):
+        picture = _as_rgb_array(images[row])
+        axes[row, 0].imshow(picture)
+        axes[row, 0].set_title(row_titles[row] if row_titles is not None else f"image {row}", fontsize=7)
+        for column in range(count):
+            heat = values[row, column]
+            ax = axes[row, 1 + column]
+            ax.imshow(overlay(picture, heat, cmap=cmap, alpha=alpha, scale=scale))
+            ax.set_title(titles[row][column], fontsize=7)
+            _colour_bar(figure, ax, heat, cmap=cmap, scale=scale)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    return figure

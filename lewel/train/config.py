@@ -48,6 +48,9 @@ class TrainConfig:
     knn_k: int = 20
     knn_temperature: float = 0.07
     log_every: int = 10  #: steps between logged records (the first and the last step are always logged)
+    maps_every: int = 0  #: LEWEL: steps between map monitor passes (0: off); also one at step 0 and one at the end
+    maps_images: int = 64  #: map monitor: masked validation images per split (calibration, held-out)
+    maps_size: int = 224  #: map monitor: side the images are resized to (224 px: 7×7 maps on a ResNet)
     resume: str | None = None  #: "auto" (OUT/last.pt when present) or a checkpoint path
 
     @classmethod
@@ -89,6 +92,12 @@ class TrainConfig:
             problems.append(f"momentum_schedule must be cosine or constant, not {self.momentum_schedule!r}")
         if self.augmentation not in ("byol", "mocov2"):
             problems.append(f"augmentation must be byol or mocov2, not {self.augmentation!r}")
+        if self.maps_every < 0:
+            problems.append(f"maps_every must be >= 0 (0 = off), not {self.maps_every}")
+        if self.maps_images < 2:
+            problems.append(f"maps_images must be at least 2, not {self.maps_images}")
+        if self.maps_size < 32:
+            problems.append(f"maps_size must be at least 32, not {self.maps_size}")
         if problems:
             raise ValueError("invalid training config: " + "; ".join(problems))
         return self

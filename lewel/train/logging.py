@@ -21,6 +21,7 @@ class MetricsLogger:
         if not enabled:
             return
         out.mkdir(parents=True, exist_ok=True)
+        self.out = out
         self.file = (out / "metrics.jsonl").open("a")
         self.writer = SummaryWriter(str(out / "tensorboard"))
         self.bar = tqdm(total=total, initial=initial, desc="lewel train", unit="step", dynamic_ncols=True)
@@ -51,6 +52,29 @@ class MetricsLogger:
         self.writer.add_scalar(f"eval/{name}", value, step)
         self.bar.write(f"step {step}: {name} = {value:.2f}")
         self._write({"step": step, name: value, "time": time.time(), **extra})
+
+    def maps(self, step: int, epoch: float, scores: dict[str, Any], png: bytes) -> None:
+        """Record a map monitor pass (``lewel.train.monitor``): its scalars under ``maps/`` in TensorBoard,
+        a ``maps`` record in metrics.jsonl, and the probe grid as a TensorBoard image and as
+        ``OUT/maps/step_XXXXXXX.png``."""
+        if not self.enabled:
+            return
+        from .monitor import png_to_array
+
+        for name, value in scores.items():
+            if isinstance(value, float):
+                self.writer.add_scalar(f"maps/{name}", value, step)
+        self.writer.add_image("maps/probes", png_to_array(png), step, dataformats="HWC")
+        self.writer.flush()
+        folder = self.out / "maps"
+        folder.mkdir(exist_ok=True)
+        (folder / f"step_{step:07d}.png").write_bytes(png)
+        if "object_auroc" in scores:
+            self.bar.write(
+                f"step {step}: object maps AUROC {scores['object_auroc']:.3f} (held-out), pointing "
+                f"{scores['object_pointing']:.2f} (chance {scores['pointing_chance']:.2f})"
+            )
+        self._write({"step": step, "epoch": epoch, "time": time.time(), "maps": scores})
 
     def finish(self, line: str) -> None:
         """Write the run's closing line under the bar, then close (see ``close``)."""

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from ..augmentations import center_crop_transform, two_view_transform
 from ..checkpoints import CheckpointError, atomic_save, remove_stale_temporaries, safe_load, training_checkpoint
 from ..data.folders import DataError
+from ..inference import LewelModel
 from ..models import MomentumMethod, build_model
 from ..optim import build_optimizer
 from ..schedules import cosine_momentum, warmup_cosine_lr
@@ -29,6 +30,7 @@ from .config import TrainConfig
 from .data import EpochSampler, SeededViews, open_source
 from .knn import knn_top1
 from .logging import MetricsLogger
+from .monitor import MapMonitor, monitor_splits
 
 LAST = "last.pt"
 EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pt$")
@@ -131,6 +133,16 @@ def _prepare_model(config: TrainConfig, runtime: Runtime) -> tuple[MomentumMetho
         device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
         return model, DistributedDataParallel(model, device_ids=device_ids)
     return model, model
+
+
+def _map_monitor(config: TrainConfig, runtime: Runtime) -> MapMonitor | None:
+    """The map monitor of a LEWEL run on the main process (``None`` for the baselines, with
+    ``maps_every: 0``, and on the other ranks). It scores maps when ``val_data`` has masks (scenes), and
+    draws the probe set in any case."""
+    if not (config.model.is_lewel and config.maps_every != 0 and runtime.is_main):
+        return None
+    splits = monitor_splits(config.val_data, images=config.maps_images, size=config.maps_size, seed=config.seed)
+    return MapMonitor(splits, size=config.maps_size, batch_size=min(config.batch_size, 64))
 
 
 def _epoch_files(folder: Path) -> list[Path]:
@@ -310,6 +322,22 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
         val_source[0]
         knn_sources = (source, val_source)
 
+    monitor = _map_monitor(config, runtime)
+    maps_interval = config.maps_every if config.model.is_lewel else 0
+
+    def watch_maps() -> None:
+        """A map monitor pass on the main process (the others wait); the online network is back in
+        training mode afterwards."""
+        if monitor is not None:
+            encoder = model.online_encoder
+            scores, png = monitor.measure(
+                LewelModel(encoder.backbone, encoder.neck, config=config.model), label=f"step {step}"
+            )
+            wrapped.train()
+            logger.maps(step, step / steps_per_epoch, scores, png)
+        if runtime.distributed and maps_interval:
+            dist.barrier()
+
     def save(name: str) -> Path:
         path = out / name
         if runtime.is_main:
@@ -340,6 +368,8 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
     memory_format = _memory_format(config, runtime)
     first_step = step + 1
     wrapped.train()
+    if step == 0 and maps_interval:
+        watch_maps()  # the network at its random initialisation: the run's own random control
     while step < total_steps:
         epoch, done_in_epoch = divmod(step, steps_per_epoch)
         sampler.set_position(epoch, skip=done_in_epoch * local_batch)
@@ -376,6 +406,8 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
             last_loss = output.loss.item()
             log = step % config.log_every == 0 or step in (first_step, total_steps)
             logger.step(step, epoch, output, lr=lr, momentum=momentum, log=log)
+            if maps_interval and (step % maps_interval == 0 or step == total_steps):
+                watch_maps()
             if config.save_every_steps and step % config.save_every_steps == 0 and step % steps_per_epoch:
                 save(LAST)
         finished_epoch = step // steps_per_epoch

@@ -1,0 +1,148 @@
+"""Watching the maps while a LEWEL model trains: the map profile's score of the online network, and a
+Figure-5 grid of a fixed probe set, every ``maps_every`` steps.
+
+The score is the map profile's (``lewel.profiles``), at a smaller scale: map indices are given their role on
+a calibration split of masked images, and the AUROC of the selected object maps is measured on a separate
+held-out split. Both splits are drawn from the validation side, never from the training images nor from the
+scenes the shipped profiles use (seeds 7,000,001 / 7,000,002). The first pass of a fresh run scores the
+network at its random initialisation: the random control of the same shape, in the same run.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..augmentations import eval_transform
+from ..inference import LewelModel
+from ..profiles import MaskedImages, SceneImages, profile_data, score_images, split_summary
+from ..render import figure_png, maps_grid
+from .data import SCENES_PREFIX
+
+CALIBRATION_OFFSET = 1_000_003  #: generated scenes: calibration split seed = run seed + this (the kNN val split's seed)
+HELDOUT_OFFSET = 2_000_003  #: held-out split seed = run seed + this (scenes no split of the run nor of a profile uses)
+PHOTOS = ("astronaut", "coffee")  #: scikit-image sample photos (bundled, no download) in the probe set
+PROBE_SCENES = 3  #: held-out scenes in the probe set
+PROBE_OBJECT_MAPS = 3  #: object maps drawn per probe, then one background map
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One image of the probe set: ``name``, the RGB image and its object mask (``None`` for photos)."""
+
+    name: str
+    image: Image.Image
+    mask: np.ndarray | None
+
+
+def monitor_splits(val_data: str | None, *, images: int, size: int, seed: int) -> tuple[MaskedImages, MaskedImages] | None:
+    """The calibration and held-out masked images the monitor scores, or ``None`` when ``val_data`` has no
+    masks: ``scenes[:N]`` gives ``images`` generated scenes of ``size`` px per split (seeds
+    ``seed + CALIBRATION_OFFSET`` and ``seed + HELDOUT_OFFSET``); a folder written by ``lewel data scenes``
+    or holding ``images/`` + ``masks/`` is split as a profile splits it (``lewel.profiles.profile_data``)."""
+    if not val_data:
+        return None
+    if val_data == SCENES_PREFIX or val_data.startswith(SCENES_PREFIX + ":"):
+        return SceneImages(images, size, seed + CALIBRATION_OFFSET), SceneImages(images, size, seed + HELDOUT_OFFSET)
+    root = Path(val_data)
+    if not ((root / "scenes.json").is_file() or ((root / "images").is_dir() and (root / "masks").is_dir())):
+        return None
+    return profile_data(val_data, images=images, size=size)
+
+
+def _photos() -> list[Probe]:
+    from skimage import data
+
+    probes = []
+    for name in PHOTOS:
+        try:
+            probes.append(Probe(name, Image.fromarray(np.asarray(getattr(data, name)())).convert("RGB"), None))
+        except Exception:  # noqa: BLE001 - a sample this scikit-image version lacks is left out of the probes
+            continue
+    return probes
+
+
+class CachedImages(MaskedImages):
+    """``images`` read once into memory, so that each monitor pass neither regenerates scenes nor reads files."""
+
+    def __init__(self, images: MaskedImages) -> None:
+        self.items, self.description = [images[i] for i in range(len(images))], images.describe()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, np.ndarray]:
+        return self.items[index]
+
+    def describe(self) -> dict[str, Any]:
+        return self.description
+
+
+class MapMonitor:
+    """Scores and draws the maps of a training run's online network.
+
+    ``splits`` are the calibration and held-out masked images (``None``: no masks, figures only, with the
+    maps in index order); ``size`` is the side images are resized to (whole, no crop). Images are cached
+    in memory when the monitor is made, so every pass sees exactly the same inputs.
+    """
+
+    def __init__(self, splits: tuple[MaskedImages, MaskedImages] | None, *, size: int, batch_size: int = 32) -> None:
+        if splits is not None:
+            splits = (CachedImages(splits[0]), CachedImages(splits[1]))
+        self.splits, self.size, self.batch_size = splits, size, batch_size
+        probes = [] if splits is None else [Probe(f"scene {i}", *splits[1][i]) for i in range(min(PROBE_SCENES, len(splits[1])))]
+        self.probes = probes + _photos()
+        self._probe_batch = torch.stack([eval_transform(size)(p.image) for p in self.probes])
+
+    @torch.no_grad()
+    def measure(self, model: LewelModel, *, label: str = "") -> tuple[dict[str, Any], bytes]:
+        """One pass with ``model`` (in eval mode): the scores (``object_auroc`` of the selected object maps on
+        the held-out split, ``object_pointing``, ``pointing_chance``, ``all_maps_auroc``, ``background_auroc``,
+        ``heldout_images`` scored, the selected ``object_maps``, ``seconds``) and the probe grid as PNG bytes,
+        titled with ``label`` and the score. The grid's colours span each map's own range; its colour bar
+        says how wide that range is in units of the uniform value (1.0×), so near-flat maps read as such."""
+        start = time.perf_counter()
+        scores: dict[str, Any] = {}
+        device = next(model.parameters()).device
+        if self.splits is not None:
+            calibration, heldout = (score_images(model, s, size=self.size, batch_size=self.batch_size) for s in self.splits)
+            summary = split_summary(calibration, heldout, 0.1)
+            scores = {
+                key: summary[key]
+                for key in ("object_auroc", "object_pointing", "pointing_chance", "all_maps_auroc", "background_auroc")
+            }
+            scores["heldout_images"] = int(heldout.scored.sum())
+            scores["object_maps"] = summary["object_maps"]
+            objects, backgrounds = summary["object_maps"][:PROBE_OBJECT_MAPS], summary["background_maps"][:1]
+            chosen, roles = objects + backgrounds, ["object"] * len(objects) + ["background"] * len(backgrounds)
+        else:
+            chosen = list(range(min(PROBE_OBJECT_MAPS + 1, model.d or 0)))
+            roles = ["no masks"] * len(chosen)
+        maps = model.extract(self._probe_batch.to(device), aligned_projection=False).maps.float().cpu()[:, chosen]
+        titles = [[f"map {m} ({role})" for m, role in zip(chosen, roles)] for _ in self.probes]
+        headline = label
+        if "object_auroc" in scores:
+            headline += (
+                f"  object maps AUROC {scores['object_auroc']:.3f} on {scores['heldout_images']} held-out images, "
+                f"pointing {scores['object_pointing']:.2f} (chance {scores['pointing_chance']:.2f})"
+            )
+        figure = maps_grid(
+            [p.image.resize((self.size, self.size)) for p in self.probes], maps, titles,
+            row_titles=[p.name for p in self.probes], scale="range", title=headline.strip() or None,
+        )
+        png = figure_png(figure, dpi=80)
+        scores["seconds"] = time.perf_counter() - start
+        return scores, png
+
+
+def png_to_array(png: bytes) -> np.ndarray:
+    """PNG bytes -> ``H×W×3`` uint8 (what ``SummaryWriter.add_image`` takes with ``dataformats="HWC"``)."""
+    with Image.open(io.BytesIO(png)) as image:
+        return np.asarray(image.convert("RGB"))
