@@ -36,7 +36,6 @@ from .batching import MicroBatcher
 from .metrics import Metrics
 
 CHECKPOINT_SUFFIXES = (".pth.tar", ".safetensors", ".pth", ".tar", ".pt")
-PREFERRED_DEFAULT = "lewel_m_demo"  #: the bundled model whose profile says its maps localise objects
 #: Never turned into a model's error: the caller handles running out of memory (503), and Ctrl-C stops.
 PASSED_THROUGH = (torch.OutOfMemoryError, MemoryError)
 log = logging.getLogger("api.registry")
@@ -190,15 +189,21 @@ class ModelRegistry:
         ]
 
     def default_id(self, files: Sequence[ModelFile] | None = None) -> str | None:
-        """``LEWEL_DEFAULT_MODEL`` if set; else ``lewel_m_demo`` when present, else the first model found,
-        passing over files already known not to load."""
+        """``LEWEL_DEFAULT_MODEL`` if set; else the model that localises best: among those whose profile
+        sidecar (current, readable) says "localises", the highest held-out object-maps AUROC; else the first
+        model found. Files already known not to load are passed over."""
         if self.requested_default:
             return self.requested_default
         files = self.scan() if files is None else files
-        usable = [f.id for f in files if not f.refused and (f.path, f.signature) not in self._failures]
-        if PREFERRED_DEFAULT in usable:
-            return PREFERRED_DEFAULT
-        return usable[0] if usable else None
+        usable = [f for f in files if not f.refused and (f.path, f.signature) not in self._failures]
+        measured = []
+        for file in usable:
+            summary = (self.profile(file)[0] or {}).get("summary", {})
+            if summary.get("verdict") == "localises" and isinstance(summary.get("object_auroc"), float):
+                measured.append((summary["object_auroc"], file.id))
+        if measured:
+            return max(measured)[1]
+        return usable[0].id if usable else None
 
     def resolve(self, model_id: str | None) -> ModelFile:
         """The file of ``model_id`` (``None``: the default model); ``ModelNotFound`` if there is none."""

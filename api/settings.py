@@ -32,7 +32,7 @@ class Settings(BaseSettings):
         "unset; default a temporary folder of this process, removed when it stops",
     )
     atlas_max_scenes: int = Field(1000, ge=1, description="most generated scenes one atlas build may ask for")
-    default_model: str | None = Field(None, description="model id; else lewel_m_demo, else the first found")
+    default_model: str | None = Field(None, description="model id; else the model whose map profile localises best, else the first found")
     api_token: SecretStr | None = Field(
         None, description="when set, /v1/* and /metrics need 'Authorization: Bearer <token>'"
     )
