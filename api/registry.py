@@ -30,7 +30,7 @@ import torch
 
 from lewel.checkpoints import CheckpointError
 from lewel.inference import Extraction, LewelModel, describe_checkpoint, load_model
-from lewel.profiles import ProfileError, find_profile, sidecar_path
+from lewel.profiles import ProfileError, find_profile, localising_score, sidecar_path
 
 from .batching import MicroBatcher
 from .metrics import Metrics
@@ -196,11 +196,7 @@ class ModelRegistry:
             return self.requested_default
         files = self.scan() if files is None else files
         usable = [f for f in files if not f.refused and (f.path, f.signature) not in self._failures]
-        measured = []
-        for file in usable:
-            summary = (self.profile(file)[0] or {}).get("summary", {})
-            if summary.get("verdict") == "localises" and isinstance(summary.get("object_auroc"), float):
-                measured.append((summary["object_auroc"], file.id))
+        measured = [(score, f.id) for f in usable if (score := localising_score(self.profile(f)[0])) is not None]
         if measured:
             return max(measured)[1]
         return usable[0].id if usable else None

@@ -504,6 +504,28 @@ def find_profile(checkpoint: str | os.PathLike, *, d: int | None = None) -> dict
     return profile
 
 
+def localising_score(profile: dict[str, Any] | None) -> float | None:
+    """The held-out object-maps AUROC of a profile whose verdict is "localises", else ``None``: how models
+    are ranked when one must be chosen to show (the service's default model, the notebooks' model)."""
+    summary = (profile or {}).get("summary", {})
+    auroc = summary.get("object_auroc")
+    return float(auroc) if summary.get("verdict") == "localises" and isinstance(auroc, (int, float)) else None
+
+
+def best_localising(checkpoints: Sequence[str | os.PathLike]) -> Path | None:
+    """Of ``checkpoints``, the one whose current sidecar profile localises best (``localising_score``);
+    ``None`` when none does. Missing, stale or unreadable sidecars count as no profile."""
+    scored = []
+    for checkpoint in checkpoints:
+        try:
+            score = localising_score(find_profile(checkpoint))
+        except (ProfileError, OSError):
+            score = None
+        if score is not None:
+            scored.append((score, os.fspath(checkpoint)))
+    return Path(max(scored)[1]) if scored else None
+
+
 def describe_data(profile: dict[str, Any]) -> str:
     """One line on the images a profile was measured on."""
     data = profile["data"]

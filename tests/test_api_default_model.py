@@ -60,3 +60,16 @@ def test_a_stale_profile_does_not_make_a_model_the_default(folder):
     registry = ModelRegistry([("models", paths["tiny"].parent)], device=torch.device("cpu"))
     assert registry.default_id() == "tiny"
     assert ModelRegistry([("models", paths["tiny"].parent)], device=torch.device("cpu"), default_model="tiny_m").default_id() == "tiny_m"
+
+
+def test_best_localising_for_the_notebooks(folder):
+    from lewel.profiles import best_localising
+
+    paths, profiles = folder
+    write_profile(with_summary(profiles["tiny"], 0.81, "localises"), sidecar_path(paths["tiny"]))
+    write_profile(with_summary(profiles["tiny_m"], 0.91, "localises"), sidecar_path(paths["tiny_m"]))
+    assert best_localising([paths["tiny"], paths["tiny_m"]]) == paths["tiny_m"]
+    write_profile(with_summary(profiles["tiny_m"], 0.91, "not better than random"), sidecar_path(paths["tiny_m"]))
+    assert best_localising([paths["tiny"], paths["tiny_m"]]) == paths["tiny"]
+    sidecar_path(paths["tiny"]).unlink()
+    assert best_localising([paths["tiny"], paths["tiny_m"]]) is None
