@@ -1,9 +1,15 @@
-"""Score the demo runs (scripts/train_demo_models.sh) and randomly initialised networks of the same shapes.
+"""Score the demo runs of scripts/train_demo_models.sh, pick and ship the LEWEL models, and record it all.
 
-For every method: kNN top-1 (k = 20, cosine, T = 0.07) of held-out scenes against the training scenes as
-the bank (label = category of the largest object; whole images resized, no crop), and for the LEWEL models
-`lewel eval-maps` on 512 held-out scenes: object-mass ratio, pointing game (with its chance rate) and
-pattern shares. Writes a JSON file and prints a Markdown table.
+For every run: kNN top-1 (k = 20, cosine, T = 0.07) of the 1,024 validation scenes against the 4,096 training
+scenes as the bank (label = category of the largest object; whole images resized to 128 px, no crop), next to
+a randomly initialised ResNet-18 scored the same way; steps and training time; and for the LEWEL runs the map
+monitor's trajectory and the map profile of the exported float16 file (`lewel profile`: 256 + 256 scenes at
+224 px, against a random network of the same shape).
+
+A shipped model with several candidate runs (LEWEL_M: two training seeds) is the candidate whose map monitor
+scored highest at its last pass. The monitor's scenes come from the validation side (seeds run seed +
+1,000,003 and + 2,000,003), so the profile's held-out scenes play no part in the choice. The chosen file and
+its profile are copied to models/NAME.safetensors and models/NAME.profile.json.
 
     .venv/bin/python scripts/evaluate_demo_models.py --runs runs/demo --out docs/demo_models.json
 """
@@ -12,59 +18,48 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
+import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from lewel import load_model
 from lewel.augmentations import eval_transform
-from lewel.checkpoints import safe_load, training_checkpoint
-from lewel.config import ModelConfig
-from lewel.data.scenes import write_scenes
-from lewel.evaluation import evaluate_maps
-from lewel.models import build_model
+from lewel.checkpoints import safe_load
+from lewel.export import export_safetensors
+from lewel.models.backbones import build_backbone
+from lewel.profiles import build_profile, find_profile, read_profile, sidecar_path, write_profile
 from lewel.train.data import open_source
 from lewel.train.knn import knn_top1
+from lewel.train.monitor import read_map_records
 
-METHODS = ("lewel_b_eman", "byol", "lewel_m", "mocov2")
+ROOT = Path(__file__).resolve().parent.parent
+#: run folder -> what it is; the order of the table
+RUNS = {
+    "lewel_m_s0": "LEWEL_M, seed 0",
+    "lewel_m_s1": "LEWEL_M, seed 1",
+    "mocov2": "MoCo v2",
+    "lewel_b_eman": "LEWEL_B (EMAN)",
+    "byol": "BYOL (EMAN)",
+}
+#: shipped model -> its candidate runs (the best by the map monitor's last pass is shipped)
+SHIPPED = {"lewel_m_demo": ("lewel_m_s0", "lewel_m_s1"), "lewel_b_demo": ("lewel_b_eman",)}
+RANDOM_SEED = 1234  #: torch seed of the random ResNet-18 the kNN scores are compared with
+RULE = (
+    "the candidate whose map monitor (object-maps AUROC on validation-side scenes, seeds run seed + 1,000,003 "
+    "for calibration and + 2,000,003 held out) scored highest at its last pass; the profile's scenes play no part"
+)
 
 
-def knn(checkpoint: Path, config: dict, size: int) -> float:
-    model = load_model(checkpoint)
+def knn(backbone: torch.nn.Module, config: dict[str, Any], size: int) -> float:
     train_source = open_source(config["data"], image_size=size, seed=config["seed"])
     val_source = open_source(config["val_data"], image_size=size, seed=config["seed"], split="val")
-    return knn_top1(model.backbone, train_source, val_source, transform=eval_transform(size), batch_size=128)
+    return knn_top1(backbone, train_source, val_source, transform=eval_transform(size), batch_size=128)
 
 
-def random_checkpoint(model_config: dict, folder: Path, name: str) -> Path:
-    """A never-trained model of the same shape, saved like a training checkpoint (seed 1234)."""
-    torch.manual_seed(1234)
-    config = ModelConfig.from_dict(model_config)
-    path = folder / f"{name}.pt"
-    torch.save(training_checkpoint(build_model(config), config), path)
-    return path
-
-
-def score(checkpoint: Path, config: dict, scenes: Path, size: int) -> dict:
-    started = time.time()
-    result: dict = {"knn_top1": knn(checkpoint, config, size)}
-    if config["model"]["method"].startswith("lewel"):
-        maps = evaluate_maps(checkpoint, scenes, size=size, batch_size=64)
-        result.update(
-            object_mass_ratio=maps["object_mass_ratio"],
-            pointing_game=maps["pointing_game"],
-            pointing_chance=maps["pointing_chance"],
-            patterns=maps["patterns"],
-            grid=maps["grid"],
-            images=maps["images"],
-        )
-    result["eval_seconds"] = round(time.time() - started, 1)
-    return result
-
-
-def training_time(run: Path) -> dict:
+def training_time(run: Path) -> dict[str, Any]:
     """Steps, and the seconds spent training: the sum of the intervals between consecutive logged steps,
     leaving out gaps of more than 10 minutes (a run stopped and resumed later) and the interval that
     precedes a resumed run's first step (metrics.jsonl is appended to across restarts)."""
@@ -76,36 +71,92 @@ def training_time(run: Path) -> dict:
     return {"logged_steps": steps[-1]["step"], "seconds_first_to_last_log": round(seconds), "final_loss": steps[-1]["loss"]}
 
 
+def monitor(run: Path) -> list[dict[str, Any]]:
+    return [
+        {"step": r["step"], **{k: r["maps"][k] for k in ("object_auroc", "object_pointing", "pointing_chance", "seconds")}}
+        for r in read_map_records(run)
+        if "object_auroc" in r["maps"]
+    ]
+
+
+def profiled_export(run: Path, folder: Path, images: int) -> tuple[Path, dict[str, Any]]:
+    """``folder/RUN.safetensors`` (float16 online network) and its profile sidecar, made when missing or stale."""
+    path = folder / f"{run.name}.safetensors"
+    if not path.is_file() or path.stat().st_mtime < (run / "last.pt").stat().st_mtime:
+        export_safetensors(load_model(run / "last.pt"), path, half=True)
+    try:
+        profile = find_profile(path)
+    except Exception:  # noqa: BLE001 - a stale or broken sidecar is made again
+        profile = None
+    if profile is None:
+        started = time.time()
+        profile = build_profile(path, images=images)
+        profile["seconds"] = round(time.time() - started, 1)
+        write_profile(profile, sidecar_path(path))
+    return path, profile
+
+
+def ship(name: str, candidates: dict[str, dict[str, Any]], folder: Path) -> dict[str, Any]:
+    """Copy the best candidate (``RULE``) to ``models/NAME.safetensors`` with its profile."""
+    scored = {run: entry["monitor"][-1]["object_auroc"] for run, entry in candidates.items() if entry.get("monitor")}
+    chosen = max(scored, key=scored.get) if scored else next(iter(candidates))
+    target = ROOT / "models" / f"{name}.safetensors"
+    shutil.copyfile(folder / f"{chosen}.safetensors", target)
+    profile = read_profile(sidecar_path(folder / f"{chosen}.safetensors"))
+    profile["checkpoint"]["file"] = target.name
+    write_profile(profile, sidecar_path(target))
+    return {"run": chosen, "monitor_last_auroc": scored, "rule": RULE}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", default="runs/demo")
-    parser.add_argument("--out", default="docs/demo_models.json")
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--val-scenes", type=int, default=512)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="score these runs only; other entries already in --out are kept")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "demo")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "demo_models.json")
+    parser.add_argument("--size", type=int, default=128, help="kNN input side")
+    parser.add_argument("--profile-images", type=int, default=256, help="generated scenes per profile split")
+    parser.add_argument("--no-ship", action="store_true", help="score only; leave models/ as it is")
     args = parser.parse_args()
-    runs = Path(args.runs)
-    scenes = runs / "scenes"
-    if not (scenes / "scenes.json").exists():
-        write_scenes(scenes, train=0, val=args.val_scenes, size=args.size)
-    out = Path(args.out)
-    results: dict = {"size": args.size, "val_scenes_for_maps": args.val_scenes, "models": {}}
-    if out.exists():
-        previous = json.loads(out.read_text())
-        if (previous["size"], previous["val_scenes_for_maps"]) == (args.size, args.val_scenes):
-            results["models"] = previous["models"]
-    with tempfile.TemporaryDirectory() as folder:
-        for method in args.methods:
-            checkpoint = runs / method / "last.pt"
-            state = safe_load(checkpoint)
-            config = state["config"]
-            entry = {"step": state["step"], "config": config, "trained": score(checkpoint, config, scenes, args.size)}
-            entry["training"] = training_time(runs / method)
-            entry["random_init"] = score(random_checkpoint(state["model_config"], Path(folder), method), config, scenes, args.size)
-            results["models"][method] = entry
-            results["models"] = {m: results["models"][m] for m in METHODS if m in results["models"]}
-            out.write_text(json.dumps(results, indent=2) + "\n")
-            print(method, json.dumps({k: v for k, v in entry.items() if k != "config"}))
+    results: dict[str, Any] = {"size": args.size, "models": {}, "shipped": {}}
+    if args.out.exists():
+        previous = json.loads(args.out.read_text())
+        if previous.get("size") == args.size and "shipped" in previous:
+            results = previous
+
+    def save() -> None:
+        results["models"] = {run: results["models"][run] for run in RUNS if run in results["models"]}
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+
+    for run_name in RUNS:
+        run = args.runs / run_name
+        if not (run / "last.pt").is_file():
+            continue
+        state = safe_load(run / "last.pt")
+        config = state["config"]
+        entry = results["models"].get(run_name, {})
+        if entry.get("step") != state["step"] or entry.get("config") != config:
+            started = time.time()
+            entry = {"step": state["step"], "config": config, "knn_top1": knn(load_model(run / "last.pt").backbone, config, args.size)}
+            entry["eval_seconds"] = round(time.time() - started, 1)
+        entry["training"] = training_time(run)
+        if config["model"]["method"].startswith("lewel"):
+            entry["monitor"] = monitor(run)
+            path, profile = profiled_export(run, args.runs, args.profile_images)
+            entry["profile"] = {"file": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path), "summary": profile["summary"], "seconds": profile.get("seconds")}
+        results["models"][run_name] = entry
+        save()
+        print(run_name, json.dumps({k: v for k, v in entry.items() if k not in ("config", "monitor")})[:400])
+    if "random_init" not in results or results["random_init"].get("seed") != RANDOM_SEED:
+        torch.manual_seed(RANDOM_SEED)
+        any_config = next(iter(results["models"].values()))["config"]
+        results["random_init"] = {"seed": RANDOM_SEED, "knn_top1": knn(build_backbone("resnet18").eval(), any_config, args.size)}
+        save()
+    if not args.no_ship:
+        for name, candidates in SHIPPED.items():
+            present = {run: results["models"][run] for run in candidates if run in results["models"]}
+            if present:
+                results["shipped"][name] = ship(name, present, args.runs)
+                save()
+                print(f"shipped {name}: {results['shipped'][name]['run']}")
     print(f"wrote {args.out}")
 
 

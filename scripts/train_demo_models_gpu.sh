@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# GPU variant of scripts/train_demo_models.sh: 224 px scenes (7x7 feature maps), batch 256, bf16, more data
-# and epochs. Same four recipes, same shared budget for the four methods, one after the other.
+# GPU variant of scripts/train_demo_models.sh in one call: the same recipes at 224 px (7x7 feature maps during
+# training), batch 256, bf16, more data and epochs, the map monitor once per epoch; then the same scoring,
+# shipping and cards. LEWEL_M twice (seeds 0 and 1), each method's baseline at its budget.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/demo_gpu}
-for method in lewel_b_eman byol lewel_m mocov2; do
-  .venv/bin/lewel train --config "configs/demo_$method.yaml" --out "$OUT/$method" --resume auto \
-    --data scenes:20000 --val-data scenes:2000 --image-size 224 --batch-size 256 --epochs 30 --workers 8 --amp bf16
+GPU="--data scenes:20000 --val-data scenes:2000 --image-size 224 --batch-size 256 --epochs 30 --workers 8 --amp bf16 --maps-every 78"
+for run in "lewel_m_s0 lewel_m --seed 0" "lewel_m_s1 lewel_m --seed 1" "mocov2 mocov2" "lewel_b_eman lewel_b_eman" "byol byol"; do
+  set -- $run
+  name=$1 recipe=$2
+  shift 2
+  # shellcheck disable=SC2086
+  .venv/bin/lewel train --config "configs/demo_$recipe.yaml" --out "$OUT/$name" --resume auto $GPU "$@"
 done
-mkdir -p models
-.venv/bin/lewel export "$OUT/lewel_b_eman/last.pt" --format safetensors --half --out models/lewel_b_demo.safetensors
-.venv/bin/lewel export "$OUT/lewel_m/last.pt" --format safetensors --half --out models/lewel_m_demo.safetensors
 .venv/bin/python scripts/evaluate_demo_models.py --runs "$OUT" --out docs/demo_models.json --size 224
 .venv/bin/python scripts/write_demo_model_cards.py

@@ -1,0 +1,102 @@
+"""Summarise training runs by their map profile: one record per run folder (the variant's name, the options
+it changed from the first run's recipe, its profile against the random control, the map monitor's
+trajectory, steps and training time), written to a JSON file and printed as a Markdown table.
+
+    .venv/bin/python scripts/summarize_sweep.py runs/lewel_b_sweep/lewel_b_*/ --out docs/lewel_b_sweep.json
+
+Each folder needs ``last.pt`` (``lewel train``) and ``profile.json`` (``lewel profile --out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from lewel.checkpoints import safe_load
+from lewel.profiles import read_profile
+from lewel.train.monitor import read_map_records
+
+ROOT = Path(__file__).resolve().parent.parent
+SUMMARY_KEYS = ("object_auroc", "object_auroc_se", "object_auroc_calibration", "object_pointing", "pointing_chance", "verdict", "difference", "heldout_images")
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def training_seconds(run: Path) -> float:
+    """Seconds between consecutive logged steps, gaps over 10 minutes (a stop) left out."""
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    steps = [r for r in records if "loss" in r]
+    return sum(b["time"] - a["time"] for a, b in zip(steps, steps[1:]) if b["step"] > a["step"] and b["time"] - a["time"] < 600)
+
+
+def summarize(run: Path, reference: dict[str, Any] | None) -> dict[str, Any]:
+    state = safe_load(run / "last.pt")
+    config = flatten(state["config"])
+    ignored = {"out", "resume"}
+    changed = {k: v for k, v in config.items() if reference is not None and k not in ignored and reference.get(k) != v}
+    profile = read_profile(run / "profile.json")
+    summary = profile["summary"]
+    monitor = [
+        {"step": r["step"], "object_auroc": r["maps"]["object_auroc"], "object_pointing": r["maps"]["object_pointing"],
+         "seconds": r["maps"]["seconds"]}
+        for r in read_map_records(run) if "object_auroc" in r["maps"]
+    ]
+    seconds = training_seconds(run)
+    return {
+        "variant": run.name.removeprefix("lewel_b_"),
+        "run": str(run.relative_to(ROOT)) if run.is_relative_to(ROOT) else str(run),
+        "changed": changed,
+        "steps": state["step"],
+        "method": config["model.method"],
+        "training_seconds": round(seconds),
+        "monitor_seconds": round(sum(m["seconds"] for m in monitor), 1),
+        "profile": {k: summary[k] for k in SUMMARY_KEYS},
+        "random_control": {k: summary["random_control"][k] for k in ("object_auroc", "object_pointing", "seed")},
+        "monitor": monitor,
+    }
+
+
+def table(records: list[dict[str, Any]]) -> str:
+    lines = [
+        "| variant | changed | steps | object maps AUROC, held-out | random control | paired difference (95 % CI) | "
+        "pointing (%) | verdict | monitor AUROC by epoch |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        p, c = r["profile"], r["random_control"]
+        changed = ", ".join(f"{k.removeprefix('model.')} {v}" for k, v in r["changed"].items()) or "(the recipe)"
+        low, high = p["difference"]["ci95"]
+        trajectory = " → ".join(f"{m['object_auroc']:.2f}" for m in r["monitor"])
+        lines.append(
+            f"| {r['variant']} | {changed} | {r['steps']} | **{p['object_auroc']:.3f}** ± {p['object_auroc_se']:.3f} | "
+            f"{c['object_auroc']:.3f} | {p['difference']['object_auroc']:+.3f} ({low:+.3f} to {high:+.3f}) | "
+            f"{100 * p['object_pointing']:.1f} (chance {100 * p['pointing_chance']:.1f}) | {p['verdict']} | {trajectory} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders; the first one's recipe is the reference")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "lewel_b_sweep.json")
+    args = parser.parse_args()
+    runs = [r for r in args.runs if (r / "profile.json").is_file()]
+    base = next((r for r in runs if r.name.endswith("_base")), runs[0])
+    reference = flatten(safe_load(base / "last.pt")["config"])
+    records = [summarize(run, reference) for run in [base] + [r for r in runs if r != base]]
+    args.out.write_text(json.dumps({"runs": records}, indent=1) + "\n")
+    print(table(records))
+
+
+if __name__ == "__main__":
+    main()
