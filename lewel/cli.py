@@ -169,7 +169,7 @@ MODEL_OPTION_HELP = (
 TRAIN_OPTIONS = (
     "data", "val_data", "out", "image_size", "batch_size", "epochs", "optimizer", "lr", "weight_decay", "warmup_epochs",
     "base_momentum", "augmentation", "amp", "compile", "sync_bn", "channels_last", "workers", "seed", "save_every",
-    "save_every_steps", "knn_every", "log_every", "maps_every", "maps_images", "maps_size", "resume",
+    "save_every_steps", "knn_every", "log_every", "maps_every", "maps_images", "maps_size", "stop_after_steps", "resume",
 )
 
 
@@ -332,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--maps-every", type=int, help="LEWEL: steps between map monitor passes (the selected object maps' "
                     "AUROC on masked --val-data such as scenes:N, and a probe grid, to TensorBoard, metrics.jsonl and "
                     f"OUT/maps/; also at step 0 and at the end), 0 = off {_train_default('maps_every')}")
+    tr.add_argument("--stop-after-steps", type=int, help="stop after this many steps of the --epochs schedule (a screen "
+                    "of a recipe; --resume auto later runs the rest of the same schedule), 0 = run it all "
+                    f"{_train_default('stop_after_steps')}")
     tr.add_argument("--maps-images", type=int, help=f"map monitor: masked validation images per split {_train_default('maps_images')}")
     tr.add_argument("--maps-size", type=int, help=f"map monitor: side in pixels the images are resized to {_train_default('maps_size')}")
     tr.add_argument("--resume", help="'auto' (OUT/last.pt when present) or a checkpoint path (default: a fresh run)")

@@ -4,7 +4,10 @@ trajectory, steps and training time), written to a JSON file and printed as a Ma
 
     .venv/bin/python scripts/summarize_sweep.py runs/lewel_b_sweep/lewel_b_*/ --out docs/lewel_b_sweep.json
 
-Each folder needs ``last.pt`` (``lewel train``) and ``profile.json`` (``lewel profile --out``).
+Each folder needs ``last.pt`` (``lewel train``); a run with ``profile.json`` (``lewel profile --out``) was
+trained to its end and profiled, one without is a screen (stopped early, scored by its map monitor only).
+``--best-at STEP`` prints the variant whose map monitor scored highest at STEP instead (validation-side
+scenes: the profiles' held-out scenes play no part in the choice).
 """
 
 from __future__ import annotations
@@ -44,8 +47,7 @@ def summarize(run: Path, reference: dict[str, Any] | None) -> dict[str, Any]:
     config = flatten(state["config"])
     ignored = {"out", "resume"}
     changed = {k: v for k, v in config.items() if reference is not None and k not in ignored and reference.get(k) != v}
-    profile = read_profile(run / "profile.json")
-    summary = profile["summary"]
+    summary = read_profile(run / "profile.json")["summary"] if (run / "profile.json").is_file() else None
     monitor = [
         {"step": r["step"], "object_auroc": r["maps"]["object_auroc"], "object_pointing": r["maps"]["object_pointing"],
          "seconds": r["maps"]["seconds"]}
@@ -60,8 +62,8 @@ def summarize(run: Path, reference: dict[str, Any] | None) -> dict[str, Any]:
         "method": config["model.method"],
         "training_seconds": round(seconds),
         "monitor_seconds": round(sum(m["seconds"] for m in monitor), 1),
-        "profile": {k: summary[k] for k in SUMMARY_KEYS},
-        "random_control": {k: summary["random_control"][k] for k in ("object_auroc", "object_pointing", "seed")},
+        "profile": {k: summary[k] for k in SUMMARY_KEYS} if summary else None,
+        "random_control": {k: summary["random_control"][k] for k in ("object_auroc", "object_pointing", "seed")} if summary else None,
         "monitor": monitor,
     }
 
@@ -74,9 +76,12 @@ def table(records: list[dict[str, Any]]) -> str:
     ]
     for r in records:
         p, c = r["profile"], r["random_control"]
-        changed = ", ".join(f"{k.removeprefix('model.')} {v}" for k, v in r["changed"].items()) or "(the recipe)"
-        low, high = p["difference"]["ci95"]
+        changed = ", ".join(f"{k.removeprefix('model.')} {v}" for k, v in r["changed"].items() if k != "stop_after_steps") or "(the recipe)"
         trajectory = " → ".join(f"{m['object_auroc']:.2f}" for m in r["monitor"])
+        if p is None:
+            lines.append(f"| {r['variant']} | {changed} | {r['steps']} (screen) | – | – | – | – | – | {trajectory} |")
+            continue
+        low, high = p["difference"]["ci95"]
         lines.append(
             f"| {r['variant']} | {changed} | {r['steps']} | **{p['object_auroc']:.3f}** ± {p['object_auroc_se']:.3f} | "
             f"{c['object_auroc']:.3f} | {p['difference']['object_auroc']:+.3f} ({low:+.3f} to {high:+.3f}) | "
@@ -89,8 +94,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders; the first one's recipe is the reference")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "lewel_b_sweep.json")
+    parser.add_argument("--best-at", type=int, help="print the variant (not the base) with the highest monitor AUROC at this step, and stop")
     args = parser.parse_args()
-    runs = [r for r in args.runs if (r / "profile.json").is_file()]
+    runs = [r for r in args.runs if (r / "last.pt").is_file()]
+    if args.best_at is not None:
+        at = {
+            r: next((m["maps"]["object_auroc"] for m in read_map_records(r) if m["step"] == args.best_at and "object_auroc" in m["maps"]), None)
+            for r in runs if not r.name.endswith("_base")
+        }
+        scored = {r: v for r, v in at.items() if v is not None}
+        print(max(scored, key=scored.get).name.removeprefix("lewel_b_"))
+        return
     base = next((r for r in runs if r.name.endswith("_base")), runs[0])
     reference = flatten(safe_load(base / "last.pt")["config"])
     records = [summarize(run, reference) for run in [base] + [r for r in runs if r != base]]

@@ -51,6 +51,7 @@ class TrainConfig:
     maps_every: int = 0  #: LEWEL: steps between map monitor passes (0: off); also one at step 0 and one at the end
     maps_images: int = 64  #: map monitor: masked validation images per split (calibration, held-out)
     maps_size: int = 224  #: map monitor: side the images are resized to (224 px: 7×7 maps on a ResNet)
+    stop_after_steps: int = 0  #: stop after this many steps of the schedule (0: run it all); a screen of a recipe
     resume: str | None = None  #: "auto" (OUT/last.pt when present) or a checkpoint path
 
     @classmethod
@@ -92,6 +93,8 @@ class TrainConfig:
             problems.append(f"momentum_schedule must be cosine or constant, not {self.momentum_schedule!r}")
         if self.augmentation not in ("byol", "mocov2"):
             problems.append(f"augmentation must be byol or mocov2, not {self.augmentation!r}")
+        if self.stop_after_steps < 0:
+            problems.append(f"stop_after_steps must be >= 0 (0 = the whole schedule), not {self.stop_after_steps}")
         if self.maps_every < 0:
             problems.append(f"maps_every must be >= 0 (0 = off), not {self.maps_every}")
         if self.maps_images < 2:

@@ -370,7 +370,8 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
     wrapped.train()
     if step == 0 and maps_interval:
         watch_maps()  # the network at its random initialisation: the run's own random control
-    while step < total_steps:
+    end = min(total_steps, config.stop_after_steps) if config.stop_after_steps else total_steps
+    while step < end:
         epoch, done_in_epoch = divmod(step, steps_per_epoch)
         sampler.set_position(epoch, skip=done_in_epoch * local_batch)
         for (view1, view2), _ in _batches(loader):
@@ -410,6 +411,11 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
                 watch_maps()
             if config.save_every_steps and step % config.save_every_steps == 0 and step % steps_per_epoch:
                 save(LAST)
+            if step >= end:
+                break
+        if step % steps_per_epoch:  # stopped inside an epoch (stop_after_steps): --resume auto goes on from here
+            save(LAST)
+            continue
         finished_epoch = step // steps_per_epoch
         periodic = bool(config.knn_every) and finished_epoch % config.knn_every == 0
         if knn_sources is not None and (periodic or step == total_steps):
@@ -430,8 +436,9 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
         if finished_epoch % config.save_every == 0 or step == total_steps:
             saved.append(str(save(f"epoch_{finished_epoch:04d}.pt")))
     where = saved[-1] if saved else (str(resume) if resume is not None else "none written")
+    stopped = f" of {total_steps} (stop_after_steps; --resume auto continues)" if step < total_steps else ""
     logger.finish(
-        f"done: {step} steps ({step // steps_per_epoch} epochs), last loss {last_loss:.4f}, checkpoint {where}, "
+        f"done: {step} steps{stopped} ({step // steps_per_epoch} epochs), last loss {last_loss:.4f}, checkpoint {where}, "
         f"metrics in {str(out / 'metrics.jsonl')!r}"
     )
     return {"steps": step, "epochs": step // steps_per_epoch, "loss": last_loss, "checkpoints": saved, "out": str(out)}
