@@ -147,11 +147,11 @@ def test_mixed_precision_runs(tmp_path, images, amp):
 @pytest.mark.parametrize("stop", [1, 2])  # inside the first epoch, and at its end
 def test_stop_after_steps_then_resume_equals_one_run(tmp_path, images, stop):
     train_dir, _ = images
-    whole = train(tiny_run("lewel_b_eman", train_dir, tmp_path / "whole", epochs=2, save_every=1))
-    first = train(tiny_run("lewel_b_eman", train_dir, tmp_path / "parts", epochs=2, save_every=1, stop_after_steps=stop))
+    whole = train(tiny_run("lewel_b_eman", train_dir, tmp_path / "whole", epochs=2))
+    first = train(tiny_run("lewel_b_eman", train_dir, tmp_path / "parts", epochs=2, stop_after_steps=stop))
     assert first["steps"] == stop and whole["steps"] == 4
     assert safe_load(tmp_path / "parts" / "last.pt")["step"] == stop
-    rest = train(tiny_run("lewel_b_eman", train_dir, tmp_path / "parts", epochs=2, save_every=1, resume="auto"))
+    rest = train(tiny_run("lewel_b_eman", train_dir, tmp_path / "parts", epochs=2, resume="auto"))
     assert rest["steps"] == 4
     a, b = (safe_load(tmp_path / n / "last.pt")["state_dict"] for n in ("whole", "parts"))
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)

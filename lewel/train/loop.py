@@ -413,8 +413,7 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
                 save(LAST)
             if step >= end:
                 break
-        if step % steps_per_epoch:  # stopped inside an epoch (stop_after_steps): --resume auto goes on from here
-            save(LAST)
+        if step % steps_per_epoch:  # stopped inside an epoch (stop_after_steps)
             continue
         finished_epoch = step // steps_per_epoch
         periodic = bool(config.knn_every) and finished_epoch % config.knn_every == 0
@@ -435,6 +434,8 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
                 dist.barrier()
         if finished_epoch % config.save_every == 0 or step == total_steps:
             saved.append(str(save(f"epoch_{finished_epoch:04d}.pt")))
+    if step < total_steps:  # stopped early (stop_after_steps): --resume auto goes on from here
+        saved.append(str(save(LAST)))
     where = saved[-1] if saved else (str(resume) if resume is not None else "none written")
     stopped = f" of {total_steps} (stop_after_steps; --resume auto continues)" if step < total_steps else ""
     logger.finish(
