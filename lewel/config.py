@@ -38,6 +38,13 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {list(METHODS)}")
+        if self.method in ("lewel_b", "lewel_b_eman") and self.eman != (self.method == "lewel_b_eman"):
+            # the method's name says which target LEWEL_B has; a recipe's eman: true must not turn lewel_b into EMAN
+            raise ValueError(
+                f"method {self.method} has {'an EMAN' if self.method == 'lewel_b_eman' else 'a plain momentum'} target, "
+                f"but eman={self.eman} was given: use method {'lewel_b' if self.eman is False else 'lewel_b_eman'} "
+                "(or leave eman out)"
+            )
         if self.aligned_negatives not in ("queue", "batch"):
             raise ValueError(f"aligned_negatives must be 'queue' or 'batch', got {self.aligned_negatives!r}")
         if not isinstance(self.backbone, str) or not self.backbone:

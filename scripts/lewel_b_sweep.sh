@@ -1,32 +1,33 @@
 #!/usr/bin/env bash
-# Why do LEWEL_B's maps not localise at the demo budget? Variants of configs/demo_lewel_b_eman.yaml (ResNet-18,
-# 4,096 scenes at 128 px, batch 32, 3 epochs = 384 steps), each changing one thing, in two stages:
+# Why did LEWEL_B's maps not localise at the demo budget? Variants of the demo recipe as it was before #13
+# (configs/demo_lewel_b_eman.yaml with LARS lr 0.2: ResNet-18, 4,096 scenes at 128 px, batch 32, 3 epochs = 384
+# steps), each changing one thing, in two stages:
 #   1. screen: every variant runs the first SCREEN steps of its schedule (default 128 = one epoch) and is scored
 #      by the map monitor (object-maps AUROC on validation-side scenes);
-#   2. finish: the base recipe and the best screened variant run the rest of their schedule (--resume auto) and
-#      are profiled against the same random control (`lewel profile`: 256 + 256 scenes at 224 px, seed 0).
+#   2. finish: the best screened variant (never the base) runs the rest of its schedule (--resume auto) and is
+#      profiled against the random control (`lewel profile`: 256 + 256 scenes at 224 px, control seed 0).
 # The comparison goes to docs/lewel_b_sweep.json (tables in docs/demo_models.md).
 #
 #   ./scripts/lewel_b_sweep.sh
-#   VARIANTS="lr1.0 plain" FINISH="base plain" ./scripts/lewel_b_sweep.sh
+#   VARIANTS="base lr1.0" FINISH="base lr1.0" ./scripts/lewel_b_sweep.sh
 #
 # Re-running continues interrupted runs and skips finished profiles.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/lewel_b_sweep}
 LEWEL=.venv/bin/lewel
-VARIANTS=${VARIANTS:-"lr1.0 plain w0.25"}
+VARIANTS=${VARIANTS:-"base lr1.0 plain w0.25"}
 SCREEN=${SCREEN:-128}
 mkdir -p "$OUT"
 
-options() {  # variant -> the options it changes (the recipe gives the rest)
+options() {  # variant -> its options (the recipe gives the rest)
   case "$1" in
-    base) echo "" ;;                                                      # the demo recipe: EMAN, LARS lr 0.2
-    lr1.0) echo "--lr 1.0" ;;                                             # learning rate x5 (warm-up 0.5 epoch)
-    plain) echo "--method lewel_b" ;;                                     # plain momentum target instead of EMAN
-    w0.25) echo "--loss-weight 0.25" ;;                                   # more weight on the aligned loss
+    base) echo "--lr 0.2" ;;                                              # the recipe before #13: EMAN, LARS lr 0.2
+    lr1.0) echo "--lr 1.0" ;;                                             # learning rate x5 (warm-up 0.5 epoch): the recipe now
+    plain) echo "--lr 0.2 --method lewel_b" ;;                            # plain momentum target instead of EMAN
+    w0.25) echo "--lr 0.2 --loss-weight 0.25" ;;                          # more weight on the aligned loss
     sgd) echo "--optimizer sgd --lr 0.06 --weight-decay 1e-4" ;;          # LEWEL_M's optimiser and learning rate
-    m0.996) echo "--base-momentum 0.996" ;;                               # slower target
+    m0.996) echo "--lr 0.2 --base-momentum 0.996" ;;                      # slower target
     *) echo "unknown variant $1" >&2; exit 2 ;;
   esac
 }
@@ -46,7 +47,7 @@ finish() {  # variant
 
 for variant in $VARIANTS; do train "$variant" --stop-after-steps "$SCREEN" & done
 wait
-FINISH=${FINISH:-"base $(.venv/bin/python scripts/summarize_sweep.py "$OUT"/lewel_b_*/ --best-at "$SCREEN")"}
+FINISH=${FINISH:-$(.venv/bin/python scripts/summarize_sweep.py "$OUT"/lewel_b_*/ --best-at "$SCREEN")}
 for variant in $FINISH; do finish "$variant" & done
 wait
 .venv/bin/python scripts/summarize_sweep.py "$OUT"/lewel_b_*/ --out docs/lewel_b_sweep.json
