@@ -181,6 +181,11 @@ def test_configs_are_validated_with_clear_messages(tmp_path):
         assert words in str(error.value)
     with pytest.raises(ValueError, match="backbone"):
         ModelConfig(backbone="")
+    with pytest.raises(ValueError, match="method lewel_b has a plain momentum target, but eman=True"):
+        tiny_config("lewel_b", eman=True)  # a recipe's eman: true must not turn plain LEWEL_B into EMAN
+    with pytest.raises(ValueError, match="method lewel_b_eman has an EMAN target, but eman=False"):
+        tiny_config("lewel_b_eman", eman=False)
+    assert tiny_config("byol", eman=True).eman and not tiny_config("byol", eman=False).eman  # BYOL has both
 
 
 def test_h_must_divide_the_feature_channels_of_the_stored_head(tmp_path):
