@@ -13,13 +13,13 @@ import json
 import platform
 from pathlib import Path
 
+from lewel.train.logging import read_records, training_seconds
 from lewel.train.monitor import read_map_records
 
 
 def measure(run: Path) -> dict:
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    steps = [r for r in records if "loss" in r]
-    training = sum(b["time"] - a["time"] for a, b in zip(steps, steps[1:]) if b["step"] > a["step"] and b["time"] - a["time"] < 600)
+    steps = [r for r in read_records(run) if "loss" in r]
+    training = training_seconds(run)
     passes = read_map_records(run)
     monitor = sum(r["maps"]["seconds"] for r in passes)
     # the step-0 pass runs before the first logged step, outside the training time above: add it to both

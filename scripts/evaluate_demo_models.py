@@ -33,6 +33,7 @@ from lewel.models.backbones import build_backbone
 from lewel.profiles import build_profile, find_profile, read_profile, sidecar_path, write_profile
 from lewel.train.data import open_source
 from lewel.train.knn import knn_top1
+from lewel.train.logging import read_records, training_seconds
 from lewel.train.monitor import read_map_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,15 +61,9 @@ def knn(backbone: torch.nn.Module, config: dict[str, Any], size: int) -> float:
 
 
 def training_time(run: Path) -> dict[str, Any]:
-    """Steps, and the seconds spent training: the sum of the intervals between consecutive logged steps,
-    leaving out gaps of more than 10 minutes (a run stopped and resumed later) and the interval that
-    precedes a resumed run's first step (metrics.jsonl is appended to across restarts)."""
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    steps = [r for r in records if "loss" in r]
-    seconds = sum(
-        b["time"] - a["time"] for a, b in zip(steps, steps[1:]) if b["step"] > a["step"] and b["time"] - a["time"] < 600
-    )
-    return {"logged_steps": steps[-1]["step"], "seconds_first_to_last_log": round(seconds), "final_loss": steps[-1]["loss"]}
+    """Steps, the seconds spent training (``lewel.train.logging.training_seconds``) and the last loss."""
+    steps = [r for r in read_records(run) if "loss" in r]
+    return {"logged_steps": steps[-1]["step"], "seconds_first_to_last_log": round(training_seconds(run)), "final_loss": steps[-1]["loss"]}
 
 
 def monitor(run: Path) -> list[dict[str, Any]]:

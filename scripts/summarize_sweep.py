@@ -19,6 +19,7 @@ from typing import Any
 
 from lewel.checkpoints import safe_load
 from lewel.profiles import read_profile
+from lewel.train.logging import training_seconds
 from lewel.train.monitor import read_map_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,13 +34,6 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def training_seconds(run: Path) -> float:
-    """Seconds between consecutive logged steps, gaps over 10 minutes (a stop) left out."""
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    steps = [r for r in records if "loss" in r]
-    return sum(b["time"] - a["time"] for a, b in zip(steps, steps[1:]) if b["step"] > a["step"] and b["time"] - a["time"] < 600)
 
 
 def summarize(run: Path, reference: dict[str, Any] | None) -> dict[str, Any]:

@@ -89,3 +89,20 @@ class MetricsLogger:
         self.bar.close()
         self.writer.close()
         self.file.close()
+
+
+STOP_GAP = 600.0  #: seconds: a longer interval between two logged steps is a stopped run, not training
+
+
+def read_records(run: str | Path) -> list[dict[str, Any]]:
+    """Every record of a run folder's ``metrics.jsonl`` (appended to across resumes), in file order."""
+    path = Path(run) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def training_seconds(run: str | Path) -> float:
+    """The seconds a run trained: the sum of the intervals between consecutive logged steps, leaving out
+    intervals longer than ``STOP_GAP`` (stopped and resumed later) and the one before a resumed run's first
+    step (its step number goes back)."""
+    steps = [r for r in read_records(run) if "loss" in r]
+    return sum(b["time"] - a["time"] for a, b in zip(steps, steps[1:]) if b["step"] > a["step"] and b["time"] - a["time"] < STOP_GAP)

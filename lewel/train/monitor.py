@@ -11,7 +11,6 @@ network at its random initialisation: the random control of the same shape, in t
 from __future__ import annotations
 
 import io
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,13 +151,7 @@ def png_to_array(png: bytes) -> np.ndarray:
 def read_map_records(run: str | Path) -> list[dict[str, Any]]:
     """The map monitor's records of a run folder's ``metrics.jsonl`` (``step``, ``epoch``, ``maps``), in
     file order; a resumed run's repeated steps keep their last record."""
-    path = Path(run) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    by_step: dict[int, dict[str, Any]] = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            record = json.loads(line)
-            if "maps" in record:
-                by_step[record["step"]] = record
+    from .logging import read_records
+
+    by_step = {record["step"]: record for record in read_records(run) if "maps" in record}
     return [by_step[s] for s in sorted(by_step)]
