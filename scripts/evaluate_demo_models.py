@@ -1,8 +1,9 @@
 """Score the demo runs of scripts/train_demo_models.sh, pick and ship the LEWEL models, and record it all.
 
 For every run: kNN top-1 (k = 20, cosine, T = 0.07) of the 1,024 validation scenes against the 4,096 training
-scenes as the bank (label = category of the largest object; whole images resized to 128 px, no crop), next to
-a randomly initialised ResNet-18 scored the same way; steps and training time; and for the LEWEL runs the map
+scenes as the bank (label = category of the largest object; resized to 128/0.875 px and centre-cropped to
+128), as `lewel train`'s kNN monitor measured it at the run's last step (computed here when the run did not),
+next to a randomly initialised ResNet-18 scored the same way; steps and training time; and for the LEWEL runs the map
 monitor's trajectory and the map profile of the exported float16 file (`lewel profile`: 256 + 256 scenes at
 224 px, against a random network of the same shape).
 
@@ -26,7 +27,7 @@ from typing import Any
 import torch
 
 from lewel import load_model
-from lewel.augmentations import eval_transform
+from lewel.augmentations import center_crop_transform
 from lewel.checkpoints import safe_load
 from lewel.export import export_safetensors
 from lewel.models.backbones import build_backbone
@@ -37,16 +38,10 @@ from lewel.train.logging import read_records, training_seconds
 from lewel.train.monitor import read_map_records
 
 ROOT = Path(__file__).resolve().parent.parent
-#: run folder -> what it is; the order of the table
-RUNS = {
-    "lewel_m_s0": "LEWEL_M, seed 0",
-    "lewel_m_s1": "LEWEL_M, seed 1",
-    "mocov2": "MoCo v2",
-    "lewel_b_eman": "LEWEL_B (EMAN)",
-    "byol": "BYOL (EMAN)",
-}
+RUNS = ("lewel_m_s0", "lewel_m_s1", "mocov2", "lewel_b", "byol")  #: run folders, in the order of the table
+METHOD_LABELS = {"lewel_m": "LEWEL_M", "mocov2": "MoCo v2", "lewel_b": "LEWEL_B (plain momentum)", "lewel_b_eman": "LEWEL_B (EMAN)", "byol": "BYOL"}
 #: shipped model -> its candidate runs (the best by the map monitor's last pass is shipped)
-SHIPPED = {"lewel_m_demo": ("lewel_m_s0", "lewel_m_s1"), "lewel_b_demo": ("lewel_b_eman",)}
+SHIPPED = {"lewel_m_demo": ("lewel_m_s0", "lewel_m_s1"), "lewel_b_demo": ("lewel_b",)}
 RANDOM_SEED = 1234  #: torch seed of the random ResNet-18 the kNN scores are compared with
 RULE = (
     "the candidate whose map monitor (object-maps AUROC on validation-side scenes, seeds run seed + 1,000,003 "
@@ -54,10 +49,29 @@ RULE = (
 )
 
 
+def run_label(entry: dict[str, Any]) -> str:
+    """What a run is, from its config: method (and target), and the seed for LEWEL_M's two runs."""
+    model, seed = entry["config"]["model"], entry["config"]["seed"]
+    name = METHOD_LABELS[model["method"]]
+    if model["method"] == "byol":
+        name += " (EMAN)" if model["eman"] else " (plain momentum)"
+    return f"{name}, seed {seed}" if model["method"] == "lewel_m" else name
+
+
 def knn(backbone: torch.nn.Module, config: dict[str, Any], size: int) -> float:
+    """The kNN monitor's protocol (``lewel train``): the run's training scenes as the bank, its val scenes as queries."""
     train_source = open_source(config["data"], image_size=size, seed=config["seed"])
     val_source = open_source(config["val_data"], image_size=size, seed=config["seed"], split="val")
-    return knn_top1(backbone, train_source, val_source, transform=eval_transform(size), batch_size=128)
+    return knn_top1(
+        backbone, train_source, val_source, transform=center_crop_transform(size), k=config["knn_k"],
+        temperature=config["knn_temperature"], batch_size=128,
+    )
+
+
+def logged_knn(run: Path, step: int) -> float | None:
+    """The kNN top-1 ``lewel train`` logged at ``step`` (its last), if it did."""
+    values = [r["knn_top1"] for r in read_records(run) if "knn_top1" in r and r["step"] == step]
+    return values[-1] if values else None
 
 
 def training_time(run: Path) -> dict[str, Any]:
@@ -109,6 +123,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "demo_models.json")
     parser.add_argument("--size", type=int, default=128, help="kNN input side")
     parser.add_argument("--profile-images", type=int, default=256, help="generated scenes per profile split")
+    parser.add_argument("--only", nargs="+", choices=RUNS, help="score these runs now (the others keep their entries)")
     parser.add_argument("--no-ship", action="store_true", help="score only; leave models/ as it is")
     args = parser.parse_args()
     results: dict[str, Any] = {"size": args.size, "models": {}, "shipped": {}}
@@ -121,7 +136,7 @@ def main() -> None:
         results["models"] = {run: results["models"][run] for run in RUNS if run in results["models"]}
         args.out.write_text(json.dumps(results, indent=1) + "\n")
 
-    for run_name in RUNS:
+    for run_name in args.only or RUNS:
         run = args.runs / run_name
         if not (run / "last.pt").is_file():
             continue
@@ -130,7 +145,9 @@ def main() -> None:
         entry = results["models"].get(run_name, {})
         if entry.get("step") != state["step"] or entry.get("config") != config:
             started = time.time()
-            entry = {"step": state["step"], "config": config, "knn_top1": knn(load_model(run / "last.pt").backbone, config, args.size)}
+            logged = logged_knn(run, state["step"]) if config["image_size"] == args.size else None
+            top1 = logged if logged is not None else knn(load_model(run / "last.pt").backbone, config, args.size)
+            entry = {"step": state["step"], "config": config, "knn_top1": top1, "knn_source": "training log" if logged is not None else "computed"}
             entry["eval_seconds"] = round(time.time() - started, 1)
         entry["training"] = training_time(run)
         if config["model"]["method"].startswith("lewel"):

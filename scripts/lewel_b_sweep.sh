@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Why did LEWEL_B's maps not localise at the demo budget? Variants of the demo recipe as it was before #13
-# (configs/demo_lewel_b_eman.yaml with LARS lr 0.2: ResNet-18, 4,096 scenes at 128 px, batch 32, 3 epochs = 384
+# (configs/demo_lewel_b.yaml's data and schedule with EMAN and LARS lr 0.2: ResNet-18, 4,096 scenes at 128 px, batch 32, 3 epochs = 384
 # steps), each changing one thing, in two stages:
 #   1. screen: every variant runs the first SCREEN steps of its schedule (default 128 = one epoch) and is scored
 #      by the map monitor (object-maps AUROC on validation-side scenes);
@@ -22,12 +22,12 @@ mkdir -p "$OUT"
 
 options() {  # variant -> its options (the recipe gives the rest)
   case "$1" in
-    base) echo "--lr 0.2" ;;                                              # the recipe before #13: EMAN, LARS lr 0.2
-    lr1.0) echo "--lr 1.0" ;;                                             # learning rate x5 (warm-up 0.5 epoch): the recipe now
-    plain) echo "--lr 0.2 --method lewel_b" ;;                            # plain momentum target instead of EMAN
-    w0.25) echo "--lr 0.2 --loss-weight 0.25" ;;                          # more weight on the aligned loss
-    sgd) echo "--optimizer sgd --lr 0.06 --weight-decay 1e-4" ;;          # LEWEL_M's optimiser and learning rate
-    m0.996) echo "--lr 0.2 --base-momentum 0.996" ;;                      # slower target
+    base) echo "--method lewel_b_eman --lr 0.2" ;;                        # the recipe before #13: EMAN, LARS lr 0.2
+    lr1.0) echo "--method lewel_b_eman --lr 1.0" ;;                       # learning rate x5 (warm-up 0.5 epoch)
+    plain) echo "--method lewel_b --lr 0.2" ;;                            # plain momentum target instead of EMAN
+    w0.25) echo "--method lewel_b_eman --lr 0.2 --loss-weight 0.25" ;;    # more weight on the aligned loss
+    sgd) echo "--method lewel_b_eman --optimizer sgd --lr 0.06 --weight-decay 1e-4" ;;  # LEWEL_M's optimiser
+    m0.996) echo "--method lewel_b_eman --lr 0.2 --base-momentum 0.996" ;;  # slower target
     *) echo "unknown variant $1" >&2; exit 2 ;;
   esac
 }
@@ -35,7 +35,7 @@ options() {  # variant -> its options (the recipe gives the rest)
 train() {  # variant, extra options
   local out="$OUT/lewel_b_$1"
   # shellcheck disable=SC2046
-  OMP_NUM_THREADS=${THREADS:-1} "$LEWEL" train --config configs/demo_lewel_b_eman.yaml --out "$out" --resume auto \
+  OMP_NUM_THREADS=${THREADS:-1} "$LEWEL" train --config configs/demo_lewel_b.yaml --out "$out" --resume auto \
     $(options "$1") "${@:2}" >> "$out.log" 2>&1
 }
 

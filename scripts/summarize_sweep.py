@@ -53,6 +53,7 @@ def summarize(run: Path, reference: dict[str, Any] | None) -> dict[str, Any]:
         "run": str(run.relative_to(ROOT)) if run.is_relative_to(ROOT) else str(run),
         "changed": changed,
         "steps": state["step"],
+        "schedule_steps": state["steps_per_epoch"] * state["config"]["epochs"],
         "method": config["model.method"],
         "training_seconds": round(seconds),
         "monitor_seconds": round(sum(m["seconds"] for m in monitor), 1),
@@ -64,16 +65,16 @@ def summarize(run: Path, reference: dict[str, Any] | None) -> dict[str, Any]:
 
 def table(records: list[dict[str, Any]]) -> str:
     lines = [
-        "| variant | changed | steps | object maps AUROC, held-out | random control | paired difference (95 % CI) | "
-        "pointing (%) | verdict | monitor AUROC by epoch |",
+        "| variant | changed from the base | steps trained | object maps AUROC, held-out | random control | "
+        "paired difference (95 % CI) | pointing (%) | verdict | map monitor AUROC: step 0, then each epoch |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         p, c = r["profile"], r["random_control"]
-        changed = ", ".join(f"{k.removeprefix('model.')} {v}" for k, v in r["changed"].items() if k != "stop_after_steps") or "(the recipe)"
+        changed = ", ".join(f"{k.removeprefix('model.')} {v}" for k, v in r["changed"].items() if k != "stop_after_steps") or "– (the reference)"
         trajectory = " → ".join(f"{m['object_auroc']:.2f}" for m in r["monitor"])
         if p is None:
-            lines.append(f"| {r['variant']} | {changed} | {r['steps']} (screen) | – | – | – | – | – | {trajectory} |")
+            lines.append(f"| {r['variant']} | {changed} | {r['steps']} of {r['schedule_steps']} (not finished) | – | – | – | – | – | {trajectory} |")
             continue
         low, high = p["difference"]["ci95"]
         lines.append(

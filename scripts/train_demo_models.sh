@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train the demo models and their baselines, then score, pick, ship and document them:
 #   LEWEL_M (configs/demo_lewel_m.yaml, two training seeds) and MoCo v2 at the same budget (8 epochs = 1,024 steps);
-#   LEWEL_B (configs/demo_lewel_b_eman.yaml) and BYOL at the same budget (3 epochs = 384 steps);
+#   LEWEL_B (configs/demo_lewel_b.yaml) and BYOL at the same budget (3 epochs = 384 steps);
 # all ResNet-18 on 4,096 generated scenes at 128 px, batch 32, the map monitor on for the LEWEL runs. Then
 # scripts/evaluate_demo_models.py (kNN, map profiles, the LEWEL_M seed with the better monitor score is
 # shipped to models/ with its profile sidecar) and scripts/write_demo_model_cards.py (cards and table).
@@ -27,7 +27,7 @@ train() {  # run name, recipe, options...
 
 start=$(date +%s)
 train lewel_m_s0 lewel_m --seed 0 & train lewel_m_s1 lewel_m --seed 1 & wait
-train lewel_b_eman lewel_b_eman & train mocov2 mocov2 & wait
+train lewel_b lewel_b & train mocov2 mocov2 & wait
 train byol byol
 echo "training wall time: $(( $(date +%s) - start )) s" | tee "$OUT/wall_time.txt"
 

@@ -18,7 +18,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evaluate_demo_models import RUNS  # noqa: E402  (the run names and labels, defined once)
+from evaluate_demo_models import run_label  # noqa: E402  (what a run is, defined once)
 from summarize_sweep import table as sweep_table  # noqa: E402
 
 START, END = "<!-- measured table: written by scripts/write_demo_model_cards.py -->", "<!-- end of measured table -->"
@@ -47,7 +47,7 @@ def monitor_cell(entry: dict[str, Any]) -> str:
 
 def label(run: str, results: dict[str, Any]) -> str:
     shipped = [name for name, record in results["shipped"].items() if record["run"] == run]
-    return RUNS[run] + (f" (shipped as `{shipped[0]}`)" if shipped else "")
+    return run_label(results["models"][run]) + (f" (shipped as `{shipped[0]}`)" if shipped else "")
 
 
 def table(results: dict[str, Any]) -> str:
@@ -74,11 +74,11 @@ def card(name: str, results: dict[str, Any]) -> str:
     config, model = entry["config"], entry["config"]["model"]
     s = entry["profile"]["summary"]
     control = s["random_control"]
-    recipe = f"configs/demo_{model['method']}.yaml"
+    recipe = f"configs/demo_{'lewel_b' if model['method'].startswith('lewel_b') else model['method']}.yaml"
     seed_option = f" --seed {config['seed']}" if run.startswith("lewel_m") else ""
     others = [c for c in shipped["monitor_last_auroc"] if c != run]
     other_lines = "".join(
-        f"\n- **Other candidate**: {RUNS[c]}, held-out object-maps AUROC {results['models'][c]['profile']['summary']['object_auroc']:.3f} "
+        f"\n- **Other candidate**: {run_label(results['models'][c])}, held-out object-maps AUROC {results['models'][c]['profile']['summary']['object_auroc']:.3f} "
         f"± {results['models'][c]['profile']['summary']['object_auroc_se']:.3f}, pointing "
         f"{100 * results['models'][c]['profile']['summary']['object_pointing']:.1f} %, map monitor at its last pass "
         f"{shipped['monitor_last_auroc'][c]:.3f} (this model's: {shipped['monitor_last_auroc'][run]:.3f})."
@@ -88,7 +88,7 @@ def card(name: str, results: dict[str, Any]) -> str:
     trajectory = " → ".join(f"{p['object_auroc']:.3f}" for p in passes)
     monitor_seconds = sum(p["seconds"] for p in passes)
     training = entry["training"]["seconds_first_to_last_log"]
-    return f"""# Model card: `{name}` ({RUNS[run].split(',')[0]}, ResNet-18)
+    return f"""# Model card: `{name}` ({run_label(entry).split(',')[0]}, ResNet-18)
 
 A demo model trained by this project's own pipeline so that the API, the app and the notebooks show real
 alignment maps on a fresh install. It is small and briefly trained: a picture of what LEWEL's maps do, not a
@@ -111,8 +111,8 @@ substitute for the authors' ImageNet checkpoints.
   `scripts/write_demo_model_cards.py` writes this card).
 - **Hardware and time**: this project's CPU machine (2 cores, no GPU, one torch thread per run, two or three
   runs sharing the cores): {training} s ({minutes(training)}) of training between its first and last logged
-  steps, of which {monitor_seconds:.0f} s were the {len(passes)} map monitor passes; kNN evaluation
-  {entry['eval_seconds']:.0f} s; profile {entry['profile'].get('seconds') or 0:.0f} s.
+  steps, of which {monitor_seconds:.0f} s were the {len(passes)} map monitor passes; its profile took
+  {entry['profile'].get('seconds') or 0:.0f} s.
 - **Chosen by**: {shipped['rule']}.{other_lines}
 
 ## Where its maps look (`models/{name}.profile.json`)
@@ -138,7 +138,7 @@ object maps chosen on the first half, scored on the second; step 0 is the random
 
 kNN top-1 {entry['knn_top1']:.1f} % (a random ResNet-18: {results['random_init']['knn_top1']:.1f} %): k = 20, cosine,
 T = 0.07, bank = the {config['data'].split(':')[1]} training scenes, queries = {config['val_data'].split(':')[1]} validation scenes,
-label = category of the largest object, whole images at {results['size']} px. The comparison with its baseline and
+label = category of the largest object, resized to {results['size']}/0.875 px and centre-cropped to {results['size']} (`lewel train`'s kNN monitor at the last step). The comparison with its baseline and
 the other runs is in `docs/demo_models.md`; definitions in `docs/maps.md`.
 """
 

@@ -54,7 +54,7 @@ def test_summary_lists_finished_and_screened_runs(sweep, tmp_path):
     assert records["lr1.0"]["changed"] == {"lr": 1.0, "stop_after_steps": 2} and records["lr1.0"]["profile"] is None
     assert records["w0.25"]["changed"] == {"model.loss_weight": 0.25, "stop_after_steps": 2}
     assert [m["step"] for m in records["base"]["monitor"]] == [0, 2, 4]
-    assert "| lr1.0 | lr 1.0 | 2 (screen) |" in table and "| base | (the recipe) | 4 |" in table
+    assert "| lr1.0 | lr 1.0 | 2 of 4 (not finished) |" in table and "| base | – (the reference) | 4 |" in table
 
 
 def test_the_screen_choice_is_the_best_monitor_score_and_never_the_base(sweep):
