@@ -110,11 +110,11 @@ def test_shipped_models_carry_their_profile(path):
     summary = profile["summary"]
     assert profile["data"]["size"] == 224 and profile["data"]["grid"] == [7, 7]
     assert summary["heldout_images"] >= 200 and summary["calibration_images"] >= 200
-    if path.stem == "lewel_m_demo":  # measured: 0.83 against 0.67 for its random control
+    if path.stem == "lewel_m_demo":  # measured: 0.894 against 0.668 for its random control
         assert summary["verdict"] == "localises"
-        assert summary["object_auroc"] > summary["random_control"]["object_auroc"] + 0.1
+        assert summary["object_auroc"] > summary["random_control"]["object_auroc"] + 0.2
         assert summary["object_pointing"] > 2 * summary["pointing_chance"]
-    else:  # measured: 0.62 against 0.67: LEWEL_B's demo maps do not localise at this budget
+    else:  # measured: 0.633 against 0.665: LEWEL_B's demo maps do not localise at this budget
         assert summary["verdict"] == "not better than random"
 
 
