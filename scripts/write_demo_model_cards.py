@@ -84,6 +84,18 @@ def card(name: str, results: dict[str, Any]) -> str:
         f"{shipped['monitor_last_auroc'][c]:.3f} (this model's: {shipped['monitor_last_auroc'][run]:.3f})."
         for c in others
     )
+    baseline_run = "mocov2" if model["method"] == "lewel_m" else "byol"
+    baseline = (
+        f"Its baseline ({run_label(results['models'][baseline_run])}) was trained with the same data, input, batch and "
+        "number of steps (`docs/demo_models.md`)."
+        if baseline_run in results["models"]
+        else f"Its baseline ({'MoCo v2' if baseline_run == 'mocov2' else 'BYOL'}) was not trained at this recipe (`docs/demo_models.md`)."
+    )
+    chosen_by = (
+        shipped["rule"]
+        if len(shipped["monitor_last_auroc"]) > 1
+        else "the one run of this recipe; how the recipe was chosen is in `docs/demo_models.md` (the LEWEL_B sweep)"
+    )
     passes = entry.get("monitor") or []
     trajectory = " → ".join(f"{p['object_auroc']:.3f}" for p in passes)
     monitor_seconds = sum(p["seconds"] for p in passes)
@@ -103,17 +115,15 @@ substitute for the authors' ImageNet checkpoints.
 - **Recipe**: `{recipe}`: {model['method']}, {config['optimizer'].upper()} lr {config['lr']}, weight decay {config['weight_decay']},
   warm-up {config['warmup_epochs']} epochs, batch {config['batch_size']}, {config['epochs']} epochs = {entry['step']} steps,
   {config['augmentation']} augmentations, target momentum {config['base_momentum']} ({config['momentum_schedule']}),
-  loss weight {model.get('loss_weight')}, training seed {config['seed']}. Its baseline was trained with the same data, input,
-  batch and number of steps (`docs/demo_models.md`).
+  loss weight {model.get('loss_weight')}, training seed {config['seed']}. {baseline}
 - **Command**: `lewel train --config {recipe} --out runs/demo/{run} --resume auto{seed_option}`, as
   `./scripts/train_demo_models.sh` runs it (it trains all five runs, then `scripts/evaluate_demo_models.py`
   scores them, exports and profiles the LEWEL runs and ships the chosen ones, and
   `scripts/write_demo_model_cards.py` writes this card).
-- **Hardware and time**: this project's CPU machine (2 cores, no GPU, one torch thread per run, two or three
+- **Hardware and time**: this project's CPU machine (2 cores, no GPU, one torch thread per run, up to seven
   runs sharing the cores): {training} s ({minutes(training)}) of training between its first and last logged
-  steps, of which {monitor_seconds:.0f} s were the {len(passes)} map monitor passes; its profile took
-  {entry['profile'].get('seconds') or 0:.0f} s.
-- **Chosen by**: {shipped['rule']}.{other_lines}
+  steps, of which {monitor_seconds:.0f} s were the {len(passes)} map monitor passes.
+- **Chosen by**: {chosen_by}.{other_lines}
 
 ## Where its maps look (`models/{name}.profile.json`)
 

@@ -47,7 +47,9 @@ def test_model_card_quotes_the_measured_numbers(path):
     assert f"| random control | {profile['random_control']['object_auroc']:.3f} ±" in card and profile["verdict"] in card
     assert f"kNN top-1 {entry['knn_top1']:.1f} % (a random ResNet-18: {results['random_init']['knn_top1']:.1f} %)" in card
     assert "./scripts/train_demo_models.sh" in card and f"= {entry['step']} steps" in card
-    assert f"{entry['training']['seconds_first_to_last_log']} s" in card and results["shipped"][path.stem]["rule"] in card
+    assert f"{entry['training']['seconds_first_to_last_log']} s" in card
+    if len(results["shipped"][path.stem]["monitor_last_auroc"]) > 1:
+        assert results["shipped"][path.stem]["rule"] in card
 
 
 def test_the_lewel_m_seed_was_chosen_without_the_heldout_scenes():
