@@ -31,15 +31,38 @@ class Ready(BaseModel):
 
 
 class RandomControlBody(BaseModel):
+    scheme: str | None = Field(None, description="its initialisation scheme (torchvision, pytorch, trunc_normal)")
     seed: int | None = Field(None, description="torch seed of the random network of the same shape")
     object_auroc: float | None = Field(description="held-out AUROC of the control's own object maps")
+    object_auroc_se: float | None = None
     object_pointing: float | None
     all_maps_auroc: float | None
 
 
+class SchemeBody(BaseModel):
+    controls: int = Field(description="random networks of this scheme (seeds 0..n-1)")
+    mean: float | None
+    sd: float | None = Field(description="spread of their held-out object-maps AUROC (null with one network)")
+    max: float | None
+    bound: float | None = Field(description="top of a 95 % prediction interval for one more network of this scheme")
+
+
+class ControlsBody(BaseModel):
+    count: int = Field(description="random networks of the same shape the model was compared with")
+    schemes: list[str]
+    seeds: list[int]
+    each: list[RandomControlBody] = Field(description="every control's scores, through the model's selection procedure")
+    by_scheme: dict[str, SchemeBody]
+    spread_sd: float | None = Field(description="spread of all controls' held-out object-maps AUROC")
+    random_bound: float | None = Field(description="the highest of the best control's score and every scheme's bound")
+
+
 class DifferenceBody(BaseModel):
-    object_auroc: float | None = Field(description="model minus control, paired per held-out image")
+    object_auroc: float | None = Field(description="model minus the best control, paired per held-out image")
     ci95: list[float | None] = Field(description="95 % interval of the difference (mean ± 1.96 standard errors)")
+    against: str | None = Field(None, description="the control the difference is taken from")
+    spread_allowance: float | None = Field(None, description="random bound minus the best control's score")
+    margin: float | None = Field(None, description="the interval's lower end minus the allowance (> 0: localises)")
 
 
 class ProfileSummary(BaseModel):
@@ -56,10 +79,11 @@ class ProfileSummary(BaseModel):
     all_maps_auroc: float | None = None
     heldout_images: int
     calibration_images: int
-    random_control: RandomControlBody
+    random_control: RandomControlBody = Field(description="the best of the random controls")
+    controls: ControlsBody
     difference: DifferenceBody
     verdict: Literal["localises", "not better than random"] = Field(
-        description="localises when the 95 % interval of the difference lies above 0"
+        description="localises when the 95 % interval of the difference from the best control lies above the spread allowance"
     )
     data: str = Field(description="the images the profile was measured on")
     size: int = Field(description="input side of the profile")

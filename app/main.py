@@ -144,7 +144,9 @@ def model_label(models: dict[str, dict], model_id: str) -> str:
         parts.append("no maps")
     profile = info.get("profile")
     if profile is not None:
-        parts.append("localises" if profile["verdict"] == "localises" else "not better than random")
+        verdict = "localises" if profile["verdict"] == "localises" else "not better than random"
+        best = profile["random_control"]["object_auroc"]
+        parts.append(f"{verdict} ({profile['object_auroc']:.2f} vs best random {best:.2f})")
     return " · ".join(parts)
 
 

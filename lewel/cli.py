@@ -88,10 +88,11 @@ def _profile(args: argparse.Namespace) -> int:
         try:
             profile = build_profile(
                 args.checkpoint, data=args.data, images=args.images, size=args.size, batch_size=args.batch_size,
-                device=args.device, fraction=args.fraction, control_seed=args.control_seed, num_groups=args.num_groups,
+                device=args.device, fraction=args.fraction, control_seeds=args.control_seeds,
+                control_schemes=[x for x in args.control_schemes.split(",") if x], num_groups=args.num_groups,
                 progress=progress,
             )
-        except MapsUnavailableError as error:
+        except (MapsUnavailableError, ValueError) as error:
             print(f"lewel profile: error: {error}", file=sys.stderr)
             return 2
     path = write_profile(profile, out)
@@ -169,7 +170,7 @@ MODEL_OPTION_HELP = (
 TRAIN_OPTIONS = (
     "data", "val_data", "out", "image_size", "batch_size", "epochs", "optimizer", "lr", "weight_decay", "warmup_epochs",
     "base_momentum", "augmentation", "amp", "compile", "sync_bn", "channels_last", "workers", "seed", "save_every",
-    "save_every_steps", "knn_every", "log_every", "maps_every", "maps_images", "maps_size", "stop_after_steps", "resume",
+    "save_every_steps", "knn_every", "log_every", "maps_every", "maps_images", "maps_size", "maps_controls", "stop_after_steps", "resume",
 )
 
 
@@ -336,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "of a recipe; --resume auto later runs the rest of the same schedule), 0 = run it all "
                     f"{_train_default('stop_after_steps')}")
     tr.add_argument("--maps-images", type=int, help=f"map monitor: masked validation images per split {_train_default('maps_images')}")
+    tr.add_argument("--maps-controls", type=int,
+                    help="map monitor: random networks per initialisation scheme each pass is judged against, "
+                    f"scored once per run (0: none) {_train_default('maps_controls')}")
     tr.add_argument("--maps-size", type=int, help=f"map monitor: side in pixels the images are resized to {_train_default('maps_size')}")
     tr.add_argument("--resume", help="'auto' (OUT/last.pt when present) or a checkpoint path (default: a fresh run)")
     for name, kind, helptext in MODEL_OPTION_HELP:
@@ -402,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
         "profile", help="map profile: which map indices look at objects (AUROC on held-out images, random control)",
         description="Score every map index against object masks on a calibration split and a held-out split: "
         "the indices with the highest calibration AUROC are the object maps, and their AUROC and pointing rate "
-        "are reported on the held-out split, next to a random network of the same shape (docs/maps.md).",
+        "are reported on the held-out split, next to a family of random networks of the same shape (docs/maps.md).",
     )
     prof.add_argument("--checkpoint", required=True, help="a LEWEL checkpoint (with its coupled head)")
     prof.add_argument("--data", default="scenes",
@@ -413,7 +417,11 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--size", type=int, default=224, help="input side; images are resized whole (default: 224)")
     prof.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     prof.add_argument("--fraction", type=float, default=0.1, help="share of indices given the object (and background) role (default: 0.1)")
-    prof.add_argument("--control-seed", type=int, default=0, help="torch seed of the random control network (default: 0)")
+    prof.add_argument("--control-seeds", type=int, default=5,
+                      help="random networks of each initialisation scheme the model is compared with (seeds 0..N-1) (default: 5)")
+    prof.add_argument("--control-schemes", default="torchvision,pytorch,trunc_normal",
+                      help="comma-separated initialisation schemes of the random controls (lewel.controls.INIT_SCHEMES) "
+                      "(default: torchvision,pytorch,trunc_normal)")
     prof.add_argument("--num-groups", type=int, default=None, help="h for LEWEL heads (default: stored, else 4)")
     prof.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     prof.add_argument("--out", default=None, help="the profile JSON (default: the sidecar NAME.profile.json next to the checkpoint)")

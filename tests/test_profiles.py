@@ -107,24 +107,48 @@ def test_selection_uses_calibration_only() -> None:
     heldout = noise + 0.5
     heldout[:, 7] += 0.4  # ... index 7 on the held-out split
     control = _scores(torch.full((40, 20), 0.5, dtype=torch.float64))
-    summary, records = summarize_profile(_scores(calibration), _scores(heldout), control, control, fraction=0.05)
+    controls = [({"scheme": "torchvision", "seed": 0}, control, control)]
+    summary, records = summarize_profile(_scores(calibration), _scores(heldout), controls, fraction=0.05)
     assert summary["object_maps"] == [3]  # a selection that saw the held-out data would pick 7
     assert records[3]["role"] == "object" and records[7]["role"] == "mixed"
     assert summary["object_auroc"] == pytest.approx(float(heldout[:, 3].mean()))
     assert summary["object_auroc_calibration"] == pytest.approx(float(calibration[:, 3].mean()))
-    flipped, _ = summarize_profile(_scores(heldout), _scores(calibration), control, control, fraction=0.05)
+    flipped, _ = summarize_profile(_scores(heldout), _scores(calibration), controls, fraction=0.05)
     assert flipped["object_maps"] == [7]
 
 
-def test_verdict_compares_with_the_control_per_image() -> None:
+def _family(generator: torch.Generator, levels: list[float]) -> list[tuple[dict, ImageScores, ImageScores]]:
+    """Controls whose maps all score about ``level`` on 30 images (one control per level, two schemes)."""
+    family = []
+    for k, level in enumerate(levels):
+        scores = _scores(level + 0.05 * torch.rand(30, 10, generator=generator, dtype=torch.float64))
+        family.append(({"scheme": ("torchvision", "pytorch")[k % 2], "seed": k // 2}, scores, scores))
+    return family
+
+
+def test_verdict_compares_with_the_best_control_per_image() -> None:
     generator = torch.Generator().manual_seed(1)
-    control = _scores(0.6 + 0.05 * torch.rand(30, 10, generator=generator))
-    better = _scores(0.85 + 0.05 * torch.rand(30, 10, generator=generator))
-    same = _scores(0.6 + 0.05 * torch.rand(30, 10, generator=generator))
-    good, _ = summarize_profile(better, better, control, control)
-    assert good["verdict"] == "localises" and good["difference"]["ci95"][0] > 0
-    plain, _ = summarize_profile(same, same, control, control)
+    controls = _family(generator, [0.6, 0.62, 0.61, 0.63, 0.6, 0.62])
+    better = _scores(0.85 + 0.05 * torch.rand(30, 10, generator=generator, dtype=torch.float64))
+    same = _scores(0.6 + 0.05 * torch.rand(30, 10, generator=generator, dtype=torch.float64))
+    good, _ = summarize_profile(better, better, controls)
+    assert good["verdict"] == "localises" and good["difference"]["ci95"][0] > good["difference"]["spread_allowance"]
+    assert good["random_control"]["object_auroc"] == max(c["object_auroc"] for c in good["controls"]["each"])
+    assert good["controls"]["count"] == 6 and set(good["controls"]["by_scheme"]) == {"torchvision", "pytorch"}
+    plain, _ = summarize_profile(same, same, controls)
     assert plain["verdict"] == "not better than random"
+
+
+def test_verdict_needs_more_than_beating_the_best_control_when_controls_spread() -> None:
+    """A model above every control on every image is still not called localising when the controls' spread
+    says another random network could score as high."""
+    generator = torch.Generator().manual_seed(2)
+    controls = _family(generator, [0.55, 0.70, 0.60, 0.80, 0.65, 0.75])
+    model = _scores(0.83 + 0.05 * torch.rand(30, 10, generator=generator, dtype=torch.float64))
+    summary, _ = summarize_profile(model, model, controls)
+    assert summary["difference"]["ci95"][0] > 0  # the paired interval alone would say "localises"
+    assert summary["difference"]["spread_allowance"] > summary["difference"]["ci95"][0]
+    assert summary["verdict"] == "not better than random"
 
 
 @pytest.fixture(scope="module")
@@ -134,13 +158,14 @@ def tiny_checkpoint(tmp_path_factory) -> str:
     return str(path)
 
 
-def test_random_like_is_a_seeded_network_of_the_same_shape(tiny_checkpoint: str) -> None:
+@pytest.mark.parametrize("scheme", ["torchvision", "pytorch", "trunc_normal"])
+def test_random_like_is_a_seeded_network_of_the_same_shape(tiny_checkpoint: str, scheme: str) -> None:
     model = load_model(tiny_checkpoint)
-    first, second = random_like(model, 0), random_like(model, 0)
+    first, second = random_like(model, 0, scheme), random_like(model, 0, scheme)
     shapes = {k: v.shape for k, v in model.state_dict().items()}
     assert {k: v.shape for k, v in first.state_dict().items()} == shapes
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True))
-    other = random_like(model, 1)
+    other = random_like(model, 1, scheme)
     assert not torch.equal(first.backbone.state_dict()["conv1.weight"], other.backbone.state_dict()["conv1.weight"])
     assert first.config == model.config and not first.training
 
@@ -153,7 +178,8 @@ def test_profile_round_trip_and_sidecar(tiny_checkpoint: str) -> None:
     assert len(summary["object_maps"]) == 4 and len(summary["background_maps"]) == 4
     assert {r["role"] for r in profile["maps"]} == {"object", "background", "mixed"}
     assert summary["verdict"] in ("localises", "not better than random")
-    assert "random control" in format_profile(profile)
+    assert profile["version"] == 2 and summary["controls"]["count"] == 15
+    assert "best random network" in format_profile(profile) and "15 random networks" in format_profile(profile)
     path = write_profile(profile, sidecar_path(tiny_checkpoint))
     assert path.name == "tiny_m.profile.json"
     assert find_profile(tiny_checkpoint, d=32) == read_profile(path)

@@ -20,7 +20,7 @@ from lewel.train.config import TrainConfig
 from lewel.train.loop import train
 from lewel.train.monitor import CALIBRATION_OFFSET, HELDOUT_OFFSET, MapMonitor, monitor_splits, png_to_array
 
-MONITOR = dict(maps_images=6, maps_size=96)  # 3×3 maps on ResNet-18
+MONITOR = dict(maps_images=6, maps_size=96, maps_controls=1)  # 3×3 maps on ResNet-18; 1 control per scheme
 
 
 def scene_run(method: str, out: Path, **overrides) -> TrainConfig:
@@ -47,9 +47,14 @@ def tensorboard_tags(out: Path) -> tuple[dict[str, list[int]], dict[str, int]]:
 
 
 def test_lewel_run_logs_the_object_maps_auroc_and_a_probe_grid(tmp_path):
-    train(scene_run("lewel_m", tmp_path, epochs=2, maps_every=2))  # 4 steps per epoch
+    train(scene_run("lewel_m", tmp_path, epochs=2, maps_every=2, maps_controls=2))  # 4 steps per epoch
     records = map_records(tmp_path)
     assert [r["step"] for r in records] == [0, 2, 4, 6, 8]  # step 0: the random initialisation
+    assert records[0]["maps"]["verdict"] == "not better than random"  # the random initialisation is one of many
+    for record in records:  # every pass is judged against the same 2 × 3 controls, scored once
+        assert record["maps"]["controls"] == 6 and record["maps"]["verdict"] in ("localises", "not better than random")
+        assert record["maps"]["random_bound"] >= record["maps"]["best_control"]["object_auroc"]
+    assert len({r["maps"]["random_bound"] for r in records}) == 1
     for record in records:
         scores = record["maps"]
         assert 0.0 <= scores["object_auroc"] <= 1.0 and 0.0 <= scores["object_pointing"] <= 1.0
@@ -121,7 +126,7 @@ def test_object_maps_are_chosen_on_calibration_only():
 
 
 def test_config_checks_the_monitor_settings():
-    for field, value in (("maps_every", -1), ("maps_images", 1), ("maps_size", 16)):
+    for field, value in (("maps_every", -1), ("maps_images", 1), ("maps_size", 16), ("maps_controls", -1)):
         with pytest.raises(ValueError, match=field):
             TrainConfig(data="scenes:8", **{field: value}).validate()
 

@@ -16,7 +16,7 @@ from PIL import Image
 from lewel.analysis import MapAnalysis, MaskScores, analyze_maps, score_views
 from lewel.images import ImageTooLargeError, MaskError, UnsupportedImageError, decode_mask
 from lewel.maps import PATTERNS, MapStatistics, select_maps, top_per_pattern
-from lewel.profiles import profile_indices
+from lewel.profiles import measured_line, profile_indices
 from lewel.render import FIGURE_FORMATS, figure5, figure_bytes
 
 from ..encoding import encode_array, npz_bytes, png_base64
@@ -189,10 +189,7 @@ def _figure(
             analysis.views
         )
         summary = profile["summary"]
-        heading = (
-            f"{loaded.id}: object maps AUROC {summary['object_auroc']:.2f} held-out, random network "
-            f"{summary['random_control']['object_auroc']:.2f} ({summary['verdict']})"
-        )
+        heading = f"{loaded.id}: {measured_line(summary)} (held-out AUROC)"
     else:
         titles = [[f"map {m}\n{PATTERNS[int(patterns[v, m])]} (heuristic)" for m in shown] for v in range(len(analysis.views))]
         heading = f"{loaded.id}: no map profile (maps not measured against objects)"

@@ -51,6 +51,7 @@ class TrainConfig:
     maps_every: int = 0  #: LEWEL: steps between map monitor passes (0: off); also one at step 0 and one at the end
     maps_images: int = 64  #: map monitor: masked validation images per split (calibration, held-out)
     maps_size: int = 224  #: map monitor: side the images are resized to (224 px: 7×7 maps on a ResNet)
+    maps_controls: int = 5  #: map monitor: random networks per initialisation scheme it is judged against (0: none)
     stop_after_steps: int = 0  #: stop after this many steps of the schedule (0: run it all); a screen of a recipe
     resume: str | None = None  #: "auto" (OUT/last.pt when present) or a checkpoint path
 
@@ -99,6 +100,8 @@ class TrainConfig:
             problems.append(f"maps_every must be >= 0 (0 = off), not {self.maps_every}")
         if self.maps_images < 2:
             problems.append(f"maps_images must be at least 2, not {self.maps_images}")
+        if self.maps_controls < 0:
+            problems.append(f"maps_controls must be at least 0, not {self.maps_controls}")
         if self.maps_size < 32:
             problems.append(f"maps_size must be at least 32, not {self.maps_size}")
         if problems:

@@ -70,9 +70,15 @@ class MetricsLogger:
         folder.mkdir(exist_ok=True)
         (folder / f"step_{step:07d}.png").write_bytes(png)
         if "object_auroc" in scores:
+            against = (
+                f"; best of {scores['controls']} random networks {scores['best_control']['object_auroc']:.3f} "
+                f"(bound {scores['random_bound']:.3f}): {scores['verdict']}"
+                if "verdict" in scores
+                else ""
+            )
             self.bar.write(
                 f"step {step}: object maps AUROC {scores['object_auroc']:.3f} (held-out), pointing "
-                f"{scores['object_pointing']:.2f} (chance {scores['pointing_chance']:.2f})"
+                f"{scores['object_pointing']:.2f} (chance {scores['pointing_chance']:.2f}){against}"
             )
         self._write({"step": step, "epoch": epoch, "time": time.time(), "maps": scores})
 

@@ -142,7 +142,9 @@ def _map_monitor(config: TrainConfig, runtime: Runtime) -> MapMonitor | None:
     if not (config.model.is_lewel and config.maps_every != 0 and runtime.is_main):
         return None
     splits = monitor_splits(config.val_data, images=config.maps_images, size=config.maps_size, seed=config.seed)
-    return MapMonitor(splits, size=config.maps_size, batch_size=min(config.batch_size, 64))
+    return MapMonitor(
+        splits, size=config.maps_size, batch_size=min(config.batch_size, 64), control_seeds=config.maps_controls
+    )
 
 
 def _epoch_files(folder: Path) -> list[Path]:

@@ -5,7 +5,8 @@ The score is the map profile's (``lewel.profiles``), at a smaller scale: map ind
 a calibration split of masked images, and the AUROC of the selected object maps is measured on a separate
 held-out split. Both splits are drawn from the validation side, never from the training images nor from the
 scenes the shipped profiles use (seeds 7,000,001 / 7,000,002). The first pass of a fresh run scores the
-network at its random initialisation: the random control of the same shape, in the same run.
+network at its random initialisation; every pass is also judged against the profile's family of random
+networks of the same shape (``lewel.controls``), scored once per run on the same images, with the same verdict.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from PIL import Image
 
 from ..augmentations import eval_transform
 from ..inference import LewelModel
-from ..profiles import MaskedImages, SceneImages, profile_data, score_images, split_summary
+from ..controls import CONTROL_SEEDS, INIT_SCHEMES, control_family, random_like
+from ..controls import verdict as controls_verdict
+from ..profiles import CONTROL_KEYS, MaskedImages, PreparedImages, SceneImages, profile_data, score_prepared, selected_mean, split_summary
 from ..render import figure_png, maps_grid
 from .data import SCENES_PREFIX
 
@@ -69,22 +72,6 @@ def _photos() -> list[Probe]:
     return probes
 
 
-class CachedImages(MaskedImages):
-    """``images`` read once into memory, so that each monitor pass neither regenerates scenes nor reads files."""
-
-    def __init__(self, images: MaskedImages) -> None:
-        self.items, self.description = [images[i] for i in range(len(images))], images.describe()
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> tuple[Image.Image, np.ndarray]:
-        return self.items[index]
-
-    def describe(self) -> dict[str, Any]:
-        return self.description
-
-
 class MapMonitor:
     """Scores and draws the maps of a training run's online network.
 
@@ -93,13 +80,38 @@ class MapMonitor:
     in memory when the monitor is made, so every pass sees exactly the same inputs.
     """
 
-    def __init__(self, splits: tuple[MaskedImages, MaskedImages] | None, *, size: int, batch_size: int = 32) -> None:
-        if splits is not None:
-            splits = (CachedImages(splits[0]), CachedImages(splits[1]))
-        self.splits, self.size, self.batch_size = splits, size, batch_size
+    def __init__(
+        self,
+        splits: tuple[MaskedImages, MaskedImages] | None,
+        *,
+        size: int,
+        batch_size: int = 32,
+        control_seeds: int = CONTROL_SEEDS,
+        control_schemes: tuple[str, ...] = INIT_SCHEMES,
+    ) -> None:
         probes = [] if splits is None else [Probe(f"scene {i}", *splits[1][i]) for i in range(min(PROBE_SCENES, len(splits[1])))]
         self.probes = probes + _photos()
+        self.splits = None if splits is None else (PreparedImages(splits[0], size), PreparedImages(splits[1], size))
+        self.size, self.batch_size = size, batch_size
+        self.family = control_family(control_schemes, control_seeds) if control_seeds else []
+        self._controls: list[tuple[dict[str, Any], torch.Tensor]] | None = None
         self._probe_batch = torch.stack([eval_transform(size)(p.image) for p in self.probes])
+
+    def _score(self, model: LewelModel) -> tuple[dict[str, Any], torch.Tensor]:
+        """``split_summary`` of ``model`` on the monitor's splits, and its per-image held-out values."""
+        calibration, heldout = (score_prepared(model, s, batch_size=self.batch_size) for s in self.splits)
+        summary = split_summary(calibration, heldout, 0.1)
+        return summary, selected_mean(heldout, summary["object_maps"])
+
+    def control_scores(self, model: LewelModel) -> list[tuple[dict[str, Any], torch.Tensor]]:
+        """The control family of ``model``'s shape on the monitor's splits, scored once per run (the same
+        schemes and seeds as a profile's, ``lewel.controls``): ``(member record, per-image values)`` each."""
+        if self._controls is None:
+            self._controls = []
+            for scheme, seed in self.family:
+                summary, values = self._score(random_like(model, seed, scheme))
+                self._controls.append(({"scheme": scheme, "seed": seed, **{k: summary[k] for k in CONTROL_KEYS}}, values))
+        return self._controls
 
     @torch.no_grad()
     def measure(self, model: LewelModel, *, label: str = "") -> tuple[dict[str, Any], bytes]:
@@ -112,14 +124,20 @@ class MapMonitor:
         scores: dict[str, Any] = {}
         device = next(model.parameters()).device
         if self.splits is not None:
-            calibration, heldout = (score_images(model, s, size=self.size, batch_size=self.batch_size) for s in self.splits)
-            summary = split_summary(calibration, heldout, 0.1)
+            summary, values = self._score(model)
             scores = {
                 key: summary[key]
                 for key in ("object_auroc", "object_pointing", "pointing_chance", "all_maps_auroc", "background_auroc")
             }
-            scores["heldout_images"] = int(heldout.scored.sum())
+            scores["heldout_images"] = int(len(values))
             scores["object_maps"] = summary["object_maps"]
+            controls = self.control_scores(model)
+            if controls:
+                family, difference, verdict = controls_verdict(values, [c for c, _ in controls], [v for _, v in controls])
+                scores.update(
+                    best_control=family["best"], random_bound=family["random_bound"], controls=family["count"],
+                    difference=difference["object_auroc"], margin=difference["margin"], verdict=verdict,
+                )
             objects, backgrounds = summary["object_maps"][:PROBE_OBJECT_MAPS], summary["background_maps"][:1]
             chosen, roles = objects + backgrounds, ["object"] * len(objects) + ["background"] * len(backgrounds)
         else:
@@ -133,6 +151,11 @@ class MapMonitor:
                 f"  object maps AUROC {scores['object_auroc']:.3f} on {scores['heldout_images']} held-out images, "
                 f"pointing {scores['object_pointing']:.2f} (chance {scores['pointing_chance']:.2f})"
             )
+            if "verdict" in scores:
+                headline += (
+                    f"; best of {scores['controls']} random networks {scores['best_control']['object_auroc']:.3f} "
+                    f"(bound {scores['random_bound']:.3f}): {scores['verdict']}"
+                )
         figure = maps_grid(
             [p.image.resize((self.size, self.size)) for p in self.probes], maps, titles,
             row_titles=[p.name for p in self.probes], scale="range", title=headline.strip() or None,
