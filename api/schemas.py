@@ -35,8 +35,10 @@ class RandomControlBody(BaseModel):
     seed: int | None = Field(None, description="torch seed of the random network of the same shape")
     object_auroc: float | None = Field(description="held-out AUROC of the control's own object maps")
     object_auroc_se: float | None = None
+    object_auroc_calibration: float | None = Field(None, description="the same on the calibration split (optimistic)")
     object_pointing: float | None
     all_maps_auroc: float | None
+    pointing_chance: float | None = None
 
 
 class SchemeBody(BaseModel):

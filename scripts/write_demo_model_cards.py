@@ -24,20 +24,29 @@ from summarize_sweep import table as sweep_table  # noqa: E402
 START, END = "<!-- measured table: written by scripts/write_demo_model_cards.py -->", "<!-- end of measured table -->"
 SWEEP_START, SWEEP_END = "<!-- sweep table: written by scripts/write_demo_model_cards.py -->", "<!-- end of sweep table -->"
 HEADER = (
-    "| model | steps | kNN top-1 (%) | object maps AUROC, held-out | random control | object maps pointing (%) | "
+    "| model | steps | kNN top-1 (%) | object maps AUROC, held-out | best random control | object maps pointing (%) | "
     "map monitor AUROC, step 0 → last |\n|---|---|---|---|---|---|---|"
 )
 
 
 def profile_cells(entry: dict[str, Any]) -> str:
-    """AUROC (± s.e., verdict), the random control's AUROC, and pointing against chance: three cells."""
+    """AUROC (± s.e., verdict), the best random control's AUROC (of how many, and the random bound), and
+    pointing against chance: three cells."""
     if "profile" not in entry:
         return "– | – | –"
     s = entry["profile"]["summary"]
     return (
-        f"**{s['object_auroc']:.3f}** ± {s['object_auroc_se']:.3f} ({s['verdict']}) | {s['random_control']['object_auroc']:.3f} | "
+        f"**{s['object_auroc']:.3f}** ± {s['object_auroc_se']:.3f} "
+        f"({s['verdict'] if s.get('controls') else 'profile v1, against one random network: not re-profiled'}) | {control_cell(s)} | "
         f"{100 * s['object_pointing']:.1f} (chance {100 * s['pointing_chance']:.1f}; control {100 * s['random_control']['object_pointing']:.1f})"
     )
+
+
+def control_cell(s: dict[str, Any]) -> str:
+    """The best random control's held-out AUROC, of how many, with the random bound (profile version 2)."""
+    family = s.get("controls")
+    best = s["random_control"]["object_auroc"]
+    return f"{best:.3f} (best of {family['count']}; bound {family['random_bound']:.3f})" if family else f"{best:.3f} (one network)"
 
 
 def monitor_cell(entry: dict[str, Any]) -> str:
@@ -74,6 +83,20 @@ def card(name: str, results: dict[str, Any]) -> str:
     config, model = entry["config"], entry["config"]["model"]
     s = entry["profile"]["summary"]
     control = s["random_control"]
+    family = s.get("controls") or {}
+    family_text = (
+        f"{family['count']} randomly initialised networks of the same shape ({len(family['seeds'])} seeds of each of "
+        f"the {', '.join(family['schemes'])} initialisations)"
+        if family
+        else "a randomly initialised network of the same shape"
+    )
+    scheme_rows = "".join(
+        f"| random controls, {name} init ({v['controls']}): mean ± sd, max | {v['mean']:.3f} ± {v['sd']:.3f}, max {v['max']:.3f} "
+        f"(bound {v['bound']:.3f}) | | |\n"
+        for name, v in family.get("by_scheme", {}).items()
+    )
+    allowance = f"{s['difference']['spread_allowance']:.3f}" if family else "0"
+    bound = f"{family['random_bound']:.3f}" if family else "–"
     recipe = f"configs/demo_{'lewel_b' if model['method'].startswith('lewel_b') else model['method']}.yaml"
     seed_option = f" --seed {config['seed']}" if run.startswith("lewel_m") else ""
     others = [c for c in shipped["monitor_last_auroc"] if c != run]
@@ -129,16 +152,17 @@ substitute for the authors' ImageNet checkpoints.
 
 Every map index is scored by the AUROC of its cells, object against background, on {s['calibration_images']} calibration
 scenes; the {len(s['object_maps'])} best indices are its object maps ({', '.join(map(str, s['object_maps']))}). Their AUROC and
-pointing rate are measured on {s['heldout_images']} other, held-out scenes at 224 px (7×7 maps), next to a randomly
-initialised network of the same shape (seed {control.get('seed', 0)}) scored the same way:
+pointing rate are measured on {s['heldout_images']} other, held-out scenes at 224 px (7×7 maps), next to {family_text}, each
+scored the same way (its own object maps chosen on the same calibration scenes):
 
 | | object maps AUROC, held-out | object maps pointing (%) | chance (%) |
 |---|---|---|---|
 | this model | **{s['object_auroc']:.3f}** ± {s['object_auroc_se']:.3f} | {100 * s['object_pointing']:.1f} | {100 * s['pointing_chance']:.1f} |
-| random control | {control['object_auroc']:.3f} ± {control['object_auroc_se']:.3f} | {100 * control['object_pointing']:.1f} | {100 * s['pointing_chance']:.1f} |
-
-Paired difference {s['difference']['object_auroc']:+.3f} (95 % interval {s['difference']['ci95'][0]:+.3f} to
-{s['difference']['ci95'][1]:+.3f}): **{s['verdict']}**. Reproduce: `lewel profile --checkpoint models/{name}.safetensors`.
+| best random control ({control.get('scheme', 'torchvision')} init, seed {control.get('seed', 0)}) | {control['object_auroc']:.3f} ± {control['object_auroc_se']:.3f} | {100 * control['object_pointing']:.1f} | {100 * s['pointing_chance']:.1f} |
+{scheme_rows}
+Paired difference from the best control {s['difference']['object_auroc']:+.3f} (95 % interval {s['difference']['ci95'][0]:+.3f} to
+{s['difference']['ci95'][1]:+.3f}); the controls' spread asks for more than {allowance} (random bound {bound}):
+**{s['verdict']}** (docs/maps.md, "The verdict"). Reproduce: `lewel profile --checkpoint models/{name}.safetensors`.
 
 **While it trained** (the map monitor, `--maps-every 128`: 64 + 64 validation-side scenes at 224 px, the
 object maps chosen on the first half, scored on the second; step 0 is the random initialisation):

@@ -20,7 +20,7 @@ def folder(tmp_path_factory):
     paths = build_models(tmp_path_factory.mktemp("default_model") / "models")
     for name in ("broken", "wrongkeys", "byol"):
         paths.pop(name).unlink()
-    profiles = {name: build_profile(paths[name], data="scenes:4", size=96, batch_size=4) for name in ("tiny", "tiny_m")}
+    profiles = {name: build_profile(paths[name], data="scenes:4", size=96, batch_size=4, control_seeds=1) for name in ("tiny", "tiny_m")}
     return paths, profiles
 
 

@@ -30,7 +30,7 @@ SIZE = (64, 48)
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     paths = build_models(tmp_path_factory.mktemp("api_profiles") / "models")
-    profile = build_profile(paths["tiny"], data="scenes:6", size=128, batch_size=6)
+    profile = build_profile(paths["tiny"], data="scenes:6", size=128, batch_size=6, control_seeds=1)
     write_profile(profile, sidecar_path(paths["tiny"]))
     stale = dict(profile, checkpoint={"file": "byol.pth", "sha256": "0" * 64})
     sidecar_path(paths["byol"]).write_text(json.dumps(stale))
@@ -71,7 +71,8 @@ def test_models_carry_their_profile_summary_or_null(client, models):
     summary = listed["tiny"]["profile"]
     assert summary["object_maps"] == profile["summary"]["object_maps"]
     assert summary["verdict"] == profile["summary"]["verdict"]
-    assert summary["random_control"]["seed"] == 0 and len(summary["difference"]["ci95"]) == 2
+    assert summary["random_control"] == profile["summary"]["random_control"] and len(summary["difference"]["ci95"]) == 2
+    assert summary["controls"]["count"] == 3 and summary["controls"]["schemes"] == ["torchvision", "pytorch", "trunc_normal"]
     assert summary["size"] == 128 and summary["grid"] == [4, 4] and "held-out" in summary["data"]
     assert listed["tiny_m"]["profile"] is None and listed["tiny_m"]["profile_error"] is None
     assert listed["byol"]["profile"] is None and "sha256 differs" in listed["byol"]["profile_error"]

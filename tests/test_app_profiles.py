@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(not scenes_available(), reason="the profile's sc
 def profiled(tmp_path_factory):
     folder = tmp_path_factory.mktemp("app_profiles")
     paths = build_models(folder)
-    profile = build_profile(paths["tiny"], data="scenes:6", size=128, batch_size=6)
+    profile = build_profile(paths["tiny"], data="scenes:6", size=128, batch_size=6, control_seeds=1)
     write_profile(profile, sidecar_path(paths["tiny"]))
     with running_service(folder, "tiny") as url:
         yield url, profile
@@ -56,6 +56,8 @@ def test_measured_tabs_come_first_with_auroc_under_each_tile(app, profiled):
     banner = (app.success or app.warning)[0].value
     assert f"{profile['summary']['object_auroc']:.2f}" in banner
     assert f"{profile['summary']['random_control']['object_auroc']:.2f}" in banner
+    assert "the best of 3 random networks" in banner and f"bound {profile['summary']['controls']['random_bound']:.2f}" in banner
+    assert "learned where objects are" not in banner
 
 
 def test_background_tab_and_switching_to_a_model_without_a_profile(app, profiled):
@@ -88,10 +90,12 @@ def test_banner_kinds(profiled):
     url, _ = profiled
     result = ApiClient(url).maps(*load_item("skimage:coffee"), "tiny", ViewParams(views=0, size=64))
     good = replace(result, profile={**result.profile, "verdict": "localises"})
-    assert figures.profile_banner(good)[0] == "success" and "learned where objects are" in figures.profile_banner(good)[1]
+    kind, text = figures.profile_banner(good)
+    assert kind == "success" and "beat every random network" in text and "learned where objects are" not in text
+    assert f"the best of {result.profile['controls']['count']} random networks" in text
     bad = replace(result, profile={**result.profile, "verdict": "not better than random"})
     kind, text = figures.profile_banner(bad)
-    assert kind == "warning" and "should not be read as object maps" in text
+    assert kind == "warning" and "should not be read as object maps: not better than random" in text
     none = replace(result, profile=None)
     assert "no map profile" in figures.profile_banner(none)[1] and "(heuristic)" in figures.map_caption(none, 0, 0)
 

@@ -44,7 +44,9 @@ def test_model_card_quotes_the_measured_numbers(path):
     profile = json.loads(path.with_name(f"{path.stem}.profile.json").read_text())["summary"]
     assert entry["profile"]["summary"] == profile  # the sidecar shipped is the profile of the chosen run's export
     assert f"| this model | **{profile['object_auroc']:.3f}** ± {profile['object_auroc_se']:.3f} |" in card
-    assert f"| random control | {profile['random_control']['object_auroc']:.3f} ±" in card and profile["verdict"] in card
+    control = profile["random_control"]
+    assert f"| best random control ({control['scheme']} init, seed {control['seed']}) | {control['object_auroc']:.3f} ±" in card
+    assert profile["verdict"] in card and f"random bound {profile['controls']['random_bound']:.3f}" in card
     assert f"kNN top-1 {entry['knn_top1']:.1f} % (a random ResNet-18: {results['random_init']['knn_top1']:.1f} %)" in card
     assert "./scripts/train_demo_models.sh" in card and f"= {entry['step']} steps" in card
     assert f"{entry['training']['seconds_first_to_last_log']} s" in card
@@ -112,9 +114,10 @@ def test_shipped_models_carry_their_profile(path):
     summary = profile["summary"]
     assert profile["data"]["size"] == 224 and profile["data"]["grid"] == [7, 7]
     assert summary["heldout_images"] >= 200 and summary["calibration_images"] >= 200
-    if path.stem == "lewel_m_demo":  # measured: 0.894 against 0.668 for its random control
-        assert summary["verdict"] == "localises"
-        assert summary["object_auroc"] > summary["random_control"]["object_auroc"] + 0.2
+    assert profile["version"] == 2 and summary["controls"]["count"] == 15  # 5 seeds of each of 3 schemes
+    if path.stem == "lewel_m_demo":  # measured: 0.894 against the best of 15 random networks' 0.824 (bound 0.863)
+        assert summary["verdict"] == "localises" and summary["difference"]["margin"] > 0
+        assert summary["object_auroc"] > summary["controls"]["random_bound"]
         assert summary["object_pointing"] > 2 * summary["pointing_chance"]
     else:  # measured: 0.633 against 0.665: LEWEL_B's demo maps do not localise at this budget
         assert summary["verdict"] == "not better than random"
@@ -122,11 +125,14 @@ def test_shipped_models_carry_their_profile(path):
 
 def test_a_small_profile_reproduces_the_lewel_m_finding():
     """Fewer scenes than the shipped sidecar (32 per split, other seeds' scenes are the same generator), same
-    conclusion: the demo LEWEL_M's object maps beat a random network of the same shape."""
+    ordering: the demo LEWEL_M's object maps score above the best of 15 random networks of the same shape."""
     from lewel.data.scenes import STAMPS_DIR
     from lewel.profiles import build_profile
 
     if not STAMPS_DIR.is_dir():
         pytest.skip("the scenes need tuxpaint-stamps-default")
     summary = build_profile(ROOT / "models" / "lewel_m_demo.safetensors", data="scenes:32", batch_size=16)["summary"]
-    assert summary["verdict"] == "localises" and summary["object_auroc"] > 0.75
+    # 32 scenes are too few for the verdict (the shipped margin, 0.014 on 250 scenes, is inside their noise),
+    # but the ordering holds: above every one of the 15 random networks.
+    assert summary["object_auroc"] > 0.8 and summary["difference"]["object_auroc"] > 0
+    assert summary["controls"]["count"] == 15
