@@ -100,7 +100,7 @@ def test_upload_see_the_grid_select_a_map(tmp_path):
                 expect(page.get_by_text(row, exact=False).first).to_be_visible()
             # the default demo model has a profile: its measured object maps come first, with their numbers
             expect(page.get_by_role("tab", name="Object maps (measured)", exact=True)).to_be_visible()
-            expect(page.get_by_text("learned where objects are", exact=False)).to_be_visible()
+            expect(page.get_by_text("beat every random network", exact=False)).to_be_visible()
             expect(page.get_by_text(re.compile(r"object · AUROC 0\.\d\d held-out")).first).to_be_visible()
             page.get_by_role("tab", name="Background maps (measured)", exact=True).click()
             expect(page.get_by_text(re.compile(r"background · AUROC 0\.\d\d held-out")).first).to_be_visible()
