@@ -96,7 +96,8 @@ def prediction_bound(scores: Sequence[float]) -> float:
     return float(values.mean() + quantile * values.std(unbiased=True) * math.sqrt(1 + 1 / n))
 
 
-def _mean_se(values: torch.Tensor) -> tuple[float, float]:
+def mean_se(values: torch.Tensor) -> tuple[float, float]:
+    """Mean and standard error of the mean of ``values`` (NaN error for a single value)."""
     n = values.numel()
     return float(values.mean()), float(values.std(unbiased=True) / math.sqrt(n)) if n > 1 else math.nan
 
@@ -127,7 +128,7 @@ def verdict(
         }
     bound = max([scores[best]] + [s["bound"] for s in by_scheme.values()])
     paired = model_heldout - control_heldout[best]
-    mean, se = _mean_se(paired)
+    mean, se = mean_se(paired)
     low, high = (mean - Z_95 * se, mean + Z_95 * se) if not math.isnan(se) else (math.nan, math.nan)
     allowance = bound - scores[best]
     record = {

@@ -30,12 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-
 from torchvision.transforms import v2
 
 from .augmentations import IMAGENET_MEAN, IMAGENET_STD
 from .checkpoints import atomic_write
-from .controls import CONTROL_SEEDS, INIT_SCHEMES, control_family, random_like
+from .controls import CONTROL_SEEDS, INIT_SCHEMES, control_family, mean_se, random_like
 from .controls import verdict as controls_verdict
 from .inference import LewelModel, MapsUnavailableError, load_model
 from .maps import (
@@ -203,7 +202,7 @@ class PreparedImages:
     at the image's own size), ``describe()`` (where they come from). Per-cell object coverage is computed
     once per map grid (``coverage``)."""
 
-    def __init__(self, images: MaskedImages, size: int, progress: Callable[[int], None] | None = None) -> None:
+    def __init__(self, images: MaskedImages, size: int) -> None:
         resize = v2.Compose([v2.RGB(), v2.Resize((size, size), antialias=True), v2.ToImage()])
         pixels, masks = [], []
         for index in range(len(images)):
@@ -334,16 +333,11 @@ def selected_mean(scores: ImageScores, indices: Sequence[int], field: str = "aur
     return getattr(valid, field)[:, list(indices)].to(torch.float64).mean(dim=1)
 
 
-def _mean_se(values: torch.Tensor) -> tuple[float, float]:
-    n = values.numel()
-    return float(values.mean()), float(values.std(unbiased=True) / math.sqrt(n)) if n > 1 else math.nan
-
-
 def split_summary(calibration: ImageScores, heldout: ImageScores, fraction: float) -> dict[str, Any]:
     """Selection on ``calibration``, scores of that selection on ``heldout``."""
     objects, backgrounds = select_roles(index_means(calibration)["auroc"], fraction)
     held = selected_mean(heldout, objects)
-    mean, se = _mean_se(held)
+    mean, se = mean_se(held)
     valid = heldout.valid()
     return {
         "object_maps": objects,
@@ -383,9 +377,9 @@ def summarize_profile(
     for identity, control_calibration, control_heldout in controls:
         if not torch.equal(heldout.scored, control_heldout.scored):
             raise ValueError("the model and its controls must be scored on the same held-out images")
-        control = split_summary(control_calibration, control_heldout, fraction)
-        members.append({**identity, **{k: control[k] for k in CONTROL_KEYS}})
-        per_image.append(selected_mean(control_heldout, control["object_maps"]))
+        member, values = control_member(identity, control_calibration, control_heldout, fraction)
+        members.append(member)
+        per_image.append(values)
     family, difference, verdict = controls_verdict(selected_mean(heldout, model["object_maps"]), members, per_image)
     best = next(m for m in members if (m["scheme"], m["seed"]) == (family["best"]["scheme"], family["best"]["seed"]))
     summary = {
@@ -418,6 +412,16 @@ def summarize_profile(
 
 #: what the profile keeps of each control's ``split_summary``
 CONTROL_KEYS = ("object_auroc", "object_auroc_se", "object_auroc_calibration", "object_pointing", "all_maps_auroc", "pointing_chance")
+
+
+def control_member(
+    identity: dict[str, Any], calibration: ImageScores, heldout: ImageScores, fraction: float = ROLE_FRACTION
+) -> tuple[dict[str, Any], torch.Tensor]:
+    """One control through the model's procedure: its record (``identity`` with its ``CONTROL_KEYS`` scores,
+    its own object maps chosen on ``calibration``) and, per scored held-out image, the mean AUROC of those
+    maps (what ``lewel.controls.verdict`` pairs with the model's)."""
+    summary = split_summary(calibration, heldout, fraction)
+    return {**identity, **{k: summary[k] for k in CONTROL_KEYS}}, selected_mean(heldout, summary["object_maps"])
 
 
 # --- The profile of a checkpoint ----------------------------------------------------------------------------

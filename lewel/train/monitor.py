@@ -25,7 +25,16 @@ from ..augmentations import eval_transform
 from ..inference import LewelModel
 from ..controls import CONTROL_SEEDS, INIT_SCHEMES, control_family, random_like
 from ..controls import verdict as controls_verdict
-from ..profiles import CONTROL_KEYS, MaskedImages, PreparedImages, SceneImages, profile_data, score_prepared, selected_mean, split_summary
+from ..profiles import (
+    MaskedImages,
+    PreparedImages,
+    SceneImages,
+    control_member,
+    profile_data,
+    score_prepared,
+    selected_mean,
+    split_summary,
+)
 from ..render import figure_png, maps_grid
 from .data import SCENES_PREFIX
 
@@ -109,8 +118,9 @@ class MapMonitor:
         if self._controls is None:
             self._controls = []
             for scheme, seed in self.family:
-                summary, values = self._score(random_like(model, seed, scheme))
-                self._controls.append(({"scheme": scheme, "seed": seed, **{k: summary[k] for k in CONTROL_KEYS}}, values))
+                network = random_like(model, seed, scheme)
+                scores = (score_prepared(network, s, batch_size=self.batch_size) for s in self.splits)
+                self._controls.append(control_member({"scheme": scheme, "seed": seed}, *scores))
         return self._controls
 
     @torch.no_grad()
