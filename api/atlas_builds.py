@@ -10,6 +10,7 @@ A build runs in a daemon thread; it reports ``running`` with the stage and count
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -18,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lewel.atlas import ATLAS_NAME, MAKE_STAGES, make_atlas
+from lewel.atlas import ATLAS_NAME, MAKE_STAGES, make_atlas, remove_stale_builds
 
 log = logging.getLogger("api.atlas")
 
@@ -30,6 +31,7 @@ STAGE_WORDS = {
     "thumbnails": "drawing the thumbnails",
 }
 CLOSE_WAIT_S = 10.0  #: how long ``close`` waits for a cancelled build to stop
+TEMPORARY_PREFIX = "lewel-atlases-"  #: ``lewel-atlases-PID-*``: the temporary atlas root of service process PID
 
 
 class BuildRunning(RuntimeError):
@@ -66,15 +68,28 @@ class BuildStatus:
 class AtlasBuilds:
     """The atlas folder the service serves and builds into, and the builds it ran (at most one at a time)."""
 
-    def __init__(self, atlas_dir: Path | None, build_dir: Path | None, *, device: str, max_scenes: int) -> None:
+    def __init__(
+        self, atlas_dir: Path | None, build_dir: Path | None, *, device: str, max_scenes: int, expose_paths: bool = False
+    ) -> None:
         self.configured = atlas_dir if atlas_dir is not None else build_dir
-        self.device, self.max_scenes = device, max_scenes
+        self.device, self.max_scenes, self.expose_paths = device, max_scenes, expose_paths
         self._temporary: Path | None = None
         self._lock = threading.Lock()
         self._builds: dict[str, BuildStatus] = {}
         self._thread: threading.Thread | None = None
         self._running: str | None = None
         self._cancel = threading.Event()
+        self.clean_stale()
+
+    def clean_stale(self) -> list[Path]:
+        """Remove what killed builds left: half-built ``.MODEL.building-PID-*`` folders in the atlas folder and
+        temporary atlas roots of service processes that are gone (``lewel.atlas.remove_stale_builds``)."""
+        removed = remove_stale_builds(tempfile.gettempdir(), TEMPORARY_PREFIX)
+        if self.configured is not None:
+            removed += remove_stale_builds(self.configured)
+        for folder in removed:
+            log.info("removed %s, left by a build that was killed", folder)
+        return removed
 
     @property
     def root(self) -> Path | None:
@@ -86,12 +101,12 @@ class AtlasBuilds:
         if self.configured is not None:
             return self.configured
         if self._temporary is None:
-            self._temporary = Path(tempfile.mkdtemp(prefix="lewel-atlases-"))
+            self._temporary = Path(tempfile.mkdtemp(prefix=f"{TEMPORARY_PREFIX}{os.getpid()}-"))
         return self._temporary
 
     def status(self, model: str) -> dict[str, Any]:
         """The last build of ``model`` in this process (``idle`` when none), with ``atlas``: whether an atlas
-        of it is served now, ``max_scenes`` and ``folder``."""
+        of it is served now, ``max_scenes`` and ``folder`` (its path, only with ``expose_paths``)."""
         with self._lock:
             current = self._builds.get(model)
             body = asdict(current) if current is not None else asdict(BuildStatus(model))
@@ -100,7 +115,7 @@ class AtlasBuilds:
         body.pop("started")
         root = self.root
         body["atlas"] = root is not None and (root / model / ATLAS_NAME).is_file()
-        body["folder"] = str(root / model) if root is not None else None
+        body["folder"] = str(root / model) if root is not None and self.expose_paths else None
         body["max_scenes"] = self.max_scenes
         if body["status"] == "idle":
             body["message"] = "an atlas is served" if body["atlas"] else "no atlas yet: POST to this URL to build one"

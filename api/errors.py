@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger("api")
 
@@ -55,12 +56,31 @@ def describe_validation(errors: list[dict[str, Any]]) -> str:
     return "; ".join(f"{_location(tuple(e.get('loc', ())))}: {e.get('msg', 'invalid')}" for e in errors)
 
 
+def _redact(request: Request, message: str) -> str:
+    """``message`` without the server's paths (``api.redaction``), when the app has a service."""
+    service = getattr(request.app.state, "service", None)
+    return service.redactor.text(message) if service is not None else message
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
+    """Every method some route of ``app`` answers at the path of ``scope`` (Starlette's 405 names only the
+    first route it matched). Asked of the routes as they are (included routers too), one method at a time."""
+    return [
+        method for method in HTTP_METHODS
+        if any(route.matches({**scope, "method": method})[0] == Match.FULL for route in app.router.routes)
+    ]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the JSON handlers for ``ApiError``, HTTP errors, validation errors and anything unexpected."""
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, error: ApiError) -> JSONResponse:
-        return error_response(error.status, error.code, error.message, error.headers, **error.extra)
+        extra = {k: _redact(request, v) if isinstance(v, str) else v for k, v in error.extra.items()}
+        return error_response(error.status, error.code, _redact(request, error.message), error.headers, **extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -68,9 +88,12 @@ def install_error_handlers(app: FastAPI) -> None:
         message = str(error.detail)
         if error.status_code == 404 and message == "Not Found":
             message = f"no such endpoint: {request.method} {request.url.path} (see /docs)"
-        elif error.status_code == 405:
-            message = f"method {request.method} is not allowed on {request.url.path}"
-        return error_response(error.status_code, code, message, dict(error.headers or {}))
+        headers = {k.lower(): v for k, v in (error.headers or {}).items()}
+        if error.status_code == 405:
+            allowed = allowed_methods(app, request.scope) or headers.get("allow", "").split(", ")
+            headers["allow"] = ", ".join(allowed)
+            message = f"method {request.method} is not allowed on {request.url.path} (allowed: {headers['allow']})"
+        return error_response(error.status_code, code, message, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -85,4 +108,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", f"internal error: {type(error).__name__}: {error}")
+        return error_response(500, "internal_error", _redact(request, f"internal error: {type(error).__name__}: {error}"))

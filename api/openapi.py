@@ -6,7 +6,8 @@ FastAPI's generated document is adjusted once, when first asked for:
   set, because that is when ``TokenMiddleware`` asks for it; none otherwise;
 - the multipart bodies are flattened into one object with ``additionalProperties: false`` (unknown fields
   are refused with 422), the file fields are binary strings, ``views`` and ``size`` carry the service's
-  limits as maxima, and integer bounds are integers (the seed's ``2**63 - 1`` was written as a float);
+  limits as maxima (and ``scenes`` and ``size`` of an atlas build theirs), and integer bounds are integers (the
+  seed's ``2**63 - 1`` was written as a float);
 - every upload endpoint lists 400 (malformed body or Content-Length), 413, 415, 422 and 503 (busy, out of
   GPU memory) answers; ``/metrics`` answers Prometheus text.
 """
@@ -72,6 +73,15 @@ def _flatten_body(body: dict[str, Any], components: dict[str, Any], settings: Se
     return flattened
 
 
+def _atlas_build_bounds(schema: dict[str, Any], settings: Settings) -> None:
+    """The build's form fields with the service's limits as maxima; ``scenes`` is an integer or absent (a form
+    field is never null)."""
+    properties = schema["properties"]
+    described = {k: v for k, v in properties["scenes"].items() if k in ("title", "description")}
+    properties["scenes"] = {"type": "integer", "minimum": 1, "maximum": settings.atlas_max_scenes, **described}
+    properties["size"]["maximum"] = settings.max_input_size
+
+
 def _integer_bounds(node: Any) -> None:
     """Bounds of integer fields written as integers (pydantic writes ``ge=0`` as ``minimum: 0.0``)."""
     if isinstance(node, dict):
@@ -93,6 +103,8 @@ def adjust(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
     for name in list(schemas):
         if name.startswith("Body_"):
             schemas[name] = _flatten_body(schemas[name], schemas, settings)
+        elif name == "AtlasBuildParams":
+            _atlas_build_bounds(schemas[name], settings)
         elif "seed" in schemas[name].get("properties", {}):
             schemas[name]["properties"]["seed"]["maximum"] = SEED_MAXIMUM
             schemas[name]["additionalProperties"] = False

@@ -138,8 +138,11 @@ class ModelRegistry:
         microbatch_max_size: int = 32,
         microbatch_wait_s: float = 0.005,
         metrics: Metrics | None = None,
+        expose_paths: bool = False,
     ) -> None:
         self.folders = [(label, Path(path)) for label, path in folders if path is not None]
+        self.expose_paths = expose_paths
+        self._refusals_logged: set[tuple[Path, Path]] = set()
         self.device = device
         self.cache_size = cache_size
         self.requested_default = default_model
@@ -156,8 +159,8 @@ class ModelRegistry:
     # --- finding files -------------------------------------------------------------------------------
 
     def searched(self) -> list[str]:
-        """The folders looked in, for messages."""
-        return [f"{label} ({path})" for label, path in self.folders]
+        """The folders looked in, for messages: their labels, with their paths when ``expose_paths``."""
+        return [f"{label} ({path})" if self.expose_paths else label for label, path in self.folders]
 
     def scan(self) -> list[ModelFile]:
         """The checkpoints in the folders now, bundled first, each folder in name order."""
@@ -178,7 +181,15 @@ class ModelRegistry:
                     stat = real.stat()
                 except OSError:  # removed or a dangling link since the listing
                     continue
-                refused = None if real.is_relative_to(root) else f"it resolves to {real}, outside {root}"
+                refused = None
+                if not real.is_relative_to(root):
+                    # the link's target is the server's business: named in the log, not to clients
+                    refused = f"it is a link to a file outside the {label} folder"
+                    if self.expose_paths:
+                        refused += f" ({real}, outside {root})"
+                    if (entry, real) not in self._refusals_logged:
+                        self._refusals_logged.add((entry, real))
+                        log.warning("model file %s is refused: it resolves to %s, outside %s", entry, real, root)
                 found.append((stem, entry.name, label, real, (stat.st_mtime_ns, stat.st_size), refused))
         stems: dict[str, int] = {}
         for stem, *_ in found:

@@ -133,7 +133,10 @@ class ModelList(BaseModel):
     default: str | None
     device: str
     limits: Limits | None = Field(None, description="the service's request limits")
-    searched: list[str] = Field(description="the folders looked in")
+    searched: list[str] = Field(
+        description="the folders looked in, by label (bundled, models_dir); with their paths only when "
+        "LEWEL_EXPOSE_PATHS=1"
+    )
     models: list[ModelInfo]
 
 
@@ -335,5 +338,7 @@ class AtlasBuildStatus(BaseModel):
     size: int | None
     seconds: float | None = Field(description="since the build started, or how long it took")
     atlas: bool = Field(description="whether an atlas of this model is served now")
-    folder: str | None = Field(description="where the model's atlas is (or will be) written")
+    folder: str | None = Field(
+        description="where the model's atlas is (or will be) written; null unless LEWEL_EXPOSE_PATHS=1"
+    )
     max_scenes: int = Field(description="LEWEL_ATLAS_MAX_SCENES")

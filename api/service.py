@@ -9,6 +9,7 @@ import torch
 from .atlas_builds import AtlasBuilds
 from .limits import MemoryBudget
 from .metrics import Metrics
+from .redaction import PathRedactor
 from .registry import ModelRegistry, Readiness
 from .settings import Settings
 
@@ -21,14 +22,16 @@ class Service:
     metrics: Metrics
     budget: MemoryBudget
     atlas_builds: AtlasBuilds
+    redactor: PathRedactor
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Service:
         """Registry over the bundled folder and ``LEWEL_MODELS_DIR`` on the GPU if present, else the CPU."""
         device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         metrics = Metrics()
+        folders = [("bundled", settings.bundled_models_dir), ("models_dir", settings.models_dir)]
         registry = ModelRegistry(
-            [("bundled", settings.bundled_models_dir), ("models_dir", settings.models_dir)],
+            folders,
             device=device,
             cache_size=settings.cache_size,
             default_model=settings.default_model,
@@ -36,11 +39,17 @@ class Service:
             microbatch_max_size=settings.microbatch_max_size,
             microbatch_wait_s=settings.microbatch_wait_ms / 1000,
             metrics=metrics,
+            expose_paths=settings.expose_paths,
         )
         budget = MemoryBudget(
             settings.memory_budget_bytes, max_queued=settings.max_queued, retry_after_s=settings.retry_after_s
         )
         builds = AtlasBuilds(
-            settings.atlas_dir, settings.atlas_build_dir, device=str(device), max_scenes=settings.atlas_max_scenes
+            settings.atlas_dir, settings.atlas_build_dir, device=str(device), max_scenes=settings.atlas_max_scenes,
+            expose_paths=settings.expose_paths,
         )
-        return cls(settings, registry, Readiness(registry, settings.warmup_size), metrics, budget, builds)
+        redactor = PathRedactor.for_service(
+            [*folders, ("atlas_dir", settings.atlas_dir), ("atlas_build_dir", settings.atlas_build_dir)],
+            expose=settings.expose_paths,
+        )
+        return cls(settings, registry, Readiness(registry, settings.warmup_size), metrics, budget, builds, redactor)

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     memory_budget_mb: float = Field(
         2048.0, gt=0, description="memory that concurrent decodes and extractions may hold together, in MiB"
     )
+    expose_paths: bool = Field(
+        False,
+        description="show the server's folders and file paths to clients (/v1/models, build status, messages); "
+        "off, answers name models and files by id and the full paths go to the server log only",
+    )
     max_queued: int = Field(8, ge=0, description="requests waiting for the memory budget; beyond, 503 with Retry-After")
 
     @field_validator("api_token")

@@ -57,8 +57,9 @@ CRITERIA = ("peak_ratio", "stretched_mass")
 CRITERIA_TITLES = {"peak_ratio": "peak ÷ uniform", "stretched_mass": "range-stretched top-10 % mass"}
 MEAN_STATISTICS = ("entropy", "normalized_entropy", "effective_area", "active_area", "peak_ratio", "top_mass", "blobs")
 MISSING_GREY = 128  #: background of a thumbnail whose image cannot be opened again
-MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-THUMB_NAME = re.compile(r"[A-Za-z0-9_.-]+\.png")
+NAME_MAX = 128  #: longest model id or thumbnail name served: checked before any file-system call (NAME_MAX is 255)
+MODEL_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{NAME_MAX - 1}}}")
+THUMB_NAME = re.compile(rf"[A-Za-z0-9_.-]{{1,{NAME_MAX - 4}}}\.png")
 
 
 class AtlasNotFound(LookupError):
@@ -450,8 +451,54 @@ def write_atlas(
 
 #: the stages ``make_atlas`` reports, in order
 MAKE_STAGES = ("maps", "atlas", "thumbnails")
-BUILDING_PREFIX = ".building-"  #: ``.NAME.building-*``: a folder ``make_atlas`` is filling for ``NAME``
+BUILDING_PREFIX = ".building-"  #: ``.NAME.building-PID-*``: a folder process PID's ``make_atlas`` is filling for ``NAME``
 REPLACED_PREFIX = ".replaced-"  #: ``.NAME.replaced-*``: the atlas a finished build has just replaced
+_OWNER = re.compile(r"-(\d+)-")  #: the PID in a build folder's name
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (on this machine); a PID we may not signal exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def owner_pid(folder: Path, prefix: str) -> int | None:
+    """The PID in ``folder``'s name ``…PREFIXPID-…`` (``prefix`` ends with ``-``), or ``None``."""
+    rest = folder.name.split(prefix, 1)[-1]
+    match = _OWNER.match("-" + rest)
+    return int(match.group(1)) if match else None
+
+
+def remove_stale_builds(parent: str | os.PathLike, temporary_prefix: str | None = None) -> list[Path]:
+    """Remove the leftovers of killed builds under ``parent``: ``.NAME.building-PID-*`` folders of processes
+    that are gone, and every ``.NAME.replaced-*``; with ``temporary_prefix`` also the ``PREFIXPID-*`` folders
+    (a service's temporary atlas root) of processes that are gone. Folders of live processes stay (another
+    service may be building); returns what was removed."""
+    parent = Path(parent)
+    if not parent.is_dir():
+        return []
+    removed = []
+    for entry in parent.iterdir():
+        name = entry.name
+        if name.startswith(".") and REPLACED_PREFIX in name:
+            stale = True
+        elif name.startswith(".") and BUILDING_PREFIX in name:
+            pid = owner_pid(entry, BUILDING_PREFIX)
+            stale = pid is None or not process_alive(pid)
+        elif temporary_prefix is not None and name.startswith(temporary_prefix):
+            pid = owner_pid(entry, temporary_prefix)
+            stale = pid is not None and pid != os.getpid() and not process_alive(pid)
+        else:
+            continue
+        if stale and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 def _swap_in(built: Path, dest: Path) -> None:
@@ -493,7 +540,7 @@ def make_atlas(
     for prefix in (BUILDING_PREFIX, REPLACED_PREFIX):
         for leftover in dest.parent.glob(f".{dest.name}{prefix}*"):
             shutil.rmtree(leftover, ignore_errors=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}{BUILDING_PREFIX}", dir=dest.parent))
+    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}{BUILDING_PREFIX}{os.getpid()}-", dir=dest.parent))
 
     def stage(name: str) -> Callable[[int, int], None] | None:
         return None if progress is None else lambda done, total: progress(name, done, total)
@@ -519,29 +566,40 @@ def make_atlas(
 # --- Serving --------------------------------------------------------------------------------------------------------
 
 
+def shown_name(name: str, limit: int = 40) -> str:
+    """``name`` for a message: quoted, and cut to ``limit`` characters with its length when longer."""
+    return repr(name) if len(name) <= limit else f"{name[:limit]!r}… ({len(name)} characters)"
+
+
 def atlas_folder(root: str | os.PathLike | None, model: str) -> Path:
-    """``root/model``, the folder of a model's atlas; ``AtlasNotFound`` saying why when there is none."""
+    """``root/model``, the folder of a model's atlas; ``AtlasNotFound`` saying why when there is none. The id is
+    checked (``MODEL_ID``: pattern and length) before the file system is touched, and messages name the id,
+    never the folder (they reach clients of the service)."""
+    if not MODEL_ID.fullmatch(model):
+        raise AtlasNotFound(
+            f"no atlas for model {shown_name(model)}: not a model id (1 to {NAME_MAX} characters of A-Z a-z 0-9 _ . -)"
+        )
     if root is None:
         raise AtlasNotFound(f"no atlas for model {model!r}: the service has no atlas directory (set LEWEL_ATLAS_DIR)")
-    if not MODEL_ID.fullmatch(model):
-        raise AtlasNotFound(f"no atlas for model {model!r}: not a model id")
     folder = Path(root) / model
     if not (folder / ATLAS_NAME).is_file():
         raise AtlasNotFound(
-            f"no atlas for model {model!r}: {folder / ATLAS_NAME} does not exist "
-            f"(make one with `lewel maps` then `lewel atlas OUT --dest {folder}`)"
+            f"no atlas for model {model!r}: the atlas directory has no {model}/{ATLAS_NAME} "
+            f"(make one with `lewel maps` then `lewel atlas OUT --dest ATLAS_DIR/{model}`)"
         )
     return folder
 
 
 @lru_cache(maxsize=16)
-def _read(path: str, size: int, mtime_ns: int) -> dict[str, Any]:
+def _read(path: str, size: int, mtime_ns: int, shown: str) -> dict[str, Any]:
+    """The atlas at ``path``; errors name it as ``shown``."""
     try:
         atlas = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise AtlasError(f"{path}: not a readable atlas ({type(error).__name__}: {error})") from None
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise AtlasError(f"{shown}: not a readable atlas ({type(error).__name__}: {reason})") from None
     if not isinstance(atlas, dict) or atlas.get("format") != ATLAS_FORMAT or not isinstance(atlas.get("maps"), list):
-        raise AtlasError(f"{path}: not a {ATLAS_FORMAT} file")
+        raise AtlasError(f"{shown}: not a {ATLAS_FORMAT} file")
     return atlas
 
 
@@ -549,7 +607,7 @@ def load_atlas(root: str | os.PathLike | None, model: str) -> dict[str, Any]:
     """The atlas of ``model`` under ``root`` (cached while the file is unchanged; do not modify it)."""
     path = atlas_folder(root, model) / ATLAS_NAME
     stat = path.stat()
-    return _read(os.fspath(path), stat.st_size, stat.st_mtime_ns)
+    return _read(os.fspath(path), stat.st_size, stat.st_mtime_ns, f"{model}/{ATLAS_NAME}")
 
 
 def atlas_map(atlas: dict[str, Any], index: int) -> dict[str, Any]:
@@ -563,7 +621,12 @@ def atlas_map(atlas: dict[str, Any], index: int) -> dict[str, Any]:
 def thumbnail_file(root: str | os.PathLike | None, model: str, name: str) -> Path:
     """The path of thumbnail ``name`` of ``model``'s atlas (``AtlasNotFound`` for unknown or unsafe names)."""
     folder = atlas_folder(root, model)
+    if not THUMB_NAME.fullmatch(name):
+        raise AtlasNotFound(
+            f"the atlas of {model!r} has no thumbnail {shown_name(name)}: not a thumbnail name "
+            f"(at most {NAME_MAX} characters of A-Z a-z 0-9 _ . - ending in .png)"
+        )
     path = folder / THUMB_DIR / name
-    if not THUMB_NAME.fullmatch(name) or not path.is_file():
+    if not path.is_file():
         raise AtlasNotFound(f"the atlas of {model!r} has no thumbnail {name!r}")
     return path

@@ -156,7 +156,7 @@ def test_atlas_endpoint(extraction, tmp_path):
         picture = client.get(f"/v1/atlas/tiny_m/{thumbnail}")
         assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
         for url, words in (
-            ("/v1/atlas/other", ["other", "does not exist", "lewel atlas"]),
+            ("/v1/atlas/other", ["other", "has no other/atlas.json", "lewel atlas"]),
             ("/v1/atlas/tiny_m/maps/32", ["0 … 31"]),
             ("/v1/atlas/tiny_m/thumbs/nothing.png", ["no thumbnail"]),
             ("/v1/atlas/tiny_m/thumbs/..%2Fatlas.json", []),

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 
-from lewel.atlas import MODEL_ID, AtlasError, AtlasNotFound, atlas_map, load_atlas, thumbnail_file
+from lewel.atlas import MODEL_ID, NAME_MAX, AtlasError, AtlasNotFound, atlas_map, load_atlas, shown_name, thumbnail_file
 
 from ..atlas_builds import BuildRunning
 from ..errors import ApiError
@@ -78,7 +78,10 @@ def _checkpoint(service: Service, model: str) -> Path:
     if entry.get("has_maps") is False:
         raise ApiError(422, "model_without_maps", f"model {model!r} is a {entry.get('method')} model: it has no maps")
     if not MODEL_ID.fullmatch(model):
-        raise ApiError(422, "invalid_parameters", f"{model!r} cannot name an atlas folder (ids of A-Z a-z 0-9 _ . -)")
+        raise ApiError(
+            422, "invalid_parameters",
+            f"{shown_name(model)} cannot name an atlas folder (ids of 1 to {NAME_MAX} characters of A-Z a-z 0-9 _ . -)",
+        )
     return file.path
 
 
@@ -135,11 +138,11 @@ async def post_atlas_build(
     answers the status, for another model 409 ``build_running``. The finished atlas replaces the model's
     atlas whole (docs/atlas.md)."""
     await _form_fields(request)
-    return JSONResponse(await run_in_threadpool(_start, service, model, params))
+    return JSONResponse(service.redactor.value(await run_in_threadpool(_start, service, model, params)))
 
 
 @router.get("/{model}/build", summary="the progress of a model's atlas build", response_model=AtlasBuildStatus)
 async def get_atlas_build(model: str, service: ServiceDep) -> JSONResponse:
     """``idle`` (none in this process), ``running`` (stage, counts, fraction), ``done`` or ``error`` (the
     message says why), and whether an atlas is served now."""
-    return JSONResponse(await run_in_threadpool(_status, service, model))
+    return JSONResponse(service.redactor.value(await run_in_threadpool(_status, service, model)))

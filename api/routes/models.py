@@ -17,7 +17,7 @@ async def list_models(service: ServiceDep) -> ModelList:
     the device); a file that cannot be opened is listed with ``status: error`` and the reason. ``profile``
     is what ``lewel profile`` measured for the file (its sidecar ``NAME.profile.json``), or null."""
     registry = service.registry
-    entries = await run_in_threadpool(registry.list)
+    entries = service.redactor.value(await run_in_threadpool(registry.list))
     default = await run_in_threadpool(registry.default_id)
     models = [
         ModelInfo(**{**entry, "profile": profile_body(entry["profile"])}, default=entry["id"] == default)
