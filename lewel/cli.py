@@ -201,7 +201,7 @@ def _train(args: argparse.Namespace) -> int:
         overrides["method"] = args.method
     config = TrainConfig.from_dict(merge(recipe, overrides))
     summary = train(config)
-    print(json.dumps(summary))
+    print(json.dumps(summary, allow_nan=False))  # strict JSON: a run that trained no step has loss null
     return 0
 
 

@@ -221,3 +221,13 @@ def test_settings_that_are_probably_not_meant_are_warned_about(tmp_path, images,
     assert loader_workers(64) == usable_cpus() and loader_workers(0) == 0
     with pytest.raises(ValueError, match="fewer than one batch of 64: lower --batch-size"):
         train(tiny_run(images, tmp_path / "b", batch_size=64))
+
+
+def test_resuming_a_finished_run_says_so_in_strict_json(tmp_path, images, capsys):
+    out = tmp_path / "run"
+    first = train(tiny_run(images, out))
+    assert first["already_finished"] is False and isinstance(first["loss"], float)
+    again = train(tiny_run(images, out, resume="auto"))
+    assert again["already_finished"] is True and again["loss"] is None and again["steps"] == first["steps"]
+    json.loads(json.dumps(again, allow_nan=False))
+    assert "the run had already finished" in capsys.readouterr().out

@@ -440,8 +440,13 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
         saved.append(str(save(LAST)))
     where = saved[-1] if saved else (str(resume) if resume is not None else "none written")
     stopped = f" of {total_steps} (stop_after_steps; --resume auto continues)" if step < total_steps else ""
+    trained = step >= first_step  # a resumed run that had already reached its end trains no step
+    note = f"last loss {last_loss:.4f}" if trained else f"the run had already finished: no step trained, {where} kept"
     logger.finish(
-        f"done: {step} steps{stopped} ({step // steps_per_epoch} epochs), last loss {last_loss:.4f}, checkpoint {where}, "
+        f"done: {step} steps{stopped} ({step // steps_per_epoch} epochs), {note}, checkpoint {where}, "
         f"metrics in {str(out / 'metrics.jsonl')!r}"
     )
-    return {"steps": step, "epochs": step // steps_per_epoch, "loss": last_loss, "checkpoints": saved, "out": str(out)}
+    return {
+        "steps": step, "epochs": step // steps_per_epoch, "loss": last_loss if trained else None,
+        "already_finished": not trained, "checkpoints": saved, "out": str(out),
+    }
