@@ -91,6 +91,19 @@ def too_costly(what: str, value: int, limit: int, setting: str, advice: str) -> 
     )
 
 
+def answer_hint(kind: str, output: str) -> str:
+    """What to lower when the answer of a ``kind`` request in format ``output`` is too large: only what the
+    request can still change (an NPZ request is not told to ask for NPZ)."""
+    lower = ["fewer views"] + (["maps=top or maps=object", "a smaller frame_cells"] if kind == "maps" else [])
+    if output == "json":
+        lower.append("format=npz (binary arrays, about a third of JSON)")
+    elif output == "npz":
+        lower.append("a smaller size")
+    else:
+        lower.append("a lower dpi")
+    return "ask for " + ", ".join(lower[:-1]) + " or " + lower[-1]
+
+
 def plan_request(
     *,
     kind: str,
@@ -145,8 +158,7 @@ def plan_request(
             422,
             "too_costly",
             f"the answer would be about {answer / MEBIBYTE:,.1f} MiB, over the limit of "
-            f"{max_response_bytes / MEBIBYTE:,.1f} MiB (LEWEL_MAX_RESPONSE_MB); ask for fewer views, maps=top or "
-            "maps=object, a smaller frame_cells, or format=npz",
+            f"{max_response_bytes / MEBIBYTE:,.1f} MiB (LEWEL_MAX_RESPONSE_MB); {answer_hint(kind, output)}",
             limit="LEWEL_MAX_RESPONSE_MB",
         )
     memory = (

@@ -16,6 +16,7 @@ from fastapi_offline import FastAPIOffline
 
 from lewel import __version__
 
+from . import decode_warnings
 from .errors import install_error_handlers
 from .metrics import MetricsMiddleware
 from .middleware import BodySizeLimitMiddleware, TokenMiddleware
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.torch_threads is not None:
         torch.set_num_threads(settings.torch_threads)
     service = Service.from_settings(settings)
+    decode_warnings.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

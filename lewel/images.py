@@ -26,6 +26,7 @@ pixel each), and EXIF orientation is applied after that conversion, on the 8-bit
 from __future__ import annotations
 
 import io
+import re
 from typing import Literal
 
 import numpy as np
@@ -74,6 +75,17 @@ def _declared_size_check(image: Image.Image, max_pixels: int) -> None:
         raise ImageTooLargeError(
             f"the image is {width}×{height} = {width * height:,} pixels, over the limit of {max_pixels:,} pixels"
         )
+
+
+def _bomb(error: Image.DecompressionBombError, max_pixels: int) -> ImageTooLargeError:
+    """Pillow's refusal of a decompression bomb, told against ``max_pixels`` (the caller's limit), not Pillow's
+    own ``Image.MAX_IMAGE_PIXELS`` that its message quotes."""
+    declared = re.search(r"\((\d+) pixels\)", str(error))
+    size = f"{int(declared.group(1)):,} pixels" if declared else "more pixels than Pillow opens"
+    return ImageTooLargeError(
+        f"the image declares {size}, over the limit of {max_pixels:,} pixels (refused before decoding, as a "
+        "decompression bomb)"
+    )
 
 
 def _strips(image: Image.Image) -> list[tuple[int, int]]:
@@ -174,7 +186,7 @@ def decode_image(
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except Image.DecompressionBombError as error:
-        raise ImageTooLargeError(f"refused as a decompression bomb: {error}") from None
+        raise _bomb(error, max_pixels) from None
     except UnidentifiedImageError:
         raise UnsupportedImageError(
             f"not an image in a supported format (accepted: {', '.join(ALLOWED_FORMATS)})"
@@ -197,7 +209,7 @@ def decode_image(
         except ImageDecodeError:
             raise
         except Image.DecompressionBombError as error:
-            raise ImageTooLargeError(f"refused as a decompression bomb: {error}") from None
+            raise _bomb(error, max_pixels) from None
         except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, MemoryError) as error:
             raise UnsupportedImageError(f"cannot decode the {file_format} image: {error}") from None
     rgb.info.update(source_format=file_format, source_mode=source_mode)

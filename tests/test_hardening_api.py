@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
+import re
+import struct
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from api_factory import build_models, image_bytes
+from api_factory import build_models, image_bytes, png_declaring
 from fastapi.responses import Response
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -79,6 +82,9 @@ def test_the_answer_size_is_bounded(models):
         body = answer.json()
         assert answer.status_code == 422 and body["limit"] == "LEWEL_MAX_RESPONSE_MB", answer.text
         assert "MiB" in body["message"] and "format=npz" in body["message"]
+        binary = post(client, views=2, size=64, frame_cells=128, format="npz").json()
+        assert binary["error"] == "too_costly" and "npz" not in binary["message"]  # asked for NPZ already
+        assert "fewer views" in binary["message"] and "frame_cells" in binary["message"]
         small = post(client, views=0, size=64, frame_cells=16)
         assert small.status_code == 200 and len(small.content) < 0.25 * 2**20
 
@@ -258,3 +264,32 @@ def test_openapi_bodies_match_what_the_service_accepts(models):
         assert {"400", "413", "415", "422", "503"} <= set(responses)
         assert "Retry-After" in responses["503"]["headers"]
     assert "text/plain" in document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+
+
+def png_with_bad_exif(tags: int) -> bytes:
+    """A small PNG whose eXIf chunk lists ``tags`` tags, each claiming 4 kB of the chunk's data: once they claim
+    more than the chunk holds, Pillow warns once per tag."""
+    entries = b"".join(struct.pack(">HHLL", 0x1000 + i, 4, 1000, 8) for i in range(tags))
+    exif = b"MM\x00\x2a" + struct.pack(">L", 8) + struct.pack(">H", tags) + entries + struct.pack(">L", 0)
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (10, 200, 30)).save(buffer, "PNG", exif=b"Exif\x00\x00" + exif)
+    return buffer.getvalue()
+
+
+def test_a_file_full_of_bad_exif_tags_writes_one_log_line(models, caplog, capfd):
+    with make_client(models) as client:
+        with caplog.at_level(logging.WARNING):
+            answer = post(client, data=png_with_bad_exif(5000), size=64)
+        assert answer.status_code == 200, answer.text
+    lines = [r for r in caplog.records if "while decoding" in r.getMessage()]
+    assert len(lines) == 1 and "'image'" in lines[0].getMessage() and "Skipping tag" in lines[0].getMessage()
+    assert int(re.search(r"(\d+) warning", lines[0].getMessage()).group(1)) > 4900
+    assert "Skipping tag" not in capfd.readouterr().err  # none of the 5,000 printed
+
+
+def test_a_decompression_bomb_is_told_against_the_service_limit(models):
+    with make_client(models, max_pixels=1_000_000) as client:
+        body = post(client, data=png_declaring(20_000, 20_000)).json()
+    assert body["error"] == "too_large"
+    assert "400,000,000 pixels" in body["message"] and "1,000,000 pixels" in body["message"]
+    assert "LEWEL_MAX_PIXELS" in body["message"] and "178" not in body["message"]

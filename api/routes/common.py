@@ -18,6 +18,7 @@ from lewel.maps import PATTERNS
 from lewel.profiles import describe_data, profile_indices
 from lewel.views import View
 
+from ..decode_warnings import collect
 from ..errors import ApiError
 from ..limits import Plan, declared_image, plan_request
 from ..middleware import token_matches, unauthorized
@@ -103,7 +104,8 @@ async def run_bounded(service: Service, plan: Plan, work: Callable[..., T], *arg
 def decode(data: bytes, service: Service, background: Background) -> Image.Image:
     """Decode an upload with the service's caps: 413 too large, 415 not a usable image."""
     try:
-        return decode_image(data, max_pixels=service.settings.max_pixels, background=background)
+        with collect("the upload 'image'"):
+            return decode_image(data, max_pixels=service.settings.max_pixels, background=background)
     except ImageTooLargeError as error:
         raise ApiError(413, "too_large", f"image too large: {error} (LEWEL_MAX_PIXELS)") from None
     except UnsupportedImageError as error:

@@ -19,6 +19,7 @@ from lewel.maps import PATTERNS, MapStatistics, select_maps, top_per_pattern
 from lewel.profiles import measured_line, profile_indices
 from lewel.render import FIGURE_FORMATS, figure5, figure_bytes
 
+from ..decode_warnings import collect
 from ..encoding import encode_array, npz_bytes, png_base64
 from ..errors import ApiError
 from ..registry import LoadedModel
@@ -100,7 +101,8 @@ async def maps(
 def _decode_mask(data: bytes, picture: Image.Image, service: Service) -> torch.Tensor:
     """The uploaded mask for ``picture``: 413 too large, 422 not a usable mask (the message says why)."""
     try:
-        return torch.from_numpy(decode_mask(data, picture.size, max_pixels=service.settings.max_pixels))
+        with collect("the upload 'mask'"):
+            return torch.from_numpy(decode_mask(data, picture.size, max_pixels=service.settings.max_pixels))
     except ImageTooLargeError as error:
         raise ApiError(413, "too_large", f"{error} (LEWEL_MAX_PIXELS)") from None
     except (UnsupportedImageError, MaskError) as error:
