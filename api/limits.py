@@ -31,6 +31,7 @@ from PIL import Image
 
 from lewel.images import ALLOWED_FORMATS
 from lewel.maps import frame_grid
+from lewel.render import figure_cost
 
 from .errors import ApiError
 
@@ -46,6 +47,8 @@ FRAME_BYTES = 16  #: per frame-map value: the warped maps, their copy for the an
 STRIDE = 32  #: the ResNet backbones' output stride: maps are ceil(size / 32) cells a side
 JSON_EXPANSION = 4 / 3  #: base64
 STATISTICS_BYTES = 600  #: one map's statistics in JSON
+FIGURE_MAX_MAPS = 16  #: a figure draws at most this many maps (the first of the selection)
+FIGURE_SOURCE_SIDE = 512  #: a figure's input column shows the image downscaled to this longer side
 FEATURE_CHANNELS = 2048  #: D assumed for an embeddings answer (ResNet-50's; ResNet-18 has 512)
 
 
@@ -91,13 +94,25 @@ def too_costly(what: str, value: int, limit: int, setting: str, advice: str) -> 
     )
 
 
+def thumbnail_size(declared: tuple[int, int, int] | None, side: int) -> tuple[int, int]:
+    """(width, height) of ``PIL.Image.thumbnail((side, side))`` of an image declaring ``declared`` (rounded up;
+    a square of ``side`` when unknown)."""
+    if not declared:
+        return side, side
+    width, height = declared[0], declared[1]
+    scale = min(1.0, side / max(width, height, 1))
+    return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
+
+
 def answer_hint(kind: str, output: str) -> str:
     """What to lower when the answer of a ``kind`` request in format ``output`` is too large: only what the
     request can still change (an NPZ request is not told to ask for NPZ)."""
-    lower = ["fewer views"] + (["maps=top or maps=object", "a smaller frame_cells"] if kind == "maps" else [])
+    lower = ["fewer views"] + (["maps=top or maps=object"] if kind == "maps" else [])
+    if kind == "maps" and output in ("json", "npz"):  # a figure draws no frame maps
+        lower.append("a smaller frame_cells")
     if output == "json":
         lower.append("format=npz (binary arrays, about a third of JSON)")
-    elif output == "npz":
+    elif output in ("npz", "pdf", "svg"):  # a vector figure embeds its pictures whatever the dpi
         lower.append("a smaller size")
     else:
         lower.append("a lower dpi")
@@ -119,6 +134,7 @@ def plan_request(
     max_request_pixels: int,
     max_frame_values: int,
     max_response_bytes: int,
+    dpi: int = 100,
 ) -> Plan:
     """The cost of a request (``kind`` ``maps`` or ``embeddings``) with ``views`` augmented views at ``size``
     of an image declaring ``declared``, on a model with ``d`` maps of which ``maps`` are returned, answered
@@ -131,7 +147,7 @@ def plan_request(
             f"ask for fewer views or a smaller size (views={views}, size={size})",
         )
     cells = math.ceil(size / STRIDE) ** 2
-    frame_values, answer = 0, 0
+    frame_values, answer, drawing = 0, 0, 0
     if kind == "maps" and d:
         rows, cols = frame_grid((declared[0], declared[1]), frame_cells) if declared else (frame_cells, frame_cells)
         frame_values = count * d * rows * cols
@@ -147,8 +163,12 @@ def plan_request(
             answer = int(count * (per_view * JSON_EXPANSION + shown * STATISTICS_BYTES))
         elif output == "npz":
             answer = count * (size * size * 3 + shown * (cells + rows * cols) * 4 + shown * 40 * 8)
-        else:  # a figure: at most 16 maps, a tile per map and view
-            answer = count * (min(shown, 16) + 2) * 150_000
+        else:  # a figure (lewel.render.figure_cost): at most FIGURE_MAX_MAPS maps, the input as a thumbnail
+            source = thumbnail_size(declared, FIGURE_SOURCE_SIDE)
+            cost = figure_cost(
+                output, dpi, rows=count, maps=min(shown, FIGURE_MAX_MAPS), view_side=size, source_size=source
+            )
+            answer, drawing = cost.output, cost.memory
     elif kind == "embeddings":
         aligned = num_aligned or 0
         per_view = size * size * 3 + 4 * (FEATURE_CHANNELS + (d or 0) + aligned * ((d or 0) + FEATURE_CHANNELS))
@@ -167,7 +187,7 @@ def plan_request(
         + decode_bytes(mask, mask=True)
         + pixels * MODEL_BYTES
         + frame_values * FRAME_BYTES
-        + 2 * answer
+        + (drawing if drawing else 2 * answer)
     )
     return Plan(memory=memory, pixels=pixels, frame_values=frame_values, response_bytes=answer)
 

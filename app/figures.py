@@ -16,7 +16,18 @@ import numpy as np
 from PIL import Image
 
 from lewel.maps import frame_density
-from lewel.render import FIGURE_FORMATS, Scale, draw_box, figure5_grid, overlay_with_bar
+from lewel.render import (
+    DEFAULT_FIGURE_MAX_BYTES,
+    DEFAULT_FIGURE_MAX_MEMORY,
+    FIGURE_FORMATS,
+    FigureTooCostly,
+    Scale,
+    check_figure,
+    draw_box,
+    figure5_grid,
+    figure_cost,
+    overlay_with_bar,
+)
 from lewel.render import figure_bytes as encode_figure
 
 from .client import EmbeddingsResult, MapsResult
@@ -245,6 +256,20 @@ def profile_banner(result: MapsResult) -> tuple[str, str]:
     )
 
 
+def figure_refusal(
+    result: MapsResult, small: Image.Image, indices: Sequence[int], fmt: str, dpi: int
+) -> str | None:
+    """Why the figure of ``indices`` cannot be drawn as ``fmt`` at ``dpi`` (over the file or memory bound that the
+    service holds too: ``lewel.render.check_figure``), or ``None`` when it can."""
+    side = int(np.asarray(result.view_images[0]).shape[0])
+    cost = figure_cost(fmt, dpi, rows=result.num_views, maps=len(indices), view_side=side, source_size=small.size)
+    try:
+        check_figure(cost, fmt, max_bytes=DEFAULT_FIGURE_MAX_BYTES, max_memory=DEFAULT_FIGURE_MAX_MEMORY)
+    except FigureTooCostly as error:
+        return str(error)
+    return None
+
+
 def figure_bytes(
     result: MapsResult,
     small: Image.Image,
@@ -258,10 +283,14 @@ def figure_bytes(
     """The Figure-5 grid of ``indices`` (every view a row) as PNG at ``dpi``, PDF or SVG, drawn as the page
     shows it: each map titled with its measured role and AUROC (or its heuristic pattern) and with a colour
     bar in units of the uniform value, the model and its profile in the title (``lewel.render``, the same
-    renderer as the service's ``format=png|pdf|svg``)."""
+    renderer as the service's ``format=png|pdf|svg``). ``FigureTooCostly`` (before drawing) over the bounds of
+    ``figure_refusal``."""
     if fmt not in FIGURE_FORMATS:
         raise ValueError(f"format must be one of {list(FIGURE_FORMATS)}, got {fmt!r}")
     chosen = list(indices)
+    refusal = figure_refusal(result, small, chosen, fmt, dpi)
+    if refusal is not None:
+        raise FigureTooCostly(refusal)
     titles = [[tile_title(result, v, m) for m in chosen] for v in range(result.num_views)]
     figure = figure5_grid(
         small,

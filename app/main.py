@@ -380,6 +380,9 @@ def downloads(
     fmt = FIGURE_FORMATS[chooser.selectbox("Figure format", list(FIGURE_FORMATS), key="figure_format")]
     dpi = quality.select_slider("Figure dpi", DPIS, value=200, key="figure_dpi", disabled=fmt != "png")
     name = (pattern or "index").replace("role:", "measured_")
+    refusal = figures.figure_refusal(result, small, indices, fmt, dpi) if indices else None
+    if refusal is not None:
+        st.caption(f"The figure cannot be downloaded as it is: {refusal}.")
     figure_button.download_button(
         f"Download this figure ({fmt.upper()})",
         data=lambda: figures.figure_bytes(result, small, source_size, indices, presets, style, fmt, dpi),
@@ -387,7 +390,7 @@ def downloads(
         mime=MIME[fmt],
         icon=":material/image:",
         on_click="ignore",
-        disabled=not indices,
+        disabled=not indices or refusal is not None,
     )
     npz_button.download_button(
         "Download all maps (NPZ)",

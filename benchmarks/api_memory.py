@@ -8,6 +8,11 @@ before it is recorded, next to the estimate ``api.limits.plan_request`` reserves
 once, and the server's peak growth is recorded with the default budget (2 GiB).
 
     python benchmarks/api_memory.py --backbones resnet18 resnet50 --threads 1
+    python benchmarks/api_memory.py --backbones resnet18 --only-figures --out benchmarks/results/api_memory_figures_cpu.json
+
+``--figures`` adds every figure format at 72, 150, 300 and 600 dpi with 0, 2 and 8 views (``FIGURE_KINDS``): the
+ones over the response cap are refused (422 ``too_costly``) before drawing; every drawn one must stay under its
+estimates.
 
 Results: ``benchmarks/results/api_memory_cpu.json`` (``--out``).
 """
@@ -90,6 +95,13 @@ KINDS = [
     ("maps json, 40 MP JPEG with a 40 MP mask", "/v1/maps", "jpeg40mp", "mask40mp", {"views": 0}),
 ]
 
+#: every figure format at 72, 150, 300 and 600 dpi with 0, 2 and 8 views of the photo (224 px, all maps: 16 drawn)
+FIGURE_KINDS = [
+    (f"maps {fmt} figure, photo, views {views}, {dpi} dpi", "/v1/maps", "photo", None,
+     {"views": views, "format": fmt, "dpi": dpi})
+    for fmt in ("png", "pdf", "svg") for dpi in (72, 150, 300, 600) for views in (0, 2, 8)
+]
+
 
 def status_kib(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -117,27 +129,33 @@ def form(model_id: str, fields: dict) -> dict[str, str]:
     return {"model": model_id, **{k: str(v) for k, v in fields.items()}}
 
 
-def estimate(endpoint: str, data: bytes, mask: bytes | None, fields: dict, d: int, h: int) -> int:
-    settings = Settings()
+def estimate(endpoint: str, data: bytes, mask: bytes | None, fields: dict, d: int, h: int) -> tuple[int, int]:
+    """The memory ``plan_request`` reserves for the request and the answer's estimated bytes."""
     kind = "maps" if endpoint == "/v1/maps" else "embeddings"
     shown = min(d, 3 * 4) if fields.get("maps") == "top" else None
     plan = plan_request(
         kind=kind, declared=declared_image(data), mask=declared_image(mask) if mask else None,
         views=int(fields.get("views", 0)), size=int(fields.get("size", 224)), d=d, num_aligned=d // h, maps=shown,
         frame_cells=int(fields.get("frame_cells", 32)), output=fields.get("format", "json"),
-        max_request_pixels=10**12, max_frame_values=10**12, max_response_bytes=10**12,
+        dpi=int(fields.get("dpi", 100)), max_request_pixels=10**12, max_frame_values=10**12, max_response_bytes=10**12,
     )
-    return plan.memory
+    return plan.memory, plan.response_bytes
 
 
-def measure_kinds(server: Server, model_id: str, files: dict[str, bytes]) -> list[dict]:
-    rows = []
-    with httpx2.Client(base_url=server.base, timeout=600) as client:
-        for name, endpoint, image, mask, fields in KINDS:
+def measure_kinds(server: Server, model_id: str, files: dict[str, bytes], kinds: list, *, warm_all: bool = True) -> list[dict]:
+    """Each of ``kinds`` sent once (after a first send that fills the allocator's pools: every kind, or with
+    ``warm_all`` false only the first of each format) and measured; a refused one records its status."""
+    rows, warmed = [], set()
+    cap = Settings().max_response_bytes
+    with httpx2.Client(base_url=server.base, timeout=1200) as client:
+        for name, endpoint, image, mask, fields in kinds:
             upload = {"image": ("upload", files[image], "application/octet-stream")}
             if mask is not None:
                 upload["mask"] = ("mask.png", files[mask], "image/png")
-            client.post(endpoint, files=upload, data=form(model_id, fields))  # once, so allocator pools exist
+            memory, answer_bytes = estimate(endpoint, files[image], files.get(mask), fields, 256, 4)
+            if warm_all or fields.get("format") not in warmed:
+                client.post(endpoint, files=upload, data=form(model_id, fields))  # so allocator pools exist
+                warmed.add(fields.get("format"))
             before = server.reset_peak()
             start = time.perf_counter()
             answer = client.post(endpoint, files=upload, data=form(model_id, fields))
@@ -147,10 +165,12 @@ def measure_kinds(server: Server, model_id: str, files: dict[str, bytes]) -> lis
                 "kind": name,
                 "status": answer.status_code,
                 "answer_mib": round(len(answer.content) / MIB, 2),
+                "answer_estimate_mib": round(answer_bytes / MIB, 2),
+                "refused_as_too_costly": answer.status_code == 422 and answer_bytes > cap,
                 "seconds": round(seconds, 2),
                 "resident_before_mib": round(before / MIB),
                 "peak_growth_mib": round((peak - before) / MIB),
-                "estimate_mib": round(estimate(endpoint, files[image], files.get(mask), fields, 256, 4) / MIB),
+                "estimate_mib": round(memory / MIB),
             })
             print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -178,6 +198,8 @@ def main() -> None:
     parser.add_argument("--backbones", nargs="+", default=["resnet18", "resnet50"])
     parser.add_argument("--threads", type=int, default=1, help="LEWEL_TORCH_THREADS of the server (default: 1)")
     parser.add_argument("--concurrent", type=int, default=4, help="simultaneous 40 MP float TIFF requests")
+    parser.add_argument("--figures", action="store_true", help="also every figure format × dpi × views (FIGURE_KINDS)")
+    parser.add_argument("--only-figures", action="store_true", help="the figure requests only (not the other kinds)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "api_memory_cpu.json")
     args = parser.parse_args()
     files = uploads()
@@ -195,12 +217,28 @@ def main() -> None:
             model_id = path.name.removesuffix(".safetensors")
             server = Server(Path(folder), model_id, args.threads)
             try:
-                rows = measure_kinds(server, model_id, files)
-                together = asyncio.run(concurrent(server, model_id, files["float_tiff"], args.concurrent))
-                print(json.dumps(together), flush=True)
+                entry: dict = {}
+                if not args.only_figures:
+                    entry["kinds"] = measure_kinds(server, model_id, files, KINDS)
+                    entry["concurrent_float_tiff"] = asyncio.run(
+                        concurrent(server, model_id, files["float_tiff"], args.concurrent)
+                    )
+                    print(json.dumps(entry["concurrent_float_tiff"]), flush=True)
+                if args.figures or args.only_figures:
+                    figures = measure_kinds(server, model_id, files, FIGURE_KINDS, warm_all=False)
+                    drawn = [r for r in figures if r["status"] == 200]
+                    entry["figures"] = figures
+                    entry["figures_summary"] = {
+                        "drawn": len(drawn),
+                        "refused_as_too_costly": sum(r["refused_as_too_costly"] for r in figures),
+                        "other_statuses": sorted({r["status"] for r in figures} - {200, 422}),
+                        "every_estimate_above_peak": all(r["estimate_mib"] >= r["peak_growth_mib"] for r in drawn),
+                        "every_answer_under_estimate": all(r["answer_estimate_mib"] >= r["answer_mib"] for r in drawn),
+                    }
+                    print(json.dumps(entry["figures_summary"]), flush=True)
             finally:
                 server.stop()
-            results["backbones"][backbone] = {"kinds": rows, "concurrent_float_tiff": together}
+            results["backbones"][backbone] = entry
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
@@ -204,8 +205,8 @@ def figure5_grid(
     as a peaked one; ``title`` goes above the grid."""
     values = np.asarray(maps, dtype=np.float32)
     rows, count = values.shape[:2]
-    height = cell_inches * rows * (1.35 if colour_bars else 1.1) + (0.3 if title else 0.0)
-    figure = Figure(figsize=(cell_inches * (2 + count), height), layout="constrained")
+    size = figure_inches(rows, count, cell_inches=cell_inches, colour_bars=colour_bars, title=bool(title))
+    figure = Figure(figsize=size, layout="constrained")
     if title:
         figure.suptitle(title, fontsize=8)
     FigureCanvasAgg(figure)
@@ -260,6 +261,14 @@ def _colour_bar(figure: Figure, ax, heat: np.ndarray, *, cmap: str, scale: Scale
     bar.set_ticks([norm.vmin, norm.vmax])
     bar.set_ticklabels([f"{norm.vmin:.3g}×", f"{norm.vmax:.3g}×"])
     bar.ax.tick_params(labelsize=5, length=1.5, pad=1)
+    # the bar's colours as one 256×1 picture instead of matplotlib's mesh: a mesh of many colours is rasterised,
+    # and in a PDF each rasterisation renders a canvas of the whole figure at dpi (gigabytes at 300 dpi); as
+    # 256 vector quads it would take some 50 kB per bar in an SVG; the picture takes a few hundred bytes
+    bar.solids.remove()
+    bar.ax.imshow(
+        np.linspace(0.0, 1.0, 256)[None, :], cmap=cmap, aspect="auto", extent=(norm.vmin, norm.vmax, 0.0, 1.0),
+        interpolation="nearest", zorder=0,
+    )
 
 
 def draw_box(
@@ -287,6 +296,77 @@ def draw_box(
 
 
 FIGURE_FORMATS = {"png": "image/png", "pdf": "application/pdf", "svg": "image/svg+xml"}  #: format -> media type
+VECTOR_FORMATS = ("pdf", "svg")  #: pictures embedded at their own resolution (``figure_bytes``)
+
+
+MEBIBYTE = 2**20
+#: the cost model of ``figure_cost``, fitted to ``benchmarks/figure_cost.py`` (noise pictures: the least
+#: compressible) with a margin; every estimate there stays above its measured peak and size
+COST_BASE_BYTES = 48 * MEBIBYTE  #: matplotlib's figure, axes and texts, beyond the pictures
+COST_TILE_BYTES = 40.0  #: memory per picture pixel (the arrays, their RGBA copies, the overlay's blend)
+COST_CANVAS_BYTES = 12.0  #: PNG: memory per canvas pixel (Agg's RGBA buffer, its RGB copy, the encoder)
+COST_OUTPUT_BYTES = {"png": 3.1, "pdf": 3.3, "svg": 4.6}  #: file bytes per canvas (PNG) or picture (PDF, SVG) pixel
+COST_OUTPUT_BASE = 256 * 1024  #: the files' own structure, the heading
+COST_CELL_BYTES = 16 * 1024  #: per picture cell of the grid: its title, colour bar and ticks (paths in an SVG)
+DEFAULT_FIGURE_MAX_BYTES = 32 * MEBIBYTE  #: the largest figure file drawn where no other limit is set (the app)
+DEFAULT_FIGURE_MAX_MEMORY = 1024 * MEBIBYTE  #: the most memory one figure may take to draw there
+
+
+@dataclass(frozen=True)
+class FigureCost:
+    """What drawing and encoding a Figure-5 grid is expected to take, before it is drawn: ``memory`` (bytes
+    above the process's resident memory), ``output`` (bytes of the file), and the ``canvas`` and ``pictures``
+    pixel counts they come from."""
+
+    memory: int
+    output: int
+    canvas: int
+    pictures: int
+
+
+def figure_inches(rows: int, maps: int, *, cell_inches: float = 1.5, colour_bars: bool = True, title: bool = True) -> tuple[float, float]:
+    """(width, height) in inches of ``figure5_grid`` with ``rows`` views and ``maps`` map columns."""
+    height = cell_inches * rows * (1.35 if colour_bars else 1.1) + (0.3 if title else 0.0)
+    return cell_inches * (2 + maps), height
+
+
+def figure_cost(
+    fmt: str, dpi: int, *, rows: int, maps: int, view_side: int, source_size: tuple[int, int], cell_inches: float = 1.5
+) -> FigureCost:
+    """The cost of ``figure5_grid`` with ``rows`` views of ``view_side``² pixels, ``maps`` map columns and an
+    input picture of ``source_size`` (width, height: the copy drawn, e.g. a thumbnail), encoded as ``fmt`` at
+    ``dpi``. A PNG costs its canvas (figure inches × dpi, squared); a PDF or SVG embeds every picture at its
+    own pixels (``figure_bytes``), so its cost does not depend on ``dpi``."""
+    if fmt not in FIGURE_FORMATS:
+        raise ValueError(f"format must be one of {list(FIGURE_FORMATS)}, got {fmt!r}")
+    width, height = figure_inches(rows, maps, cell_inches=cell_inches)
+    canvas = round(width * dpi) * round(height * dpi)
+    pictures = rows * (source_size[0] * source_size[1] + (1 + maps) * view_side * view_side)
+    cells = rows * (2 + maps)
+    output = COST_OUTPUT_BASE + cells * COST_CELL_BYTES + int(COST_OUTPUT_BYTES[fmt] * (canvas if fmt == "png" else pictures))
+    memory = COST_BASE_BYTES + int(COST_TILE_BYTES * pictures) + 2 * output
+    if fmt == "png":
+        memory += int(COST_CANVAS_BYTES * canvas)
+    return FigureCost(memory=memory, output=output, canvas=canvas if fmt == "png" else 0, pictures=pictures)
+
+
+class FigureTooCostly(ValueError):
+    """A figure over a size or memory limit, refused before it is drawn; the message says what to lower."""
+
+
+def check_figure(cost: FigureCost, fmt: str, *, max_bytes: int, max_memory: int | None = None) -> None:
+    """Raise ``FigureTooCostly`` when ``cost`` is over ``max_bytes`` of file or ``max_memory`` of memory."""
+    lower = "a lower dpi, fewer views or fewer maps" if fmt == "png" else "fewer views, fewer maps or a smaller size"
+    if cost.output > max_bytes:
+        raise FigureTooCostly(
+            f"the {fmt.upper()} figure would be about {cost.output / MEBIBYTE:,.1f} MiB, over the limit of "
+            f"{max_bytes / MEBIBYTE:,.1f} MiB; ask for {lower}"
+        )
+    if max_memory is not None and cost.memory > max_memory:
+        raise FigureTooCostly(
+            f"drawing the {fmt.upper()} figure would take about {cost.memory / MEBIBYTE:,.0f} MiB of memory, over the "
+            f"limit of {max_memory / MEBIBYTE:,.0f} MiB; ask for {lower}"
+        )
 
 
 def figure_png(figure: Figure, *, dpi: int = 100) -> bytes:
@@ -296,10 +376,15 @@ def figure_png(figure: Figure, *, dpi: int = 100) -> bytes:
 
 def figure_bytes(figure: Figure, fmt: str = "png", *, dpi: int = 100) -> bytes:
     """Encode a matplotlib figure as ``png`` (opaque white, ``dpi``), ``pdf`` or ``svg`` (vector; the
-    overlays are embedded as images at ``dpi``). One renderer for the app's downloads and the API's
+    pictures are embedded at their own pixels, unresampled, and ``dpi`` only places them). One renderer for the app's downloads and the API's
     ``format=png|pdf|svg``."""
     if fmt not in FIGURE_FORMATS:
         raise ValueError(f"format must be one of {list(FIGURE_FORMATS)}, got {fmt!r}")
+    if fmt in VECTOR_FORMATS:
+        # unresampled: each picture is embedded at its own pixels whatever the dpi (matplotlib resamples it to
+        # its printed size at dpi otherwise: 900×900 px per tile at 600 dpi), so a vector file's size is bounded
+        for image in (image for ax in figure.axes for image in ax.images):
+            image.set_interpolation("none")
     buffer = io.BytesIO()
     figure.savefig(buffer, format=fmt, dpi=dpi, facecolor="white", metadata=_metadata(fmt))
     return buffer.getvalue()

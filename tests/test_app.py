@@ -20,6 +20,7 @@ from app import figures
 from app.client import ApiClient, EmbeddingsResult, ServiceError, ViewParams
 from app.gallery import SCENE_KEY, gallery_items, load_item, scenes_available
 from lewel.maps import PATTERNS
+from lewel.render import FigureTooCostly
 
 MAIN = Path(__file__).parent.parent / "app" / "main.py"
 SMALL = ViewParams(views=2, preset="byol1", seed=3, size=64)
@@ -227,6 +228,13 @@ def test_figures_from_a_result(service):
     png = figures.figure_bytes(result, small, picture.size, [3, 1, 4], presets, style)
     drawn = Image.open(io.BytesIO(png))
     assert drawn.format == "PNG" and drawn.width > drawn.height  # 3 rows, 5 columns
+    # the bounds the service holds, before drawing: every map at 600 dpi is refused, saying what to lower
+    everything = list(range(result.d))
+    assert figures.figure_refusal(result, small, [3, 1, 4], "png", 200) is None
+    refusal = figures.figure_refusal(result, small, everything, "png", 600)
+    assert refusal is not None and "lower dpi" in refusal and "MiB" in refusal
+    with pytest.raises(FigureTooCostly, match="lower dpi"):
+        figures.figure_bytes(result, small, picture.size, everything, presets, style, "png", 600)
     rows = figures.statistics_rows(result, 7, presets)
     assert [r["view"] for r in rows] == [figures.view_label(result, v, presets[v]) for v in range(3)]
     assert rows[1]["view"].startswith("view 1 · byol1") and rows[1]["view"].endswith("flipped") == result.flips[1]

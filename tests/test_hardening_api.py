@@ -293,3 +293,46 @@ def test_a_decompression_bomb_is_told_against_the_service_limit(models):
     assert body["error"] == "too_large"
     assert "400,000,000 pixels" in body["message"] and "1,000,000 pixels" in body["message"]
     assert "LEWEL_MAX_PIXELS" in body["message"] and "178" not in body["message"]
+
+
+# --- figures (issue 24, item 1) -----------------------------------------------------------------------------
+
+
+def test_figures_are_costed_by_format_and_dpi_before_drawing():
+    def plan(fmt: str, dpi: int, views: int = 8):
+        return plan_request(
+            kind="maps", declared=(320, 240, 3), mask=None, views=views, size=224, d=128, num_aligned=4, maps=None,
+            frame_cells=32, output=fmt, dpi=dpi, max_request_pixels=10**9, max_frame_values=10**9,
+            max_response_bytes=10**12,
+        )
+
+    png = [plan("png", dpi) for dpi in (72, 150, 300, 600)]
+    assert all(a.response_bytes < b.response_bytes and a.memory < b.memory for a, b in zip(png, png[1:]))
+    assert png[-1].response_bytes / png[0].response_bytes > 50  # the canvas grows with dpi squared
+    for fmt in ("pdf", "svg"):  # pictures embedded at their own pixels: the dpi does not matter
+        assert plan(fmt, 72) == plan(fmt, 600)
+    assert plan("svg", 600, views=0).response_bytes * 8 < plan("svg", 600).response_bytes
+
+
+@pytest.mark.parametrize(
+    ("fmt", "dpi", "what"), [("png", 600, "lower dpi"), ("svg", 600, "smaller size"), ("pdf", 300, "smaller size")]
+)
+def test_a_figure_over_the_response_cap_is_refused_before_drawing(models, fmt, dpi, what):
+    with make_client(models, max_response_mb=8) as client:
+        answer = post(client, data=png(320, 240), views=8, size=224, format=fmt, dpi=dpi)
+    body = answer.json()
+    assert answer.status_code == 422 and body["error"] == "too_costly", answer.text
+    assert body["limit"] == "LEWEL_MAX_RESPONSE_MB" and "8.0 MiB" in body["message"] and what in body["message"]
+
+
+def test_a_figure_within_the_cap_is_drawn_and_stays_under_its_estimate(models):
+    with make_client(models, max_response_mb=16) as client:
+        for fmt in ("png", "svg"):
+            answer = post(client, data=png(320, 240), views=1, size=64, format=fmt, dpi=150)
+            assert answer.status_code == 200, answer.text
+            estimate = plan_request(
+                kind="maps", declared=(320, 240, 3), mask=None, views=1, size=64, d=32, num_aligned=4, maps=None,
+                frame_cells=32, output=fmt, dpi=150, max_request_pixels=10**9, max_frame_values=10**9,
+                max_response_bytes=10**12,
+            )
+            assert len(answer.content) <= estimate.response_bytes

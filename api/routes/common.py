@@ -88,6 +88,7 @@ def plan_upload(
         maps=shown,
         frame_cells=getattr(params, "frame_cells", 32),
         output=getattr(params, "format", "json"),
+        dpi=getattr(params, "dpi", 100),
         max_request_pixels=settings.max_request_pixels,
         max_frame_values=settings.max_frame_values,
         max_response_bytes=settings.max_response_bytes,

@@ -22,6 +22,7 @@ from lewel.render import FIGURE_FORMATS, figure5, figure_bytes
 from ..decode_warnings import collect
 from ..encoding import encode_array, npz_bytes, png_base64
 from ..errors import ApiError
+from ..limits import FIGURE_MAX_MAPS, FIGURE_SOURCE_SIDE, MEBIBYTE, answer_hint
 from ..registry import LoadedModel
 from ..schemas import (
     MapInfo,
@@ -51,8 +52,6 @@ from .common import (
 
 router = APIRouter(prefix="/v1", tags=["maps"], dependencies=[Depends(require_token)])
 
-PNG_MAX_MAPS = 16  #: format=png draws at most this many maps (the first of the selection)
-PNG_SOURCE_SIDE = 512  #: the input column of the PNG shows the image downscaled to this longer side
 AGREEMENT = (
     "cross-view agreement of a map index: for each pair of views, both maps are brought into the original "
     "image frame, restricted to the region both crops cover and renormalised there; the score is their overlap "
@@ -151,7 +150,7 @@ def _compute(service: Service, data: bytes, params: MapsParams, mask_data: bytes
     top = top_per_pattern(analysis.view_statistics(0), params.top_k) if params.maps == "top" else None
     scores = score_views(analysis, mask) if mask is not None else None
     if params.format in FIGURE_FORMATS:
-        return _figure(analysis, indices, picture, params, profile, loaded)
+        return _figure(analysis, indices, picture, params, profile, loaded, service.settings.max_response_bytes)
     if params.format == "npz":
         return _npz(analysis, indices, loaded, params, profile, scores)
     return _json(analysis, indices, top, loaded, picture, params, profile, scores)
@@ -177,13 +176,14 @@ def _figure(
     params: MapsParams,
     profile: dict | None,
     loaded: LoadedModel,
+    max_bytes: int,
 ) -> Response:
-    """Figure 5 of the first ``PNG_MAX_MAPS`` selected maps as PNG, PDF or SVG (``lewel.render``, the
+    """Figure 5 of the first ``FIGURE_MAX_MAPS`` selected maps as PNG, PDF or SVG (``lewel.render``, the
     renderer of the app's downloads): titles with each map's measured role and held-out AUROC, or its
     heuristic pattern without a profile; colour bars in units of the uniform value."""
-    shown = indices[:PNG_MAX_MAPS]
+    shown = indices[:FIGURE_MAX_MAPS]
     thumbnail = picture.copy()
-    thumbnail.thumbnail((PNG_SOURCE_SIDE, PNG_SOURCE_SIDE))
+    thumbnail.thumbnail((FIGURE_SOURCE_SIDE, FIGURE_SOURCE_SIDE))
     patterns = analysis.statistics.pattern
     if profile is not None:
         records = profile["maps"]
@@ -199,6 +199,12 @@ def _figure(
         analysis, shown, thumbnail, cmap=params.cmap, scale=params.scale, titles=titles, title=heading
     )
     data = figure_bytes(figure, params.format, dpi=params.dpi)
+    if len(data) > max_bytes:  # the estimate (api.limits.plan_request) is an upper bound: this is a safety net
+        raise ApiError(
+            422, "too_costly", f"the {params.format.upper()} figure is {len(data) / MEBIBYTE:,.1f} MiB, over the limit of "
+            f"{max_bytes / MEBIBYTE:,.1f} MiB (LEWEL_MAX_RESPONSE_MB); {answer_hint('maps', params.format)}",
+            limit="LEWEL_MAX_RESPONSE_MB",
+        )
     headers = {
         "X-Lewel-Maps": ",".join(map(str, shown)),
         "Content-Disposition": f'inline; filename="figure5.{params.format}"',
