@@ -8,6 +8,7 @@ number of examples per operation, so the whole file takes well under a minute on
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,9 @@ from schemathesis.specs.openapi.checks import (
 
 from api.main import create_app
 from api.settings import Settings
+from lewel.atlas import ATLAS_FORMAT, ATLAS_NAME
 
-OPERATIONS = r"^/(healthz|readyz|metrics|v1/(models|maps|embeddings))$"
+OPERATIONS = r"^/(healthz|readyz|metrics|v1/(models|maps|embeddings|atlas/.*))$"
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -40,7 +42,11 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def service_app(tmp_path_factory):
-    models = build_models(tmp_path_factory.mktemp("schemathesis") / "models")
+    root = tmp_path_factory.mktemp("schemathesis")
+    models = build_models(root / "models")
+    atlases = root / "atlases"  # an atlas folder exists: generated ids and names reach the atlas routes' checks
+    (atlases / "tiny").mkdir(parents=True)
+    (atlases / "tiny" / ATLAS_NAME).write_text(json.dumps({"format": ATLAS_FORMAT, "maps": []}))
     app = create_app(
         Settings(
             models_dir=models["tiny"].parent,
@@ -51,6 +57,8 @@ def service_app(tmp_path_factory):
             max_input_size=224,
             max_upload_mb=1,
             torch_threads=1,
+            atlas_dir=atlases,
+            atlas_max_scenes=2,
         )
     )
     yield app
@@ -93,6 +101,12 @@ def api_schemas(service_app) -> dict[GenerationMode, schemathesis.BaseSchema]:
         ("POST /v1/maps", GenerationMode.NEGATIVE, 60),
         ("POST /v1/embeddings", GenerationMode.POSITIVE, 50),
         ("POST /v1/embeddings", GenerationMode.NEGATIVE, 40),
+        ("GET /v1/atlas/{model}", GenerationMode.POSITIVE, 25),
+        ("GET /v1/atlas/{model}/maps/{index}", GenerationMode.POSITIVE, 20),
+        ("GET /v1/atlas/{model}/thumbs/{name}", GenerationMode.POSITIVE, 20),
+        ("GET /v1/atlas/{model}/build", GenerationMode.POSITIVE, 15),
+        ("POST /v1/atlas/{model}/build", GenerationMode.POSITIVE, 25),
+        ("POST /v1/atlas/{model}/build", GenerationMode.NEGATIVE, 25),
     ],
 )
 def test_generated_requests_find_no_server_error_and_no_schema_violation(api_schemas, label, mode, examples):
