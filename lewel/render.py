@@ -303,9 +303,12 @@ MEBIBYTE = 2**20
 #: the cost model of ``figure_cost``, fitted to ``benchmarks/figure_cost.py`` (noise pictures: the least
 #: compressible) with a margin; every estimate there stays above its measured peak and size
 COST_BASE_BYTES = 48 * MEBIBYTE  #: matplotlib's figure, axes and texts, beyond the pictures
-COST_TILE_BYTES = 40.0  #: memory per picture pixel (the arrays, their RGBA copies, the overlay's blend)
-COST_CANVAS_BYTES = 12.0  #: PNG: memory per canvas pixel (Agg's RGBA buffer, its RGB copy, the encoder)
-COST_OUTPUT_BYTES = {"png": 3.1, "pdf": 3.3, "svg": 4.6}  #: file bytes per canvas (PNG) or picture (PDF, SVG) pixel
+COST_TILE_BYTES = 24.0  #: memory per picture pixel (the arrays, their RGBA copies, the overlay's blend): 10-14 measured
+COST_CANVAS_BYTES = 7.0  #: PNG: memory per canvas pixel (Agg's RGBA buffer, its RGB copy, the encoder): 4.9 measured
+COST_OUTPUT_BYTES = {"png": 3.1, "pdf": 3.4, "svg": 4.8}  #: file bytes per canvas (PNG) or picture (PDF, SVG) pixel
+#: PNG: file bytes per picture pixel, the other bound of a PNG's size: pictures drawn larger than their pixels
+#: repeat them (6.9 bytes measured at 2× upsampling, 4.9 at 4×), so past some dpi the file stops growing
+COST_PNG_PICTURE_BYTES = 9.0
 COST_OUTPUT_BASE = 256 * 1024  #: the files' own structure, the heading
 COST_CELL_BYTES = 16 * 1024  #: per picture cell of the grid: its title, colour bar and ticks (paths in an SVG)
 DEFAULT_FIGURE_MAX_BYTES = 32 * MEBIBYTE  #: the largest figure file drawn where no other limit is set (the app)
@@ -343,7 +346,11 @@ def figure_cost(
     canvas = round(width * dpi) * round(height * dpi)
     pictures = rows * (source_size[0] * source_size[1] + (1 + maps) * view_side * view_side)
     cells = rows * (2 + maps)
-    output = COST_OUTPUT_BASE + cells * COST_CELL_BYTES + int(COST_OUTPUT_BYTES[fmt] * (canvas if fmt == "png" else pictures))
+    if fmt == "png":
+        encoded = min(COST_OUTPUT_BYTES[fmt] * canvas, COST_PNG_PICTURE_BYTES * pictures)
+    else:
+        encoded = COST_OUTPUT_BYTES[fmt] * pictures
+    output = COST_OUTPUT_BASE + cells * COST_CELL_BYTES + int(encoded)
     memory = COST_BASE_BYTES + int(COST_TILE_BYTES * pictures) + 2 * output
     if fmt == "png":
         memory += int(COST_CANVAS_BYTES * canvas)
