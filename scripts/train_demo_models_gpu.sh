@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/demo_gpu}
 GPU="--data scenes:20000 --val-data scenes:2000 --image-size 224 --batch-size 256 --epochs 30 --workers 8 --amp bf16 --maps-every 78"
-for run in "lewel_m_s0 lewel_m --seed 0" "lewel_m_s1 lewel_m --seed 1" "mocov2 mocov2" "lewel_b lewel_b" "byol byol"; do
+for run in "lewel_m_s0 lewel_m --seed 0" "lewel_m_s1 lewel_m --seed 1" "mocov2 mocov2" "lewel_b_plain_s0 lewel_b_plain --seed 0" \
+  "lewel_b_plain_s1 lewel_b_plain --seed 1" "byol_plain byol_plain" "lewel_b_eman_384 lewel_b_plain --method lewel_b_eman --stop-after-steps 384"; do
   set -- $run
   name=$1 recipe=$2
   shift 2

@@ -23,6 +23,7 @@ from summarize_sweep import table as sweep_table  # noqa: E402
 
 START, END = "<!-- measured table: written by scripts/write_demo_model_cards.py -->", "<!-- end of measured table -->"
 SWEEP_START, SWEEP_END = "<!-- sweep table: written by scripts/write_demo_model_cards.py -->", "<!-- end of sweep table -->"
+AMP_WORDS = {"auto": "none (auto: bf16 on a GPU only)", "none": "none"}  #: what a recipe's amp meant on the CPU
 HEADER = (
     "| model | steps | kNN top-1 (%) | object maps AUROC, held-out | best random control | object maps pointing (%) | "
     "map monitor AUROC, step 0 → last |\n|---|---|---|---|---|---|---|"
@@ -97,8 +98,10 @@ def card(name: str, results: dict[str, Any]) -> str:
     )
     allowance = f"{s['difference']['spread_allowance']:.3f}" if family else "0"
     bound = f"{family['random_bound']:.3f}" if family else "–"
-    recipe = f"configs/demo_{'lewel_b' if model['method'].startswith('lewel_b') else model['method']}.yaml"
-    seed_option = f" --seed {config['seed']}" if run.startswith("lewel_m") else ""
+    plain = run.startswith("lewel_b_plain")
+    recipe_name = "lewel_b_plain" if plain else "lewel_b" if model["method"].startswith("lewel_b") else model["method"]
+    recipe = f"configs/demo_{recipe_name}.yaml"
+    seed_option = f" --seed {config['seed']}" if run.startswith(("lewel_m", "lewel_b_plain")) else ""
     others = [c for c in shipped["monitor_last_auroc"] if c != run]
     other_lines = "".join(
         f"\n- **Other candidate**: {run_label(results['models'][c])}, held-out object-maps AUROC {results['models'][c]['profile']['summary']['object_auroc']:.3f} "
@@ -107,7 +110,7 @@ def card(name: str, results: dict[str, Any]) -> str:
         f"{shipped['monitor_last_auroc'][c]:.3f} (this model's: {shipped['monitor_last_auroc'][run]:.3f})."
         for c in others
     )
-    baseline_run = "mocov2" if model["method"] == "lewel_m" else "byol"
+    baseline_run = "mocov2" if model["method"] == "lewel_m" else "byol_plain" if plain else "byol"
     baseline = (
         f"Its baseline ({run_label(results['models'][baseline_run])}) was trained with the same data, input, batch and "
         "number of steps (`docs/demo_models.md`)."
@@ -119,6 +122,19 @@ def card(name: str, results: dict[str, Any]) -> str:
         if len(shipped["monitor_last_auroc"]) > 1
         else "the one run of this recipe; how the recipe was chosen is in `docs/demo_models.md` (the LEWEL_B sweep)"
     )
+    if "selection_auroc" in shipped:
+        chosen_by += " (" + ", ".join(
+            f"{run_label(results['models'][c])} {v:.3f}" for c, v in sorted(shipped["selection_auroc"].items())
+        ) + ")"
+    kept = results.get("not_shipped", {}).get(name)
+    if kept is not None:
+        challenger = results["models"][kept["run"]]
+        other_lines += (
+            f"\n- **Not replaced**: {run_label(challenger)} (`configs/demo_lewel_b_plain.yaml`, {challenger['step']} steps) "
+            f"scores {kept['object_auroc']:.3f} on the held-out scenes ({kept['verdict']}), under the bar of "
+            f"{kept['bar']:.2f} a replacement must reach (`scripts/evaluate_demo_models.py`, `SHIP_BAR`); "
+            "`docs/demo_models.md` compares them."
+        )
     passes = entry.get("monitor") or []
     trajectory = " → ".join(f"{p['object_auroc']:.3f}" for p in passes)
     monitor_seconds = sum(p["seconds"] for p in passes)
@@ -138,9 +154,9 @@ substitute for the authors' ImageNet checkpoints.
 - **Recipe**: `{recipe}`: {model['method']}, {config['optimizer'].upper()} lr {config['lr']}, weight decay {config['weight_decay']},
   warm-up {config['warmup_epochs']} epochs, batch {config['batch_size']}, {config['epochs']} epochs = {entry['step']} steps,
   {config['augmentation']} augmentations, target momentum {config['base_momentum']} ({config['momentum_schedule']}),
-  loss weight {model.get('loss_weight')}, training seed {config['seed']}. {baseline}
+  loss weight {model.get('loss_weight')}, autocast {AMP_WORDS.get(config.get('amp', 'none'), config.get('amp'))}, training seed {config['seed']}. {baseline}
 - **Command**: `lewel train --config {recipe} --out runs/demo/{run} --resume auto{seed_option}`, as
-  `./scripts/train_demo_models.sh` runs it (it trains all five runs, then `scripts/evaluate_demo_models.py`
+  `./scripts/train_demo_models.sh` runs it (it trains every run, then `scripts/evaluate_demo_models.py`
   scores them, exports and profiles the LEWEL runs and ships the chosen ones, and
   `scripts/write_demo_model_cards.py` writes this card).
 - **Hardware and time**: this project's CPU machine (2 cores, no GPU, one torch thread per run, up to seven

@@ -119,8 +119,9 @@ def test_shipped_models_carry_their_profile(path):
         assert summary["verdict"] == "localises" and summary["difference"]["margin"] > 0
         assert summary["object_auroc"] > summary["controls"]["random_bound"]
         assert summary["object_pointing"] > 2 * summary["pointing_chance"]
-    else:  # measured: 0.633 against 0.665: LEWEL_B's demo maps do not localise at this budget
-        assert summary["verdict"] == "not better than random"
+    else:  # measured: LEWEL_B (plain momentum target, seed 1) 0.831 against the best of 15 random networks' 0.694
+        assert summary["verdict"] == "localises" and summary["object_auroc"] >= 0.80  # the bar it was shipped over
+        assert summary["object_auroc"] > summary["controls"]["random_bound"]
 
 
 def test_a_small_profile_reproduces_the_lewel_m_finding():
