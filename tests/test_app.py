@@ -209,7 +209,7 @@ def test_client_errors_are_readable(service):
     assert error.value.title == "The image was rejected"
 
 
-def test_figures_from_a_result(service):
+def test_figures_from_a_result(service, monkeypatch):
     image, name = load_item("skimage:chelsea")
     result = ApiClient(service).maps(image, name, "tiny", SMALL)
     picture = Image.open(io.BytesIO(image)).convert("RGB")
@@ -228,13 +228,18 @@ def test_figures_from_a_result(service):
     png = figures.figure_bytes(result, small, picture.size, [3, 1, 4], presets, style)
     drawn = Image.open(io.BytesIO(png))
     assert drawn.format == "PNG" and drawn.width > drawn.height  # 3 rows, 5 columns
-    # the bounds the service holds, before drawing: every map at 600 dpi is refused, saying what to lower
+    # the bounds the service holds, checked before drawing: every map at 600 dpi takes some 0.9 GB to draw, over a
+    # 256 MiB bound, and is refused saying what to lower; the same figure as SVG embeds its pictures unresampled
     everything = list(range(result.d))
+    monkeypatch.setattr(figures, "DEFAULT_FIGURE_MAX_MEMORY", 256 * 2**20)
     assert figures.figure_refusal(result, small, [3, 1, 4], "png", 200) is None
     refusal = figures.figure_refusal(result, small, everything, "png", 600)
-    assert refusal is not None and "lower dpi" in refusal and "MiB" in refusal
+    assert refusal is not None and "memory" in refusal and "lower dpi" in refusal and "MiB" in refusal
     with pytest.raises(FigureTooCostly, match="lower dpi"):
         figures.figure_bytes(result, small, picture.size, everything, presets, style, "png", 600)
+    assert figures.figure_refusal(result, small, everything, "svg", 600) is None
+    monkeypatch.setattr(figures, "DEFAULT_FIGURE_MAX_BYTES", 2**20)
+    assert "smaller size" in figures.figure_refusal(result, small, everything, "svg", 600)
     rows = figures.statistics_rows(result, 7, presets)
     assert [r["view"] for r in rows] == [figures.view_label(result, v, presets[v]) for v in range(3)]
     assert rows[1]["view"].startswith("view 1 · byol1") and rows[1]["view"].endswith("flipped") == result.flips[1]

@@ -307,8 +307,9 @@ def test_figures_are_costed_by_format_and_dpi_before_drawing():
         )
 
     png = [plan("png", dpi) for dpi in (72, 150, 300, 600)]
-    assert all(a.response_bytes < b.response_bytes and a.memory < b.memory for a, b in zip(png, png[1:]))
-    assert png[-1].response_bytes / png[0].response_bytes > 50  # the canvas grows with dpi squared
+    assert all(a.response_bytes <= b.response_bytes and a.memory < b.memory for a, b in zip(png, png[1:]))
+    # the canvas grows with dpi squared; the file at most to what its pictures hold (enlarged pictures repeat)
+    assert png[-1].response_bytes / png[0].response_bytes > 5 and png[-1].memory / png[0].memory > 3
     for fmt in ("pdf", "svg"):  # pictures embedded at their own pixels: the dpi does not matter
         assert plan(fmt, 72) == plan(fmt, 600)
     assert plan("svg", 600, views=0).response_bytes * 8 < plan("svg", 600).response_bytes
