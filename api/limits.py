@@ -119,6 +119,16 @@ def answer_hint(kind: str, output: str) -> str:
     return "ask for " + ", ".join(lower[:-1]) + " or " + lower[-1]
 
 
+def answer_too_large(what: str, limit: int, kind: str, output: str) -> ApiError:
+    """422 ``too_costly`` for an answer (``what``: its size, estimated or measured) over ``limit`` bytes
+    (``LEWEL_MAX_RESPONSE_MB``), with ``answer_hint``."""
+    return ApiError(
+        422, "too_costly",
+        f"{what}, over the limit of {limit / MEBIBYTE:,.1f} MiB (LEWEL_MAX_RESPONSE_MB); {answer_hint(kind, output)}",
+        limit="LEWEL_MAX_RESPONSE_MB",
+    )
+
+
 def plan_request(
     *,
     kind: str,
@@ -174,13 +184,8 @@ def plan_request(
         per_view = size * size * 3 + 4 * (FEATURE_CHANNELS + (d or 0) + aligned * ((d or 0) + FEATURE_CHANNELS))
         answer = int(count * per_view * (JSON_EXPANSION if output == "json" else 1))
     if answer > max_response_bytes:
-        raise ApiError(
-            422,
-            "too_costly",
-            f"the answer would be about {answer / MEBIBYTE:,.1f} MiB, over the limit of "
-            f"{max_response_bytes / MEBIBYTE:,.1f} MiB (LEWEL_MAX_RESPONSE_MB); {answer_hint(kind, output)}",
-            limit="LEWEL_MAX_RESPONSE_MB",
-        )
+        estimate = f"the answer would be about {answer / MEBIBYTE:,.1f} MiB"
+        raise answer_too_large(estimate, max_response_bytes, kind, output)
     memory = (
         BASE_BYTES
         + decode_bytes(declared)

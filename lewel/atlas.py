@@ -453,7 +453,6 @@ def write_atlas(
 MAKE_STAGES = ("maps", "atlas", "thumbnails")
 BUILDING_PREFIX = ".building-"  #: ``.NAME.building-PID-*``: a folder process PID's ``make_atlas`` is filling for ``NAME``
 REPLACED_PREFIX = ".replaced-"  #: ``.NAME.replaced-*``: the atlas a finished build has just replaced
-_OWNER = re.compile(r"-(\d+)-")  #: the PID in a build folder's name
 
 
 def process_alive(pid: int) -> bool:
@@ -469,9 +468,8 @@ def process_alive(pid: int) -> bool:
 
 def owner_pid(folder: Path, prefix: str) -> int | None:
     """The PID in ``folder``'s name ``…PREFIXPID-…`` (``prefix`` ends with ``-``), or ``None``."""
-    rest = folder.name.split(prefix, 1)[-1]
-    match = _OWNER.match("-" + rest)
-    return int(match.group(1)) if match else None
+    pid, dash, _ = folder.name.split(prefix, 1)[-1].partition("-")
+    return int(pid) if dash and pid.isdigit() else None
 
 
 def remove_stale_builds(parent: str | os.PathLike, temporary_prefix: str | None = None) -> list[Path]:

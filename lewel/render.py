@@ -343,18 +343,15 @@ def figure_cost(
     if fmt not in FIGURE_FORMATS:
         raise ValueError(f"format must be one of {list(FIGURE_FORMATS)}, got {fmt!r}")
     width, height = figure_inches(rows, maps, cell_inches=cell_inches)
-    canvas = round(width * dpi) * round(height * dpi)
     pictures = rows * (source_size[0] * source_size[1] + (1 + maps) * view_side * view_side)
-    cells = rows * (2 + maps)
     if fmt == "png":
+        canvas = round(width * dpi) * round(height * dpi)
         encoded = min(COST_OUTPUT_BYTES[fmt] * canvas, COST_PNG_PICTURE_BYTES * pictures)
-    else:
-        encoded = COST_OUTPUT_BYTES[fmt] * pictures
-    output = COST_OUTPUT_BASE + cells * COST_CELL_BYTES + int(encoded)
-    memory = COST_BASE_BYTES + int(COST_TILE_BYTES * pictures) + 2 * output
-    if fmt == "png":
-        memory += int(COST_CANVAS_BYTES * canvas)
-    return FigureCost(memory=memory, output=output, canvas=canvas if fmt == "png" else 0, pictures=pictures)
+    else:  # no canvas: the pictures are embedded as they are
+        canvas, encoded = 0, COST_OUTPUT_BYTES[fmt] * pictures
+    output = COST_OUTPUT_BASE + rows * (2 + maps) * COST_CELL_BYTES + int(encoded)
+    memory = COST_BASE_BYTES + int(COST_TILE_BYTES * pictures + COST_CANVAS_BYTES * canvas) + 2 * output
+    return FigureCost(memory=memory, output=output, canvas=canvas, pictures=pictures)
 
 
 class FigureTooCostly(ValueError):

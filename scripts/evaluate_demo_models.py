@@ -162,9 +162,11 @@ def choose(name: str, candidates: dict[str, dict[str, Any]], folder: Path) -> tu
     return (max(scored, key=scored.get) if scored else next(iter(candidates))), scored, RULE
 
 
-def ship(name: str, candidates: dict[str, dict[str, Any]], folder: Path) -> dict[str, Any]:
-    """Copy the chosen candidate (``choose``) to ``models/NAME.safetensors`` with its profile."""
-    chosen, scored, rule = choose(name, candidates, folder)
+def ship(
+    name: str, chosen: str, scored: dict[str, float], rule: str, candidates: dict[str, dict[str, Any]], folder: Path
+) -> dict[str, Any]:
+    """Copy ``chosen`` (picked by ``choose``, by ``scored`` under ``rule``) to ``models/NAME.safetensors`` with its
+    profile; the record of the choice."""
     target = ROOT / "models" / f"{name}.safetensors"
     shutil.copyfile(folder / f"{chosen}.safetensors", target)
     profile = read_profile(sidecar_path(folder / f"{chosen}.safetensors"))
@@ -177,13 +179,12 @@ def ship(name: str, candidates: dict[str, dict[str, Any]], folder: Path) -> dict
     return record
 
 
-def below_bar(name: str, candidates: dict[str, dict[str, Any]], folder: Path) -> dict[str, Any] | None:
-    """Why the candidate ``choose`` picks for ``name`` may not replace the shipped file (``SHIP_BAR``), or ``None``."""
+def below_bar(name: str, chosen: str, entry: dict[str, Any]) -> dict[str, Any] | None:
+    """Why ``chosen`` (its results ``entry``) may not replace the shipped ``name`` (``SHIP_BAR``), or ``None``."""
     bar = SHIP_BAR.get(name)
     if bar is None:
         return None
-    chosen = choose(name, candidates, folder)[0]
-    summary = candidates[chosen]["profile"]["summary"]
+    summary = entry["profile"]["summary"]
     if summary["verdict"] == "localises" and summary["object_auroc"] >= bar:
         return None
     return {
@@ -246,13 +247,14 @@ def main() -> None:
             }
             if not present:  # scored earlier from another runs folder: its shipped file stays as it is
                 continue
-            refusal = below_bar(name, present, args.runs)
+            chosen, scored, rule = choose(name, present, args.runs)
+            refusal = below_bar(name, chosen, present[chosen])
             if refusal is not None:
                 results.setdefault("not_shipped", {})[name] = refusal
                 save()
                 print(f"kept the shipped {name}: {refusal['reason']}")
                 continue
-            results["shipped"][name] = ship(name, present, args.runs)
+            results["shipped"][name] = ship(name, chosen, scored, rule, present, args.runs)
             results.get("not_shipped", {}).pop(name, None)
             save()
             print(f"shipped {name}: {results['shipped'][name]['run']}")

@@ -22,7 +22,7 @@ from lewel.render import FIGURE_FORMATS, figure5, figure_bytes
 from ..decode_warnings import collect
 from ..encoding import encode_array, npz_bytes, png_base64
 from ..errors import ApiError
-from ..limits import FIGURE_MAX_MAPS, FIGURE_SOURCE_SIDE, MEBIBYTE, answer_hint
+from ..limits import FIGURE_MAX_MAPS, FIGURE_SOURCE_SIDE, MEBIBYTE, answer_too_large
 from ..registry import LoadedModel
 from ..schemas import (
     MapInfo,
@@ -200,11 +200,8 @@ def _figure(
     )
     data = figure_bytes(figure, params.format, dpi=params.dpi)
     if len(data) > max_bytes:  # the estimate (api.limits.plan_request) is an upper bound: this is a safety net
-        raise ApiError(
-            422, "too_costly", f"the {params.format.upper()} figure is {len(data) / MEBIBYTE:,.1f} MiB, over the limit of "
-            f"{max_bytes / MEBIBYTE:,.1f} MiB (LEWEL_MAX_RESPONSE_MB); {answer_hint('maps', params.format)}",
-            limit="LEWEL_MAX_RESPONSE_MB",
-        )
+        size = f"the {params.format.upper()} figure is {len(data) / MEBIBYTE:,.1f} MiB"
+        raise answer_too_large(size, max_bytes, "maps", params.format)
     headers = {
         "X-Lewel-Maps": ",".join(map(str, shown)),
         "Content-Disposition": f'inline; filename="figure5.{params.format}"',
