@@ -240,7 +240,7 @@ def step_train_overhead(ctx: Context) -> dict[str, Any]:
     command = [
         sys.executable, str(BENCHMARKS / "train_overhead.py"), "--backbone", s.backbone, "--image-size", str(s.image_size),
         "--batch-size", str(s.overhead_batch), "--warmup", str(s.overhead_warmup), "--rounds", str(s.overhead_rounds),
-        "--out", str(path),
+        "--out", str(path), *(["--no-memory"] if ctx.dry_run else []),
     ]
     code = run_logged(ctx, command, timeout=400, name="train_overhead")
     if code != 0 or not path.is_file():
@@ -253,8 +253,8 @@ def step_train_overhead(ctx: Context) -> dict[str, Any]:
     for pair, ratio in data["ratios"].items():
         ctx.target(f"train_overhead: {pair} step-time ratio", ratio, data["targets"][pair], at_least=False)
     keys = ("device", "precision", "backbone", "image_size", "batch_size", "rounds", "median_step_s", "images_per_s",
-            "ratios", "flop_ratios", "paper_ratios", "targets")
-    return {key: data[key] for key in keys}
+            "ratios", "flop_ratios", "time_over_flop_ratios", "paper_ratios", "targets", "step_peak_mib", "aligned_info_nce")
+    return {key: data[key] for key in keys if key in data}
 
 
 def bench_model(ctx: Context) -> Path:

@@ -186,3 +186,31 @@ def test_v1_maps_is_served_from_the_gpu_and_matches_the_cpu(exact_fp32, tmp_path
     assert body["model"]["device"].startswith("cuda")
     expected = load_model(models["tiny"]).extract(views_batch([original_view(decode_image(data), 64)])).maps[0]
     np.testing.assert_allclose(decode_array(body["views"][0]["maps"]), expected.numpy(), atol=2e-3)
+
+
+def test_streamed_info_nce_on_the_gpu_equals_the_cpu_at_a_bounded_peak(exact_fp32):
+    """The aligned InfoNCE on cuda under bf16 autocast (inside it runs in fp32): the CPU's loss and gradient,
+    with a peak far below the dense logits matrix (4,096 × 65,537 floats = 1 GiB)."""
+    from lewel.losses import info_nce
+
+    generator = torch.Generator().manual_seed(0)
+    query = torch.randn(4096, 128, generator=generator)
+    positive = torch.randn(4096, 128, generator=generator)
+    negatives = torch.nn.functional.normalize(torch.randn(65536, 128, generator=generator), dim=1)
+    cpu_query = query.clone().requires_grad_()
+    cpu_loss = info_nce(cpu_query, positive, negatives, 0.2, unit_negatives=True)
+    cpu_loss.backward()
+    gpu_query = query.cuda().requires_grad_()
+    gpu_negatives = negatives.cuda()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        gpu_loss = info_nce(gpu_query, positive.cuda(), gpu_negatives, 0.2, unit_negatives=True)
+    gpu_loss.backward()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() - before
+    assert gpu_loss.dtype == torch.float32
+    torch.testing.assert_close(gpu_loss.cpu(), cpu_loss, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gpu_query.grad.cpu(), cpu_query.grad, rtol=1e-4, atol=1e-7)
+    assert peak < 400 * 2**20  # one 256 MiB chunk and a few N×c tensors

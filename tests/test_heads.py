@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -64,13 +66,13 @@ def test_coupled_head_names_and_shapes():
 
 
 def test_projection_is_one_call_over_pooled_vector_and_pixels():
-    """BatchNorm must see [GAP(F), pixels] together (length 1 + h·w) in a single call."""
+    """BatchNorm must see [GAP(F), pixels] together (B·(1 + h·w) rows) in a single call."""
     head = CoupledHead(MLP(16, 12, 8), MLP(16, 12, 8), num_groups=2).train()
     seen = []
     head.proj.mlp[1].register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
     features = torch.randn(3, 16, 4, 5)
     out = head(features)
-    assert seen == [torch.Size([3, 12, 1 + 20])]
+    assert seen == [torch.Size([3 * (1 + 20), 12])]
     # the global projection equals the MLP applied to the pooled vector inside that same batch
     inputs = torch.cat([features.flatten(2).mean(2, keepdim=True), features.flatten(2)], dim=2)
     torch.testing.assert_close(out.global_projection, MLP.forward(head.proj, inputs)[:, :, 0])
@@ -147,3 +149,22 @@ def test_factorised_aligned_projection_equals_the_direct_one(size, norm):
     (grad_fast,) = torch.autograd.grad(out.aligned_projection.square().sum(), features, retain_graph=True)
     (grad_direct,) = torch.autograd.grad(direct.square().sum(), features)
     torch.testing.assert_close(grad_fast, grad_direct, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("norm", [True, False])
+@pytest.mark.parametrize("length", [1, 7])
+def test_mlp_rows_equal_its_conv1d_layers(norm, length):
+    """MLP.forward runs its Conv1d layers as matrix products over B·L rows: the same numbers and gradients as
+    the Conv1d modules themselves (BatchNorm over rows sees the statistics it sees over B and L)."""
+    mlp = MLP(6, 10, 4, norm=norm)
+    twin = copy.deepcopy(mlp)
+    x = torch.randn(5, 6, length, requires_grad=True)
+    for mode in (True, False):
+        mlp.train(mode), twin.train(mode)
+        out, expected = mlp(x), twin.mlp(x)
+        torch.testing.assert_close(out, expected)
+        (grad,) = torch.autograd.grad(out.square().sum(), x)
+        (grad_expected,) = torch.autograd.grad(expected.square().sum(), x)
+        torch.testing.assert_close(grad, grad_expected)
+    if norm:
+        torch.testing.assert_close(mlp.mlp[1].running_var, twin.mlp[1].running_var)

@@ -59,11 +59,15 @@ class LEWELM(MoCoV2):
         return output
 
     def loss(self, query: HeadOutput, key: HeadOutput) -> StepOutput:
-        loss_global = info_nce(query.global_projection, key.global_projection, self.queue.keys.clone(), self.temperature)
+        loss_global = info_nce(
+            query.global_projection, key.global_projection, self.queue.keys, self.temperature, unit_negatives=True
+        )
         aligned_query = flatten_aligned(query.aligned_projection)
         aligned_key = flatten_aligned(key.aligned_projection)
         if self.aligned_queue is not None:
-            loss_aligned = info_nce(aligned_query, aligned_key, self.aligned_queue.keys.clone(), self.temperature)
+            loss_aligned = info_nce(
+                aligned_query, aligned_key, self.aligned_queue.keys, self.temperature, unit_negatives=True
+            )
         else:
             loss_aligned = in_batch_info_nce(aligned_query, aligned_key, self.temperature)
         return StepOutput(

@@ -58,5 +58,7 @@ class MoCoV2(MomentumMethod):
         return output
 
     def loss(self, query: HeadOutput, key: HeadOutput) -> StepOutput:
-        loss = info_nce(query.global_projection, key.global_projection, self.queue.keys.clone(), self.temperature)
+        loss = info_nce(
+            query.global_projection, key.global_projection, self.queue.keys, self.temperature, unit_negatives=True
+        )
         return StepOutput(loss=loss, loss_global=loss.detach())
