@@ -23,6 +23,8 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
+from lewel.data import STAMPS_DIR
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 NOTEBOOK_TIMEOUT_S = 300  #: wall-clock limit per notebook; each runs in under a minute on 2 quiet CPU cores
@@ -143,6 +145,23 @@ def all_stdout(notebook: nbformat.NotebookNode) -> str:
     return "".join(stdout_of(cell) for cell in notebook.cells if cell.cell_type == "code")
 
 
+QUOTED_NUMBER = re.compile(r"(?<![\d.])\d+\.\d{3,}(?![\d])")  #: a number with 3+ decimals, as the prose quotes printed values
+
+
+def numbers_not_printed(notebook: nbformat.NotebookNode) -> list[str]:
+    """The numbers with three or more decimals that the notebook's prose quotes but none of its outputs
+    prints: stale prose, once the shipped models or the code changed. Only checked where the scenes exist
+    (without the Tux Paint cut-outs the notebooks run on photos alone and print other numbers)."""
+    printed = all_stdout(notebook)
+    quoted = {n for cell in notebook.cells if cell.cell_type == "markdown" for n in QUOTED_NUMBER.findall(cell.source)}
+    return sorted(n for n in quoted if n not in printed)
+
+
+def check_prose(notebook: nbformat.NotebookNode) -> None:
+    if STAMPS_DIR.is_dir():
+        assert numbers_not_printed(notebook) == [], "the prose quotes numbers the notebook no longer prints"
+
+
 @pytest.fixture
 def lewel_root(monkeypatch: pytest.MonkeyPatch) -> None:
     """The kernel inherits the environment: point the notebooks at this checkout."""
@@ -219,6 +238,7 @@ def test_figure5_notebook(tmp_path: Path, kernel_specs: KernelSpecManager, lewel
     best = max((r for r in records if r["role"] == "object"), key=lambda r: r["auroc_heldout"])
     assert "7×7 maps" in text and f"held-out {best['auroc_heldout']:.3f}" in text  # the best object map, titled with its AUROC
     assert sorted(p.name for p in tmp_path.iterdir()) == ["01_figure5.ipynb"], "the notebook wrote files"
+    check_prose(notebook)
     assert elapsed < NOTEBOOK_TIMEOUT_S
 
 
@@ -266,6 +286,7 @@ def test_map_statistics_notebook(tmp_path: Path, kernel_specs: KernelSpecManager
         assert float(here) > 0.5
     assert png_count(notebook) >= 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["02_map_statistics.ipynb"], "the notebook wrote files"
+    check_prose(notebook)
     assert elapsed < NOTEBOOK_TIMEOUT_S
 
 
@@ -286,4 +307,5 @@ def test_cross_view_alignment_notebook(tmp_path: Path, kernel_specs: KernelSpecM
     assert "by profile role" in text and "object maps chosen on" in text
     assert png_count(notebook) >= 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["03_cross_view_alignment.ipynb"], "the notebook wrote files"
+    check_prose(notebook)
     assert elapsed < NOTEBOOK_TIMEOUT_S
