@@ -41,7 +41,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from .checkpoints import atomic_write
-from .extraction import UnreadableImage, extract_maps, iter_shards, read_index, reopen_source
+from .data.sources import UnreadableImage, reopen_source
+from .extraction import extract_maps, iter_shards, read_index
 from .maps import PATTERNS, TOP_FRACTION, map_auroc, pointing_chance, pointing_hits
 from .models.heads import map_aligned_index, map_group
 
@@ -343,7 +344,7 @@ def write_thumbnails(
         image = None
         if source is not None and image_id in positions:
             try:
-                image = source.load(positions[image_id])[0]
+                image = source.load(positions[image_id]).image
             except UnreadableImage:
                 image = None
         for entry in entries:

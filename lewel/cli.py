@@ -206,10 +206,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval_sources(args: argparse.Namespace):
-    from .train.data import open_source
+    from .train.data import training_images
 
-    train_source = open_source(args.train, image_size=args.image_size, seed=args.seed)
-    val_source = open_source(args.val, image_size=args.image_size, seed=args.seed, split="val")
+    train_source = training_images(args.train, image_size=args.image_size, seed=args.seed)
+    val_source = training_images(args.val, image_size=args.image_size, seed=args.seed, split="val")
     return train_source, val_source
 
 
@@ -297,8 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", help="YAML recipe (see configs/); command-line options override it (default: none)")
     tr.add_argument("--method", choices=METHODS, help=f"the method to train {_train_default('method')}")
     tr.add_argument("--backbone", choices=BACKBONE_NAMES, help=f"ResNet encoder {_train_default('backbone')}")
-    tr.add_argument("--data", help="ImageFolder tree, flat folder of images, or scenes[:N] (generated multi-object "
-                    "scenes); required, here or in the recipe")
+    tr.add_argument("--data", help="ImageFolder tree, flat folder of images, scenes[:N] (generated multi-object "
+                    "scenes), coco:ANNOTATIONS.json[:IMAGES], voc:ROOT[:SPLIT] or images/ + masks/ (their images); "
+                    "required, here or in the recipe")
     tr.add_argument("--val-data", help=f"labelled validation split for the kNN monitor {_train_default('val_data')}")
     tr.add_argument("--out", help=f"run directory: checkpoints, metrics.jsonl, tensorboard/ {_train_default('out')}")
     tr.add_argument("--image-size", type=int, help=f"side of the crops in pixels {_train_default('image_size')}")
@@ -386,11 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
     scenes.set_defaults(run=_data_scenes)
 
     maps = commands.add_parser(
-        "eval-maps", help="score where the alignment maps look, on scenes with object masks",
-        description="Score where the alignment maps look, on scenes with object masks.",
+        "eval-maps", help="score where the alignment maps look, on images with object masks",
+        description="Score where the alignment maps look, on images with object masks.",
     )
     maps.add_argument("--checkpoint", required=True, help="a LEWEL checkpoint (with its coupled head)")
-    maps.add_argument("--data", required=True, help="a folder written by `lewel data scenes`")
+    maps.add_argument("--data", required=True, help="a folder written by `lewel data scenes` (its --split), or any "
+                      "masked data: coco:ANNOTATIONS.json[:IMAGES], voc:ROOT[:SPLIT], images/ + masks/, scenes:N")
     maps.add_argument("--split", default="val", help="the split to score (default: val)")
     maps.add_argument("--size", type=int, default=224, help="input side; scenes are resized whole (default: 224)")
     maps.add_argument("--batch-size", type=int, default=32, help="scenes per forward pass (default: 32)")
@@ -410,8 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prof.add_argument("--checkpoint", required=True, help="a LEWEL checkpoint (with its coupled head)")
     prof.add_argument("--data", default="scenes",
-                      help="scenes[:N] (generated, two seeds), a `lewel data scenes` folder, or a folder with "
-                      "images/ and masks/ (split alternately; a folder named scenes is ./scenes) (default: scenes)")
+                      help="scenes[:N] (generated, two seeds), coco:ANNOTATIONS.json[:IMAGES], voc:ROOT[:SPLIT], a "
+                      "`lewel data scenes` folder, or a folder with images/ and masks/ (binary or instance-coded; "
+                      "split alternately; a folder named scenes is ./scenes) (default: scenes)")
     prof.add_argument("--images", type=int, default=None,
                       help="images per split (default: 256 generated scenes; folders: all)")
     prof.add_argument("--size", type=int, default=224, help="input side; images are resized whole (default: 224)")
@@ -437,8 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("--checkpoint", required=True, help="a LEWEL checkpoint (with its coupled head)")
     batch.add_argument("--data", required=True,
-                       help="a folder of images, an ImageFolder tree, a `lewel data scenes` folder or images/ + "
-                       "masks/ (with masks), or scenes:N (generated, with masks)")
+                       help="a folder of images, an ImageFolder tree, or with masks: a `lewel data scenes` folder, "
+                       "images/ + masks/, coco:ANNOTATIONS.json[:IMAGES], voc:ROOT[:SPLIT] or scenes:N (generated)")
     batch.add_argument("--out", required=True, help="output folder (an unfinished one is resumed)")
     batch.add_argument("--size", type=int, default=224, help="input side; view 0 is the whole image resized (default: 224)")
     batch.add_argument("--views", type=int, default=0, help="augmented views per image after view 0 (default: 0)")

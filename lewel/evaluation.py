@@ -1,4 +1,4 @@
-"""``lewel eval-maps``: score where a checkpoint's alignment maps look, on scenes with object masks."""
+"""``lewel eval-maps``: score where a checkpoint's alignment maps look, on images with object masks."""
 
 from __future__ import annotations
 
@@ -9,30 +9,36 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
-
 from .augmentations import eval_transform
 from .checkpoints import atomic_write
-from .data.scenes import SceneRecord, read_scenes
+from .data.scenes import read_scenes
+from .data.sources import MaskFolderSource, Source, UnreadableImage, open_source
 from .inference import MapsUnavailableError, load_model
-from .maps import MapScores, score_maps, summarize_scores
+from .maps import MapScores, object_coverage, score_maps, summarize_scores
+from .profiles import HELDOUT_SEED
 
+MASKED_DATA = "give a `lewel data scenes` folder, images/ + masks/, coco:ANNOTATIONS.json, voc:ROOT or scenes:N"
 DEFAULT_SIZE = 224  #: input side: 7×7 maps with a ResNet (the scenes are resized whole, no crop)
 
 
-def _load_batch(
-    records: list[SceneRecord], transform: Callable[[Image.Image], torch.Tensor]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images ``B×3×S×S`` (normalised) and object masks ``B×H×W`` (union of each scene's instances)."""
-    images, masks = [], []
-    for record in records:
-        with Image.open(record.image) as image:
-            images.append(transform(image.convert("RGB")))
-        masks.append(torch.from_numpy(record.load_masks().any(axis=0)))
-    shapes = {tuple(m.shape) for m in masks}
-    if len(shapes) != 1:
-        raise ValueError(f"scene masks of different sizes {sorted(shapes)} in one data set")
-    return torch.stack(images), torch.stack(masks)
+def eval_source(data: str | os.PathLike, split: str) -> Source:
+    """The images ``lewel eval-maps`` scores: the ``split`` scenes of a ``lewel data scenes`` folder, else any
+    masked source of ``lewel.data.sources`` (a folder path, also one named ``scenes``, is a folder)."""
+    spec = os.fspath(data)
+    folder = Path(spec)
+    if folder.is_dir():
+        if (folder / "scenes.json").is_file():
+            tree = read_scenes(folder)
+            if not tree.splits.get(split):
+                raise ValueError(f"{data} has no {split} scenes")
+            return MaskFolderSource(folder, scene_split=split)
+        if not ((folder / "images").is_dir() and (folder / "masks").is_dir()):
+            raise ValueError(f"{data} holds no object masks: {MASKED_DATA}")
+        spec = os.fspath(folder.resolve())
+    source = open_source(spec, seed=HELDOUT_SEED)
+    if not source.has_masks:
+        raise ValueError(f"{data} holds no object masks: {MASKED_DATA}")
+    return source
 
 
 def evaluate_maps(
@@ -48,10 +54,12 @@ def evaluate_maps(
     progress: Callable[[int, int], None] | None = None,
     profile: bool = True,
 ) -> dict[str, Any]:
-    """Score the alignment maps of ``checkpoint`` on the ``split`` scenes of ``data`` (``lewel data scenes``).
+    """Score the alignment maps of ``checkpoint`` on the masked images of ``data`` (``eval_source``: the
+    ``split`` scenes of a ``lewel data scenes`` folder, COCO, VOC, images/ + masks/, generated scenes).
 
-    Each scene is resized whole to ``size×size`` (``eval_transform``), its maps ``B×d×h×w`` are extracted
-    in batches and scored against the scene's object masks (``lewel.maps.score_maps``); the result is
+    Each image is resized whole to ``size×size`` (``eval_transform``), its maps ``B×d×h×w`` are extracted
+    in batches and scored against the image's object mask (``lewel.maps.score_maps``; images that cannot be
+    read are skipped and listed in ``skipped``); the result is
     ``summarize_scores`` over all maps of all images plus what was evaluated (see docs/maps.md). When
     ``out`` is given the dict is also written there as JSON, atomically. Raises ``MapsUnavailableError`` for
     a checkpoint without LEWEL's coupled head.
@@ -63,10 +71,7 @@ def evaluate_maps(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    tree = read_scenes(data)
-    records = list(tree.records(split))
-    if not records:
-        raise ValueError(f"{data} has no {split} scenes")
+    source = eval_source(data, split)
     model = load_model(checkpoint, num_groups=num_groups, map_location=device)
     if not model.has_maps:
         raise MapsUnavailableError(
@@ -75,19 +80,34 @@ def evaluate_maps(
         )
     transform = eval_transform(size)
     scores: list[MapScores] = []
+    skipped: list[dict[str, str]] = []
     grid: tuple[int, ...] = ()
     with torch.inference_mode():
-        for start in range(0, len(records), batch_size):
-            images, masks = _load_batch(records[start : start + batch_size], transform)
-            maps = model.extract(images).maps.float().cpu()
-            grid = tuple(maps.shape[-2:])
-            scores.append(score_maps(maps, masks))
+        for start in range(0, len(source), batch_size):
+            images, masks = [], []
+            for index in range(start, min(start + batch_size, len(source))):
+                try:
+                    sample = source.load(index)
+                except UnreadableImage as error:
+                    skipped.append({"id": source.ids[index], "reason": str(error)})
+                    continue
+                images.append(transform(sample.image))
+                masks.append(sample.object_mask())
+            if images:
+                maps = model.extract(torch.stack(images)).maps.float().cpu()
+                grid = tuple(maps.shape[-2:])
+                coverage = torch.stack([object_coverage(m, grid) for m in masks])
+                scores.append(score_maps(maps, coverage=coverage))
             if progress is not None:
-                progress(min(start + batch_size, len(records)), len(records))
+                progress(min(start + batch_size, len(source)), len(source))
+    if not scores:
+        raise ValueError(f"none of the {len(source)} images of {data} could be read: {skipped[0]['reason']}")
     result = {
         "checkpoint": os.fspath(checkpoint),
         "data": os.fspath(data),
         "split": split,
+        "source": source.describe(),
+        "skipped": skipped,
         "size": size,
         "grid": list(grid),
         "method": model.method,
@@ -100,8 +120,8 @@ def evaluate_maps(
         from .profiles import build_profile
 
         try:
-            folder = os.fspath(Path(data).resolve())  # a path, never the generated-scenes keyword "scenes"
-            made = build_profile(checkpoint, data=folder, size=size, batch_size=batch_size, device=device, num_groups=num_groups)
+            spec = os.fspath(Path(data).resolve()) if Path(data).is_dir() else os.fspath(data)  # a folder named scenes stays a folder
+            made = build_profile(checkpoint, data=spec, size=size, batch_size=batch_size, device=device, num_groups=num_groups)
             result["profile"] = {"data": made["data"], "summary": made["summary"]}
         except ValueError as error:  # too few scenes, or a grid too coarse for object and background cells
             result["profile"] = {"error": str(error)}

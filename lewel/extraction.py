@@ -32,16 +32,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from .augmentations import IMAGENET_MEAN, IMAGENET_STD
 from .checkpoints import atomic_write
-from .data.folders import ImageFiles
-from .images import ImageDecodeError, decode_image
+from .data.sources import Source, UnreadableImage, open_source
 from .inference import LewelModel, MapsUnavailableError, load_model
 from .maps import PATTERNS, MapStatistics, map_statistics, view_coverage
-from .profiles import HELDOUT_SEED, FileImages, SceneImages, file_sha256
+from .profiles import HELDOUT_SEED, file_sha256
 from .views import PRESETS, make_views, view_seed
 
 FORMAT = "lewel-map-shards"
@@ -57,129 +55,6 @@ STATISTICS = tuple(f.name for f in fields(MapStatistics))  #: stored as ``stat_<
 STAT_DTYPES = {"blobs": np.int16, "pattern": np.int8}  #: the others are float32
 DTYPES = ("fp32", "bf16")
 BARRIER_TIMEOUT = timedelta(hours=12)  #: how long a rank that finished waits for the others
-
-
-class UnreadableImage(ValueError):
-    """An image of the data set that cannot be decoded; it is skipped and listed in the index."""
-
-
-# --- Data sources -------------------------------------------------------------------------------------------
-
-
-class ImageSource:
-    """The images of a data set, in a fixed order: ``ids[i]`` names image i; ``load(i)`` gives its RGB image,
-    its ``H×W`` bool object mask (``None`` without masks) and its label (-1 without labels), or raises
-    ``UnreadableImage``. ``describe()`` is stored in the index so that the atlas can open the images again."""
-
-    ids: list[str]
-    has_masks: bool = False
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def load(self, index: int) -> tuple[Image.Image, np.ndarray | None, int]:
-        raise NotImplementedError
-
-    def describe(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-
-class FolderSource(ImageSource):
-    """A flat folder of images or an ImageFolder tree (``lewel.data.folders.ImageFiles``: labels = sorted
-    class folders); ids are the paths relative to ``root``. Files are decoded with ``lewel.images.decode_image``
-    (EXIF orientation, every colour mode, the 40-megapixel cap)."""
-
-    def __init__(self, root: str | os.PathLike) -> None:
-        files = ImageFiles(root)
-        self.root = files.root.resolve()
-        self.classes = list(files.classes)
-        self.paths = [Path(path) for path, _ in files.samples]
-        self.labels = [label for _, label in files.samples]
-        self.ids = [path.resolve().relative_to(self.root).as_posix() for path in self.paths]
-
-    def load(self, index: int) -> tuple[Image.Image, np.ndarray | None, int]:
-        try:
-            image = decode_image(self.paths[index].read_bytes())
-        except (ImageDecodeError, OSError) as error:
-            raise UnreadableImage(str(error)) from None
-        return image, None, self.labels[index]
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "folder", "root": os.fspath(self.root), "classes": self.classes}
-
-
-class MaskedSource(ImageSource):
-    """Images with object masks: ``lewel.profiles.SceneImages`` (generated scenes) or ``FileImages`` (a
-    ``lewel data scenes`` folder, or ``images/`` + ``masks/``), named by ``ids``."""
-
-    has_masks = True
-
-    def __init__(self, images: SceneImages | FileImages, ids: Sequence[str], description: dict[str, Any]) -> None:
-        self.images, self.ids, self.description = images, list(ids), description
-
-    def load(self, index: int) -> tuple[Image.Image, np.ndarray | None, int]:
-        try:
-            image, mask = self.images[index]
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-            raise UnreadableImage(f"{type(error).__name__}: {error}") from None
-        return image, np.asarray(mask, dtype=bool), -1
-
-    def describe(self) -> dict[str, Any]:
-        return dict(self.description)
-
-
-def _mask_pairs(root: Path) -> tuple[list[tuple[Path, Path]], str] | None:
-    """Image and mask files of a ``lewel data scenes`` folder (every split) or of ``images/`` + ``masks/``."""
-    if (root / "scenes.json").is_file():
-        from .data.scenes import read_scenes
-
-        tree = read_scenes(root)
-        records = [r for split in sorted(tree.splits) for r in sorted(tree.records(split), key=lambda r: r.index)]
-        return [(r.image, r.mask) for r in records], "lewel-scenes"
-    image_dir, mask_dir = root / "images", root / "masks"
-    if image_dir.is_dir() and mask_dir.is_dir():
-        from .profiles import IMAGE_SUFFIXES
-
-        masks = {p.stem: p for p in mask_dir.iterdir() if p.suffix.lower() == ".png"}
-        images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in masks)
-        return [(p, masks[p.stem]) for p in images], "images/ + masks/"
-    return None
-
-
-def open_source(data: str, *, size: int = DEFAULT_SIZE, root: str | os.PathLike | None = None) -> ImageSource:
-    """The images of ``data``:
-
-    - ``scenes:N``: N generated scenes of ``size`` px (``SceneImages(N, size, SCENE_SEED)``), with masks;
-    - a ``lewel data scenes`` folder (``scenes.json``: all splits, by split and scene index) or a folder with
-      ``images/`` and ``masks/`` (same stems, nonzero = object), with masks;
-    - any other folder: a flat folder of images or an ImageFolder tree, without masks.
-
-    ``root`` replaces a folder's path (the atlas re-opens a data set that has moved).
-    """
-    if data.startswith("scenes:") or data == "scenes":
-        count = int(data.split(":", 1)[1]) if ":" in data else 256
-        scenes = SceneImages(count, size, SCENE_SEED)
-        ids = [f"scene{i:06d}" for i in range(count)]
-        return MaskedSource(scenes, ids, {"kind": "scenes", **scenes.describe(), "spec": f"scenes:{count}"})
-    folder = Path(root if root is not None else data).resolve()
-    if not folder.is_dir():
-        raise ValueError(f"--data {data!r} is neither scenes:N nor a folder")
-    pairs = _mask_pairs(folder)
-    if pairs is None:
-        return FolderSource(folder)
-    found, layout = pairs
-    if not found:
-        raise ValueError(f"{folder} ({layout}) holds no image with a mask")
-    ids = [image.resolve().relative_to(folder).as_posix() for image, _ in found]
-    description = {"kind": "masked-folder", "root": os.fspath(folder), "layout": layout}
-    return MaskedSource(FileImages(found, description), ids, description)
-
-
-def reopen_source(description: dict[str, Any], *, root: str | os.PathLike | None = None) -> ImageSource:
-    """The source an index's ``data`` entry describes (``root`` replaces a folder's path)."""
-    if description.get("kind") == "scenes":
-        return open_source(description["spec"], size=int(description["scene_size"]))
-    return open_source(os.fspath(root or description["root"]), root=root)
 
 
 # --- Preparing views (in data-loader workers) ---------------------------------------------------------------
@@ -202,7 +77,7 @@ class _Views(Dataset):
     (``V×4``), flips (``V``), source size, label and, with masks, the objects' coverage of each view's
     ``grid`` cells (``V×h×w``); or the reason it was skipped."""
 
-    def __init__(self, source: ImageSource, indices: Sequence[int], settings: Settings, grid: tuple[int, int]) -> None:
+    def __init__(self, source: Source, indices: Sequence[int], settings: Settings, grid: tuple[int, int]) -> None:
         self.source, self.indices, self.settings, self.grid = source, list(indices), settings, grid
 
     def __len__(self) -> int:
@@ -212,9 +87,10 @@ class _Views(Dataset):
         index = self.indices[k]
         item: dict[str, Any] = {"index": index, "id": self.source.ids[index]}
         try:
-            image, mask, label = self.source.load(index)
+            sample = self.source.load(index)
         except UnreadableImage as error:
             return {**item, "skipped": str(error)}
+        image, mask, label = sample.image, sample.object_mask(), sample.label
         s = self.settings
         views = make_views(image, count=s.views, preset=s.preset, size=s.size, seed=view_seed(s.seed, index))
         item.update(
@@ -378,7 +254,7 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
-def _config(checkpoint: Path, model: LewelModel, source: ImageSource, settings: Settings, grid: tuple[int, int]) -> dict[str, Any]:
+def _config(checkpoint: Path, model: LewelModel, source: Source, settings: Settings, grid: tuple[int, int]) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -495,7 +371,7 @@ def extract_maps(
         model = load_model(checkpoint, num_groups=num_groups, map_location="cpu")
         if not model.has_maps:
             raise MapsUnavailableError(f"{checkpoint} is a {model.method} model without LEWEL's coupled head: it has no maps")
-        source = open_source(data, size=size)
+        source = open_source(data, size=size, seed=SCENE_SEED)
         settings = Settings(size, views, preset, seed, shard_size, dtype)
         extractor = MapExtractor(model, target, dtype)
         grid = extractor.grid(size)

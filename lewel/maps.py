@@ -25,6 +25,7 @@ TOP_FRACTION = 0.1  #: top-mass statistic: the mass of the ceil(10 %) largest pi
 POINTING_COVERAGE = 0.5  #: pointing game: the peak cell is "on an object" when objects cover >= half of it
 OBJECT_CELL = 0.5  #: AUROC: a cell is an object cell when objects cover >= this share of it
 BACKGROUND_CELL = 0.1  #: ... and a background cell when they cover <= this share (cells in between are ignored)
+IGNORED_COVERAGE = (OBJECT_CELL + BACKGROUND_CELL) / 2  #: a cell that ignored pixels leave undecided reads this: neither kind
 
 ArrayLike = torch.Tensor | np.ndarray
 
@@ -170,19 +171,37 @@ def _pool_matrix(cells: int, pixels: int) -> torch.Tensor:
     return overlap * cells / pixels
 
 
+def as_object_mask(mask: ArrayLike) -> torch.Tensor:
+    """An object mask as ``object_coverage`` takes it: int8 labels (1 object, 0 background, -1 ignored) kept,
+    anything else as bool (nonzero = object)."""
+    tensor = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
+    return tensor if tensor.dtype == torch.int8 else tensor.to(torch.bool)
+
+
 def object_coverage(mask: ArrayLike, grid: Sequence[int]) -> torch.Tensor:
     """Share of each cell of a ``grid = (h, w)`` partition of the image covered by objects.
 
     ``mask``: ``...×H×W`` (bool or [0, 1]; the union of a scene's instance masks) -> ``...×h×w`` float64.
     Exact area pooling: the image is cut into h×w equal rectangles (fractional pixel borders are split
     by area), so the mean of the result is exactly the objects' share of the image, whatever H, W, h, w.
+
+    An int8 mask holds labels, 1 object, 0 background and -1 ignored (COCO's crowd regions, VOC's border
+    band: ``lewel.data.sources.Sample.object_mask``). A cell that objects cover by at least ``OBJECT_CELL``
+    stays an object cell; one whose objects and ignored pixels together cover at most ``BACKGROUND_CELL``
+    stays background; any other cell with ignored pixels could be either and reads ``IGNORED_COVERAGE``, so
+    that the AUROC counts it as neither and the pointing game as no object.
     """
-    tensor = torch.as_tensor(mask).to(torch.float64)
+    tensor = torch.as_tensor(mask)
     if tensor.dim() < 2:
         raise ValueError(f"mask must be ...×H×W, got {tuple(tensor.shape)}")
     rows = _pool_matrix(int(grid[0]), tensor.shape[-2])
     cols = _pool_matrix(int(grid[1]), tensor.shape[-1])
-    return rows @ tensor @ cols.T
+    if tensor.dtype == torch.int8:
+        objects = rows @ (tensor > 0).to(torch.float64) @ cols.T
+        ignored = rows @ (tensor < 0).to(torch.float64) @ cols.T
+        undecided = (ignored > 0) & (objects < OBJECT_CELL) & (objects + ignored > BACKGROUND_CELL)
+        return torch.where(undecided, torch.full_like(objects, IGNORED_COVERAGE), objects)
+    return rows @ tensor.to(torch.float64) @ cols.T
 
 
 def view_coverage(mask: ArrayLike, box: Sequence[int], flip: bool, grid: Sequence[int]) -> torch.Tensor:
@@ -293,15 +312,20 @@ class MapScores:
         return cls(**{f.name: torch.cat([getattr(s, f.name) for s in scores]) for f in fields(cls)})
 
 
-def score_maps(maps: ArrayLike, masks: ArrayLike) -> MapScores:
+def score_maps(maps: ArrayLike, masks: ArrayLike | None = None, *, coverage: ArrayLike | None = None) -> MapScores:
     """Score maps ``B×d×h×w`` against object masks ``B×H×W`` (the union of each image's instances, at image
-    resolution; the map grid spans the whole image)."""
+    resolution; the map grid spans the whole image), or against their ``object_coverage`` (``B×h×w``, for
+    images of different sizes)."""
     p = _as_maps(maps)
     if p.dim() != 4:
         raise ValueError(f"maps must be B×d×h×w, got {tuple(p.shape)}")
-    coverage = object_coverage(masks, p.shape[-2:])
+    if coverage is None:
+        if masks is None:
+            raise ValueError("score_maps needs masks or coverage")
+        coverage = object_coverage(masks, p.shape[-2:])
+    coverage = torch.as_tensor(coverage, dtype=torch.float64)
     if coverage.shape != (p.shape[0], *p.shape[-2:]):
-        raise ValueError(f"masks must be B×H×W with B = {p.shape[0]}, got {tuple(torch.as_tensor(masks).shape)}")
+        raise ValueError(f"masks must be B×H×W with B = {p.shape[0]}, got coverage {tuple(coverage.shape)}")
     stats = map_statistics(p)
     return MapScores(
         object_mass_ratio=object_mass_ratio(p, coverage),

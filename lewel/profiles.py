@@ -29,11 +29,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torchvision.transforms import v2
 
 from .augmentations import IMAGENET_MEAN, IMAGENET_STD
 from .checkpoints import atomic_write
+from .data.folders import DataError
+from .data.sources import Source, UnreadableImage, masked_splits
 from .controls import CONTROL_SEEDS, INIT_SCHEMES, control_family, mean_se, random_like
 from .controls import verdict as controls_verdict
 from .inference import LewelModel, MapsUnavailableError, load_model
@@ -42,6 +43,7 @@ from .maps import (
     OBJECT_CELL,
     PATTERNS,
     POINTING_COVERAGE,
+    as_object_mask,
     map_auroc,
     map_statistics,
     object_coverage,
@@ -59,116 +61,19 @@ DEFAULT_SIZE = 224  #: input side (7×7 maps on a ResNet); images are resized wh
 DEFAULT_IMAGES = 256  #: images per split for generated scenes
 CALIBRATION_SEED = 7_000_001  #: generated scenes: calibration split (training uses seeds 0 and 1,000,003)
 HELDOUT_SEED = 7_000_002  #: generated scenes: held-out split
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 class ProfileError(ValueError):
     """A profile file that cannot be used: unreadable, another format, or made for another checkpoint."""
 
 
-# --- Images with object masks -------------------------------------------------------------------------------
-
-
-class MaskedImages:
-    """A sequence of ``(RGB PIL image, H×W bool object mask)``; ``describe()`` says where they come from."""
-
-    def __len__(self) -> int:
-        raise NotImplementedError
-
-    def __getitem__(self, index: int) -> tuple[Image.Image, np.ndarray]:
-        raise NotImplementedError
-
-    def describe(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-
-class SceneImages(MaskedImages):
-    """Scenes ``0 .. count-1`` of ``SceneGenerator(size, seed)``; the mask is the union of the instances."""
-
-    def __init__(self, count: int, size: int, seed: int) -> None:
-        from .data.scenes import SceneGenerator
-
-        if count < 1:
-            raise ValueError(f"the number of scenes must be >= 1, got {count}")
-        self.count, self.seed, self.generator = count, seed, SceneGenerator(size, seed)
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __getitem__(self, index: int) -> tuple[Image.Image, np.ndarray]:
-        scene = self.generator.scene(index)
-        return scene.image, scene.masks.any(axis=0)
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "scenes", "seed": self.seed, "images": self.count, "scene_size": self.generator.size}
-
-
-class FileImages(MaskedImages):
-    """Image files with mask files: ``pairs`` of ``(image path, mask path)``. A mask's nonzero pixels are
-    objects (instance maps and 0/255 masks both work); it is resized with nearest to the image if needed."""
-
-    def __init__(self, pairs: Sequence[tuple[Path, Path]], description: dict[str, Any]) -> None:
-        if not pairs:
-            raise ValueError(f"no images with masks in {description.get('root')}")
-        self.pairs, self.description = list(pairs), description
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, index: int) -> tuple[Image.Image, np.ndarray]:
-        image_path, mask_path = self.pairs[index]
-        with Image.open(image_path) as image:
-            rgb = image.convert("RGB")
-        with Image.open(mask_path) as mask:
-            labels = mask.convert("L")
-        if labels.size != rgb.size:
-            labels = labels.resize(rgb.size, Image.Resampling.NEAREST)
-        return rgb, np.asarray(labels) > 0
-
-    def describe(self) -> dict[str, Any]:
-        return {**self.description, "images": len(self.pairs), "first": self.pairs[0][0].name}
-
-
-def _alternate(pairs: list[tuple[Path, Path]], root: Path, layout: str, limit: int | None) -> tuple[FileImages, FileImages]:
-    """Even positions (sorted) calibrate, odd ones are held out; ``limit`` caps each split."""
-    calibration, heldout = pairs[0::2][:limit], pairs[1::2][:limit]
-    if not heldout:
-        raise ValueError(f"{root} has {len(pairs)} images with masks; a profile needs at least 2 (one per split)")
-    info = {"kind": "folder", "root": os.fspath(root), "layout": layout, "rule": "sorted; even positions calibrate, odd are held out"}
-    return FileImages(calibration, {**info, "split": "calibration"}), FileImages(heldout, {**info, "split": "heldout"})
-
-
-def profile_data(data: str, *, images: int | None = None, size: int = DEFAULT_SIZE) -> tuple[MaskedImages, MaskedImages]:
-    """The calibration and held-out splits of ``data``:
-
-    - ``scenes`` or ``scenes:N``: N generated scenes of ``size`` px each (default ``images`` or
-      ``DEFAULT_IMAGES``), calibration seed ``CALIBRATION_SEED``, held-out seed ``HELDOUT_SEED``;
-    - a folder written by ``lewel data scenes``: its ``val`` split (else ``train``), by scene index;
-    - a folder with ``images/`` and ``masks/`` (same file stems, masks as PNG, nonzero = object), by stem.
-
-    Folders are split alternately (sorted; even positions calibrate, odd ones are held out); ``images`` caps
-    each split. ``scenes`` always means generated scenes: a folder of that name is ``./scenes``.
-    """
-    if data == "scenes" or data.startswith("scenes:"):
-        count = int(data.split(":", 1)[1]) if ":" in data else (images or DEFAULT_IMAGES)
-        return SceneImages(count, size, CALIBRATION_SEED), SceneImages(count, size, HELDOUT_SEED)
-    root = Path(data)
-    if not root.is_dir():
-        raise ValueError(f"--data {data!r} is neither 'scenes[:N]' nor a folder")
-    if (root / "scenes.json").is_file():
-        from .data.scenes import read_scenes
-
-        tree = read_scenes(root)
-        split = "val" if tree.splits.get("val") else "train"
-        records = sorted(tree.records(split), key=lambda r: r.index)
-        # A scenes folder's masks are instance maps (0 = background): FileImages reads them as nonzero = object.
-        return _alternate([(r.image, r.mask) for r in records], root, f"lewel-scenes {split} split", images)
-    image_dir, mask_dir = root / "images", root / "masks"
-    if not (image_dir.is_dir() and mask_dir.is_dir()):
-        raise ValueError(f"{root} has neither scenes.json (lewel data scenes) nor images/ and masks/ folders")
-    masks = {p.stem: p for p in mask_dir.iterdir() if p.suffix.lower() == ".png"}
-    pairs = [(p, masks[p.stem]) for p in sorted(image_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in masks]
-    return _alternate(pairs, root, "images/ + masks/", images)
+def profile_data(data: str, *, images: int | None = None, size: int = DEFAULT_SIZE) -> tuple[Source, Source]:
+    """A profile's calibration and held-out splits of ``data`` (``lewel.data.sources.masked_splits``):
+    generated scenes with seeds ``CALIBRATION_SEED`` and ``HELDOUT_SEED`` (``images`` or ``DEFAULT_IMAGES``
+    each), any masked source split alternately (``images`` caps each split)."""
+    return masked_splits(
+        data, images=images, size=size, calibration_seed=CALIBRATION_SEED, heldout_seed=HELDOUT_SEED, scenes=DEFAULT_IMAGES
+    )
 
 
 # --- Scores of every (image, map) ---------------------------------------------------------------------------
@@ -197,20 +102,31 @@ class ImageScores:
 
 
 class PreparedImages:
-    """Masked images decoded and resized once, so that a model and every control score the same pixels:
-    ``pixels`` (N×3×S×S uint8, each image resized whole to S×S, no crop), ``masks`` (N object masks H×W bool,
-    at the image's own size), ``describe()`` (where they come from). Per-cell object coverage is computed
-    once per map grid (``coverage``)."""
+    """The masked images of a source decoded and resized once, so that a model and every control score the
+    same pixels: ``pixels`` (N×3×S×S uint8, each image resized whole to S×S, no crop), ``masks`` (N object
+    masks H×W at the image's own size, ``Sample.object_mask``: bool, or int8 with ignored pixels), ``ids``,
+    ``describe()`` (where they come from, with the images skipped as unreadable). Per-cell object coverage is
+    computed once per map grid (``coverage``)."""
 
-    def __init__(self, images: MaskedImages, size: int) -> None:
+    def __init__(self, images: Source, size: int) -> None:
+        if not images.has_masks:
+            raise DataError(f"{images.describe()} has no object masks to score maps against")
         resize = v2.Compose([v2.RGB(), v2.Resize((size, size), antialias=True), v2.ToImage()])
-        pixels, masks = [], []
+        pixels, masks, self.ids, self.skipped = [], [], [], []
         for index in range(len(images)):
-            image, mask = images[index]
-            pixels.append(resize(image).as_subclass(torch.Tensor))
-            masks.append(np.asarray(mask, dtype=bool))
+            try:
+                sample = images.load(index)
+            except UnreadableImage as error:
+                self.skipped.append({"id": images.ids[index], "reason": str(error)})
+                continue
+            pixels.append(resize(sample.image).as_subclass(torch.Tensor))
+            masks.append(sample.object_mask())
+            self.ids.append(sample.id)
         self.pixels = torch.stack(pixels) if pixels else torch.zeros(0, 3, size, size, dtype=torch.uint8)
-        self.masks, self.size, self.description = masks, size, images.describe()
+        self.masks, self.size = masks, size
+        self.description = {**images.describe(), "images": len(masks)}
+        if self.skipped:
+            self.description["unreadable"] = self.skipped
         self._coverage: dict[tuple[int, int], torch.Tensor] = {}
 
     def __len__(self) -> int:
@@ -242,7 +158,7 @@ def score_masked_maps(
     if coverage is None:
         if masks is None:
             raise ValueError("score_masked_maps needs masks or coverage")
-        coverage = torch.stack([object_coverage(torch.as_tensor(np.asarray(m, dtype=bool)), maps.shape[-2:]) for m in masks])
+        coverage = torch.stack([object_coverage(as_object_mask(m), maps.shape[-2:]) for m in masks])
     auroc = map_auroc(maps, coverage)
     stats = map_statistics(maps)
     return ImageScores(
@@ -281,7 +197,7 @@ def score_prepared(
 
 def score_images(
     model: LewelModel,
-    images: MaskedImages | PreparedImages,
+    images: Source | PreparedImages,
     *,
     size: int = DEFAULT_SIZE,
     batch_size: int = 32,
@@ -456,7 +372,7 @@ def build_profile(
     num_groups: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """The map profile of ``checkpoint`` on ``data`` (see ``profile_data``), as a JSON-friendly dict with
+    """The map profile of ``checkpoint`` on ``data`` (``profile_data``), as a JSON-friendly dict with
     ``summary`` (``summarize_profile``) and ``maps`` (one record per index), against ``control_seeds`` random
     networks of each scheme in ``control_schemes`` (``lewel.controls``). Images are decoded and resized
     once; the model and every control score the same pixels. ``progress(done, total)`` counts images over
@@ -467,7 +383,8 @@ def build_profile(
             f"{checkpoint} is a {model.method} model without LEWEL's coupled head: it has no maps to profile"
         )
     family = control_family(control_schemes, control_seeds)
-    calibration, heldout = (PreparedImages(split, size) for split in profile_data(data, images=images, size=size))
+    splits = profile_data(data, images=images, size=size)
+    calibration, heldout = (PreparedImages(split, size) for split in splits)
     total, done = (1 + len(family)) * (len(calibration) + len(heldout)), 0
 
     def step(count: int) -> None:
@@ -592,8 +509,13 @@ def describe_data(profile: dict[str, Any]) -> str:
     """One line on the images a profile was measured on."""
     data = profile["data"]
     cal, held = data["calibration"], data["heldout"]
-    if held.get("kind") == "scenes":
+    kind = held.get("kind")
+    if kind == "scenes":
         where = f"generated scenes (calibration seed {cal.get('seed')}, held-out seed {held.get('seed')})"
+    elif kind == "coco":
+        where = f"COCO {held.get('annotations')} ({held.get('rule')})"
+    elif kind == "voc":
+        where = f"Pascal VOC {held.get('root')}, image set {held.get('image_set')} ({held.get('rule')})"
     else:
         where = f"{held.get('root')} ({held.get('layout')}, {held.get('rule')})"
     return f"{where}: {cal.get('images')} calibration + {held.get('images')} held-out images at {data['size']} px"

@@ -32,7 +32,7 @@ from lewel.checkpoints import safe_load
 from lewel.export import export_safetensors
 from lewel.models.backbones import build_backbone
 from lewel.profiles import build_profile, find_profile, read_profile, sidecar_path, write_profile
-from lewel.train.data import open_source
+from lewel.train.data import training_images
 from lewel.train.knn import knn_top1
 from lewel.train.logging import read_records, training_seconds
 from lewel.train.monitor import read_map_records
@@ -85,8 +85,8 @@ def run_label(entry: dict[str, Any]) -> str:
 
 def knn(backbone: torch.nn.Module, config: dict[str, Any], size: int) -> float:
     """The kNN monitor's protocol (``lewel train``): the run's training scenes as the bank, its val scenes as queries."""
-    train_source = open_source(config["data"], image_size=size, seed=config["seed"])
-    val_source = open_source(config["val_data"], image_size=size, seed=config["seed"], split="val")
+    train_source = training_images(config["data"], image_size=size, seed=config["seed"])
+    val_source = training_images(config["val_data"], image_size=size, seed=config["seed"], split="val")
     return knn_top1(
         backbone, train_source, val_source, transform=center_crop_transform(size), k=config["knn_k"],
         temperature=config["knn_temperature"], batch_size=128,

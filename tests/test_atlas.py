@@ -24,7 +24,8 @@ from lewel.data.scenes import STAMPS_DIR
 from lewel.extraction import SCENE_SEED, extract_maps, iter_shards
 from lewel.inference import load_model
 from lewel.maps import PATTERNS, TOP_FRACTION
-from lewel.profiles import SceneImages, index_means, score_images
+from lewel.data.sources import SceneSource
+from lewel.profiles import index_means, score_images
 
 TOP = 4
 EMPTY = Path(__file__).parent / "fixtures" / "no-models-here"
@@ -135,7 +136,7 @@ def test_scenes_keep_their_masks_and_the_atlas_scores_auroc(extraction, tmp_path
     atlas, _ = build_atlas(out, top=2)
     assert atlas["has_masks"] and atlas["images"] == 8
     # the same per-index AUROC as the profile's scoring of the same scenes (whole image, no views)
-    means = index_means(score_images(load_model(extraction["checkpoint"]), SceneImages(8, 96, SCENE_SEED), size=96))
+    means = index_means(score_images(load_model(extraction["checkpoint"]), SceneSource(8, 96, SCENE_SEED), size=96))
     scored = [r for r in atlas["maps"] if r["auroc"] is not None]
     assert len(scored) == 32
     np.testing.assert_allclose([r["auroc"] for r in scored], means["auroc"].numpy(), atol=0.03)

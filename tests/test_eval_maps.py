@@ -119,4 +119,4 @@ def test_readme_commands_run(checkpoint, tmp_path, monkeypatch):
         assert main(argv) == 0, command
     result = json.loads((tmp_path / "maps.json").read_text())
     assert result["images"] == 3 and result["grid"] == [7, 7]
-    assert result["profile"]["data"]["heldout"]["kind"] == "folder"  # the folder named scenes, not generated scenes
+    assert result["profile"]["data"]["heldout"]["kind"] == "masked-folder"  # the folder named scenes, not generated scenes

@@ -21,12 +21,12 @@ from lewel.extraction import (
     CONFIG_NAME,
     INDEX_NAME,
     STATISTICS,
-    FolderSource,
     extract_maps,
     iter_shards,
     read_index,
     shard_name,
 )
+from lewel.data.sources import FolderSource
 from lewel.inference import MapsUnavailableError, load_model
 from lewel.maps import map_statistics
 from lewel.views import PRESETS, make_views, view_seed, views_batch
@@ -87,7 +87,8 @@ def test_shards_hold_what_the_library_computes_for_one_image(setup):
     model = load_model(setup["checkpoint"])
     for row in (0, 7):
         position = int(arrays["index"][row])
-        image, _, label = source.load(position)
+        sample = source.load(position)
+        image, label = sample.image, sample.label
         views = make_views(image, count=1, preset="cropflip", size=64, seed=view_seed(3, position))
         maps = model.extract(views_batch(views), aligned_projection=False).maps
         np.testing.assert_allclose(arrays["maps"][row].astype(np.float32), maps.numpy(), atol=1e-3, rtol=0)

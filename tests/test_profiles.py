@@ -18,6 +18,7 @@ from lewel.maps import cell_labels, map_auroc, object_coverage, score_maps, summ
 from lewel.profiles import (
     PROFILE_FORMAT,
     ImageScores,
+    PreparedImages,
     ProfileError,
     build_profile,
     find_profile,
@@ -214,13 +215,29 @@ def test_profile_data_splits_a_folder_of_images_and_masks(tmp_path) -> None:
     (tmp_path / "masks").mkdir()
     for i in range(5):
         Image.new("RGB", (40, 30), (i * 40, 0, 0)).save(tmp_path / "images" / f"im{i}.jpg")
-        mask = np.zeros((15, 20), dtype=np.uint8)
-        mask[5:10, 5:10] = 255
+        mask = np.zeros((30, 40), dtype=np.uint8)
+        mask[10:20, 10:20] = 255
         Image.fromarray(mask).save(tmp_path / "masks" / f"im{i}.png")
     calibration, heldout = profile_data(str(tmp_path))
     assert len(calibration) == 3 and len(heldout) == 2
-    image, mask = heldout[0]
-    assert image.size == (40, 30) and mask.shape == (30, 40) and mask.sum() == 100
-    assert calibration.describe()["rule"].startswith("sorted")
-    with pytest.raises(ValueError, match="neither"):
+    sample = heldout.load(0)
+    assert sample.id == "images/im1.jpg" and sample.image.size == (40, 30) and sample.binary
+    assert sample.object_mask().shape == (30, 40) and sample.object_mask().sum() == 100
+    assert calibration.describe()["rule"].startswith("in order")
+    with pytest.raises(ValueError, match="no object masks"):
         profile_data(str(tmp_path / "images"))
+
+
+def test_a_mask_of_another_size_is_skipped_and_named(tmp_path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    for i in range(4):
+        Image.new("RGB", (40, 30), (i * 40, 0, 0)).save(tmp_path / "images" / f"im{i}.png")
+        side = (20, 15) if i == 1 else (40, 30)  # im1's mask is at half size: never resized into a wrong mask
+        Image.fromarray(np.full(side[::-1], 255, np.uint8)).save(tmp_path / "masks" / f"im{i}.png")
+    calibration, heldout = profile_data(str(tmp_path))
+    prepared = PreparedImages(heldout, 32)
+    assert len(prepared) == 1 and prepared.ids == ["images/im3.png"]
+    assert prepared.skipped[0]["id"] == "images/im1.png"
+    assert "im1.png is 20×15 but its image is 40×30" in prepared.skipped[0]["reason"]
+    assert prepared.describe()["unreadable"] == prepared.skipped

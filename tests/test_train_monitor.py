@@ -14,7 +14,7 @@ from conftest import tiny_config
 from image_factory import make_image_folder
 from lewel.inference import LewelModel
 from lewel.models import build_model
-from lewel.profiles import SceneImages
+from lewel.data.sources import SceneSource
 from lewel.render import maps_grid
 from lewel.train.config import TrainConfig
 from lewel.train.loop import train
@@ -118,9 +118,9 @@ def test_object_maps_are_chosen_on_calibration_only():
     model = build_model(tiny_config("lewel_m"))
     encoder = model.online_encoder
     network = LewelModel(encoder.backbone, encoder.neck, config=tiny_config("lewel_m"))
-    calibration = SceneImages(6, 96, 11)
-    first = MapMonitor((calibration, SceneImages(6, 96, 12)), size=96).measure(network)[0]
-    second = MapMonitor((calibration, SceneImages(6, 96, 13)), size=96).measure(network)[0]
+    calibration = SceneSource(6, 96, 11)
+    first = MapMonitor((calibration, SceneSource(6, 96, 12)), size=96).measure(network)[0]
+    second = MapMonitor((calibration, SceneSource(6, 96, 13)), size=96).measure(network)[0]
     assert first["object_maps"] == second["object_maps"]
     assert first["object_auroc"] != second["object_auroc"]
 

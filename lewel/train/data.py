@@ -5,27 +5,53 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from ..data.folders import DataError, ImageFiles
+from ..data.folders import ImageFiles
+from ..data.sources import COCO_PREFIX, VOC_PREFIX, Source, UnreadableImage, open_source, scene_count
 
-SCENES_PREFIX = "scenes"
+TRAIN_SCENES = 10_000  #: ``scenes`` without a count, for training
 
 
-def open_source(spec: str, *, image_size: int, seed: int, split: str = "train") -> Dataset:
-    """A dataset of ``(PIL image, label)`` from ``spec``: a folder (ImageFolder tree or flat), or
-    ``scenes[:N]`` for N generated multi-object scenes of ``image_size`` px (default 10,000; the ``val``
-    split uses another seed)."""
-    if spec == SCENES_PREFIX or spec.startswith(SCENES_PREFIX + ":"):
-        from ..data.scenes import SceneDataset
+class SourceImages(Dataset):
+    """``(PIL image, label)`` for each image of a masked ``lewel.data.sources.Source`` (COCO, VOC, a masked
+    folder): training and kNN use the images only. An unreadable image is replaced by the next readable one,
+    as ``ImageFiles`` does; the source's ``describe()`` names them in the error when none can be read."""
 
-        count = int(spec.split(":", 1)[1]) if ":" in spec else 10_000
-        if count < 1:
-            raise DataError(f"{spec!r}: the number of scenes must be positive")
-        return SceneDataset(length=count, size=image_size, seed=seed if split == "train" else seed + 1_000_003)
+    def __init__(self, source: Source) -> None:
+        self.source, self.classes = source, list(source.classes)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        for offset in range(len(self.source)):
+            try:
+                sample = self.source.load((index + offset) % len(self.source))
+            except UnreadableImage:
+                continue
+            return sample.image, sample.label
+        raise UnreadableImage(f"none of the {len(self.source)} images of {self.source.describe()} can be read")
+
+
+def training_images(spec: str, *, image_size: int, seed: int, split: str = "train") -> Dataset:
+    """A dataset of ``(PIL image, label)`` from ``spec`` (``lewel.data.sources``): ``scenes[:N]`` for N
+    generated multi-object scenes of ``image_size`` px (default 10,000; the ``val`` split uses the seed
+    ``seed + VAL_SEED_OFFSET``), the images of ``coco:``, ``voc:`` or ``images/`` + ``masks/`` sources, or a
+    folder (ImageFolder tree or flat)."""
+    count = scene_count(spec, TRAIN_SCENES)
+    if count is not None:
+        from ..data.scenes import VAL_SEED_OFFSET, SceneDataset
+
+        return SceneDataset(length=count, size=image_size, seed=seed if split == "train" else seed + VAL_SEED_OFFSET)
+    folder = Path(spec)
+    masked_folder = (folder / "images").is_dir() and (folder / "masks").is_dir() and not (folder / "scenes.json").is_file()
+    if spec.startswith((COCO_PREFIX, VOC_PREFIX)) or masked_folder:
+        return SourceImages(open_source(spec))
     return ImageFiles(spec)
 
 

@@ -27,7 +27,7 @@ from ..optim import build_optimizer
 from ..schedules import cosine_momentum, warmup_cosine_lr
 from . import TrainingDiverged
 from .config import TrainConfig
-from .data import EpochSampler, SeededViews, open_source
+from .data import EpochSampler, SeededViews, training_images
 from .knn import knn_top1
 from .logging import MetricsLogger
 from .monitor import MapMonitor, monitor_splits
@@ -266,7 +266,7 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
     if workers < config.workers and runtime.is_main:
         _warn(f"--workers {config.workers} lowered to {workers}: this process may use {usable_cpus()} CPU(s)")
 
-    source = open_source(config.data, image_size=config.image_size, seed=config.seed)
+    source = training_images(config.data, image_size=config.image_size, seed=config.seed)
     steps_per_epoch = len(source) // config.batch_size  # type: ignore[arg-type]
     if steps_per_epoch == 0:
         raise ValueError(
@@ -320,7 +320,7 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
     logger = MetricsLogger(out, enabled=runtime.is_main, total=total_steps, initial=step)
     knn_sources = None
     if config.val_data:
-        val_source = open_source(config.val_data, image_size=config.image_size, seed=config.seed, split="val")
+        val_source = training_images(config.val_data, image_size=config.image_size, seed=config.seed, split="val")
         val_source[0]
         knn_sources = (source, val_source)
 

@@ -25,10 +25,10 @@ from ..augmentations import eval_transform
 from ..inference import LewelModel
 from ..controls import CONTROL_SEEDS, INIT_SCHEMES, control_family, random_like
 from ..controls import verdict as controls_verdict
+from ..data.scenes import VAL_SEED_OFFSET
+from ..data.sources import SceneSource, Source, UnreadableImage, open_source, scene_count
 from ..profiles import (
-    MaskedImages,
     PreparedImages,
-    SceneImages,
     control_member,
     profile_data,
     score_prepared,
@@ -36,9 +36,8 @@ from ..profiles import (
     split_summary,
 )
 from ..render import figure_png, maps_grid
-from .data import SCENES_PREFIX
 
-CALIBRATION_OFFSET = 1_000_003  #: generated scenes: calibration split seed = run seed + this (the kNN val split's seed)
+CALIBRATION_OFFSET = VAL_SEED_OFFSET  #: generated scenes: calibration split seed = run seed + this (the kNN val split's seed)
 HELDOUT_OFFSET = 2_000_003  #: held-out split seed = run seed + this (scenes no split of the run nor of a profile uses)
 PHOTOS = ("astronaut", "coffee")  #: scikit-image sample photos (bundled, no download) in the probe set
 PROBE_SCENES = 3  #: held-out scenes in the probe set
@@ -54,19 +53,33 @@ class Probe:
     mask: np.ndarray | None
 
 
-def monitor_splits(val_data: str | None, *, images: int, size: int, seed: int) -> tuple[MaskedImages, MaskedImages] | None:
+def monitor_splits(val_data: str | None, *, images: int, size: int, seed: int) -> tuple[Source, Source] | None:
     """The calibration and held-out masked images the monitor scores, or ``None`` when ``val_data`` has no
     masks: ``scenes[:N]`` gives ``images`` generated scenes of ``size`` px per split (seeds
-    ``seed + CALIBRATION_OFFSET`` and ``seed + HELDOUT_OFFSET``); a folder written by ``lewel data scenes``
-    or holding ``images/`` + ``masks/`` is split as a profile splits it (``lewel.profiles.profile_data``)."""
+    ``seed + CALIBRATION_OFFSET`` and ``seed + HELDOUT_OFFSET``); any other masked source (COCO, VOC, a
+    ``lewel data scenes`` folder, ``images/`` + ``masks/``) is split as a profile splits it
+    (``lewel.profiles.profile_data``), ``images`` per split at most."""
     if not val_data:
         return None
-    if val_data == SCENES_PREFIX or val_data.startswith(SCENES_PREFIX + ":"):
-        return SceneImages(images, size, seed + CALIBRATION_OFFSET), SceneImages(images, size, seed + HELDOUT_OFFSET)
-    root = Path(val_data)
-    if not ((root / "scenes.json").is_file() or ((root / "images").is_dir() and (root / "masks").is_dir())):
+    if scene_count(val_data) is not None:
+        return SceneSource(images, size, seed + CALIBRATION_OFFSET), SceneSource(images, size, seed + HELDOUT_OFFSET)
+    if not open_source(val_data).has_masks:
         return None
     return profile_data(val_data, images=images, size=size)
+
+
+def _probe_scenes(heldout: Source) -> list[Probe]:
+    """The first ``PROBE_SCENES`` readable images of the held-out split."""
+    probes = []
+    for index in range(len(heldout)):
+        if len(probes) == PROBE_SCENES:
+            break
+        try:
+            sample = heldout.load(index)
+        except UnreadableImage:
+            continue
+        probes.append(Probe(f"scene {index}", sample.image, sample.object_mask()))
+    return probes
 
 
 def _photos() -> list[Probe]:
@@ -91,14 +104,14 @@ class MapMonitor:
 
     def __init__(
         self,
-        splits: tuple[MaskedImages, MaskedImages] | None,
+        splits: tuple[Source, Source] | None,
         *,
         size: int,
         batch_size: int = 32,
         control_seeds: int = CONTROL_SEEDS,
         control_schemes: tuple[str, ...] = INIT_SCHEMES,
     ) -> None:
-        probes = [] if splits is None else [Probe(f"scene {i}", *splits[1][i]) for i in range(min(PROBE_SCENES, len(splits[1])))]
+        probes = [] if splits is None else _probe_scenes(splits[1])
         self.probes = probes + _photos()
         self.splits = None if splits is None else (PreparedImages(splits[0], size), PreparedImages(splits[1], size))
         self.size, self.batch_size = size, batch_size
