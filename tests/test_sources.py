@@ -276,3 +276,20 @@ def test_profile_on_a_coco_set_and_the_command(tmp_path):
     assert cli.main(["profile", "--checkpoint", str(checkpoint), "--data", spec, "--size", "64", "--control-seeds", "1"]) == 0
     written = json.loads((tmp_path / "tiny.profile.json").read_text())
     assert written["data"]["calibration"]["kind"] == "coco" and written["data"]["calibration"]["images"] == 3
+
+
+@needs_stamps
+def test_maps_of_a_voc_set_carry_the_ignored_band_and_reopen(tmp_path):
+    """``lewel maps`` on VOC: every image extracted with its coverage; cells the void band leaves undecided
+    read IGNORED_COVERAGE; the atlas's way back to the images (``reopen_source``) finds them again."""
+    from lewel.extraction import extract_maps, iter_shards
+
+    write_voc(tmp_path / "voc", scenes(3))
+    checkpoint = tmp_path / "tiny.pt"
+    our_training_file(checkpoint, tiny_config("lewel_m"))
+    index = extract_maps(checkpoint, f"voc:{tmp_path / 'voc'}", tmp_path / "out", size=64, device="cpu")
+    assert index["has_masks"] and index["extracted"] == 3 and index["data"]["kind"] == "voc"
+    coverage = np.concatenate([shard["coverage"] for shard in iter_shards(tmp_path / "out")])
+    assert coverage.shape[:2] == (3, 1) and np.isclose(coverage, IGNORED_COVERAGE).any()
+    again = reopen_source(index["data"])
+    assert again.ids == ["2007_000000", "2007_000001", "2007_000002"]

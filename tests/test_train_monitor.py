@@ -18,7 +18,8 @@ from lewel.data.sources import SceneSource
 from lewel.render import maps_grid
 from lewel.train.config import TrainConfig
 from lewel.train.loop import train
-from lewel.train.monitor import CALIBRATION_OFFSET, HELDOUT_OFFSET, MapMonitor, monitor_splits, png_to_array
+from lewel.train.logging import png_to_array
+from lewel.train.monitor import CALIBRATION_OFFSET, HELDOUT_OFFSET, MapMonitor, monitor_splits
 
 MONITOR = dict(maps_images=6, maps_size=96, maps_controls=1)  # 3×3 maps on ResNet-18; 1 control per scheme
 

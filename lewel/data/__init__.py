@@ -1,4 +1,5 @@
-"""Data sources: multi-object scenes built from Debian's Tux Paint cut-outs, with exact object masks."""
+"""Data: the one data spec and its sources (``sources``: scenes, folders, masks, COCO, VOC) and the
+multi-object scenes built from Debian's Tux Paint cut-outs, with exact instance masks (``scenes``)."""
 
 from .scenes import (
     INSTALL_HINT,
@@ -14,9 +15,15 @@ from .scenes import (
     read_scenes,
     write_scenes,
 )
+from .sources import Sample, Source, UnreadableImage, masked_splits, open_source
 
 __all__ = [
     "INSTALL_HINT",
+    "Sample",
+    "Source",
+    "UnreadableImage",
+    "masked_splits",
+    "open_source",
     "STAMPS_DIR",
     "Scene",
     "SceneDataset",

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from ..models import StepOutput
+
+
+def png_to_array(png: bytes) -> np.ndarray:
+    """PNG bytes -> ``H×W×3`` uint8 (what ``SummaryWriter.add_image`` takes with ``dataformats="HWC"``)."""
+    with Image.open(io.BytesIO(png)) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 class MetricsLogger:
@@ -59,8 +68,6 @@ class MetricsLogger:
         ``OUT/maps/step_XXXXXXX.png``."""
         if not self.enabled:
             return
-        from .monitor import png_to_array
-
         for name, value in scores.items():
             if isinstance(value, float):
                 self.writer.add_scalar(f"maps/{name}", value, step)

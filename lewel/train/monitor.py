@@ -11,7 +11,6 @@ networks of the same shape (``lewel.controls``), scored once per run on the same
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from ..profiles import (
     split_summary,
 )
 from ..render import figure_png, maps_grid
+from .logging import read_records
 
 CALIBRATION_OFFSET = VAL_SEED_OFFSET  #: generated scenes: calibration split seed = run seed + this (the kNN val split's seed)
 HELDOUT_OFFSET = 2_000_003  #: held-out split seed = run seed + this (scenes no split of the run nor of a profile uses)
@@ -188,16 +188,8 @@ class MapMonitor:
         return scores, png
 
 
-def png_to_array(png: bytes) -> np.ndarray:
-    """PNG bytes -> ``H×W×3`` uint8 (what ``SummaryWriter.add_image`` takes with ``dataformats="HWC"``)."""
-    with Image.open(io.BytesIO(png)) as image:
-        return np.asarray(image.convert("RGB"))
-
-
 def read_map_records(run: str | Path) -> list[dict[str, Any]]:
     """The map monitor's records of a run folder's ``metrics.jsonl`` (``step``, ``epoch``, ``maps``), in
     file order; a resumed run's repeated steps keep their last record."""
-    from .logging import read_records
-
     by_step = {record["step"]: record for record in read_records(run) if "maps" in record}
     return [by_step[s] for s in sorted(by_step)]
