@@ -9,8 +9,14 @@ import pytest
 import torch
 
 from lewel.config import ModelConfig
+from lewel.data.scenes import STAMPS_DIR
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+#: for tests that draw generated scenes (or the profiles' scenes): they need Debian's Tux Paint cut-outs
+needs_stamps = pytest.mark.skipif(
+    not STAMPS_DIR.is_dir(), reason="Debian's tuxpaint-stamps-default is not installed (./scripts/setup as root)"
+)
 
 
 def tiny_config(method: str, **overrides) -> ModelConfig:

@@ -13,17 +13,15 @@ from PIL import Image
 from torchvision import models
 
 from checkpoint_factory import our_training_file
-from conftest import tiny_config
+from conftest import needs_stamps, tiny_config
 from lewel import load_model
 from lewel.augmentations import eval_transform
 from lewel.cli import main
-from lewel.data.scenes import STAMPS_DIR, read_scenes
+from lewel.data.scenes import read_scenes
 from lewel.evaluation import evaluate_maps
 from lewel.maps import PATTERNS, score_maps
 
-pytestmark = pytest.mark.skipif(
-    not STAMPS_DIR.is_dir(), reason="Debian's tuxpaint-stamps-default is not installed (./scripts/setup as root)"
-)
+pytestmark = needs_stamps
 README = Path(__file__).parent.parent / "README.md"
 
 

@@ -13,6 +13,7 @@ from PIL import Image, ImageOps
 from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 
+from conftest import needs_stamps
 from lewel.augmentations import eval_transform
 from lewel.cli import main
 from lewel.data.scenes import (
@@ -30,9 +31,6 @@ from lewel.data.scenes import (
     write_scenes,
 )
 
-needs_stamps = pytest.mark.skipif(
-    not STAMPS_DIR.is_dir(), reason="Debian's tuxpaint-stamps-default is not installed (./scripts/setup as root)"
-)
 
 #: the fake stamps: identity -> the colour every opaque pixel has
 COLOURS = {

@@ -13,9 +13,9 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 
 from checkpoint_factory import our_training_file
-from conftest import tiny_config
+from conftest import needs_stamps, tiny_config
 from lewel import cli
-from lewel.data import STAMPS_DIR, SceneGenerator
+from lewel.data import SceneGenerator
 from lewel.data.folders import DataError
 from lewel.data.sources import (
     VOC_CLASSES,
@@ -32,9 +32,6 @@ from lewel.data.sources import (
 from lewel.maps import IGNORED_COVERAGE, map_auroc, object_coverage
 from lewel.profiles import PreparedImages, build_profile, describe_data
 
-needs_stamps = pytest.mark.skipif(
-    not STAMPS_DIR.is_dir(), reason="Debian's tuxpaint-stamps-default is not installed (./scripts/setup as root)"
-)
 SIZE = 48
 
 
