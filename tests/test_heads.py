@@ -137,12 +137,13 @@ def test_global_head_pools_then_projects():
     torch.testing.assert_close(out.global_projection, head.proj(features.mean(dim=(2, 3))[:, :, None])[:, :, 0])
 
 
-@pytest.mark.parametrize("size, norm", [((2, 2), True), ((1, 3), False), ((8, 8), True)])
-def test_factorised_aligned_projection_equals_the_direct_one(size, norm):
+@pytest.mark.parametrize("size, norm, factorised", [((2, 2), True, True), ((1, 3), False, True), ((8, 8), True, False)])
+def test_factorised_aligned_projection_equals_the_direct_one(size, norm, factorised):
     """Small maps take the factorised path, large ones the direct path: both must agree, with gradients."""
     torch.manual_seed(0)
-    head = CoupledHead(MLP(32, 24, 64, norm=norm), MLP(32, 24, 64, norm=norm), num_groups=4).train()
-    features = torch.randn(3, 32, *size, requires_grad=True)
+    head = CoupledHead(MLP(128, 24, 64, norm=norm), MLP(128, 24, 64, norm=norm), num_groups=4).train()
+    assert head.factorised_is_faster(size[0] * size[1]) == factorised
+    features = torch.randn(3, 128, *size, requires_grad=True)
     out = head(features)
     direct = head.proj_obj(out.aligned_features)
     torch.testing.assert_close(out.aligned_projection, direct, atol=1e-5, rtol=1e-5)
