@@ -203,19 +203,31 @@ def loss_benchmark(rows: int, keys: int, dim: int, device: torch.device) -> dict
     return out
 
 
-def profile_table(steps: dict[str, Step], batch: tuple[torch.Tensor, torch.Tensor], rows: int = 12) -> dict[str, str]:
-    """The top operators (by self time) of two steps of each method."""
+def profile_steps(steps: dict[str, Step], batch: tuple[torch.Tensor, torch.Tensor], rows: int = 12) -> dict[str, Any]:
+    """``torch.profiler`` over two steps of each method: the top operators by self time (a printed table) and
+    every operator's self time (ms) and calls, so that what LEWEL adds can be read operator by operator."""
     from torch.profiler import ProfilerActivity, profile
 
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
-    tables = {}
+    cuda = torch.cuda.is_available()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    tables, operators = {}, {}
     for method, step in steps.items():
         with profile(activities=activities) as prof:
             step(*batch)
             step(*batch)
-        sort = "self_cuda_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
-        tables[method] = prof.key_averages().table(sort_by=sort, row_limit=rows, max_name_column_width=36)
-    return tables
+        averages = prof.key_averages()
+        sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+        tables[method] = averages.table(sort_by=sort, row_limit=rows, max_name_column_width=36)
+        operators[method] = {
+            event.key: {"self_ms": (event.self_device_time_total if cuda else event.self_cpu_time_total) / 1e3, "calls": event.count}
+            for event in averages
+        }
+    added = {}
+    for a, b in PAIRS:
+        keys = set(operators[a]) | set(operators[b])
+        delta = {k: operators[a].get(k, {}).get("self_ms", 0.0) - operators[b].get(k, {}).get("self_ms", 0.0) for k in keys}
+        added[f"{a}/{b}"] = dict(sorted(delta.items(), key=lambda item: -abs(item[1]))[:rows])
+    return {"tables": tables, "operators": operators, "added_ms": added}
 
 
 def recipe_worker(recipe: str, steps: int, warmup: int) -> dict[str, Any]:
@@ -309,7 +321,7 @@ def pairs_benchmark(args: argparse.Namespace, device: torch.device) -> dict[str,
         "all_step_s": times,
     }
     if args.profile:
-        result["profile"] = profile_table(steps, (view1, view2))
+        result["profile"] = profile_steps(steps, (view1, view2))
     del steps
     if args.memory:
         result["step_peak_mib"] = {
@@ -366,6 +378,8 @@ def main() -> None:
         for method, seconds in result["median_step_s"].items():
             memory = f", step peak {result['step_peak_mib'][method]:.0f} MiB" if "step_peak_mib" in result else ""
             print(f"{method}: {seconds:.3f} s/step, {args.batch_size / seconds:.1f} images/s{memory}")
+        for pair, added in result.get("profile", {}).get("added_ms", {}).items():
+            print(f"{pair}, added self time over two steps (ms): " + ", ".join(f"{k} {v:+.0f}" for k, v in list(added.items())[:8]))
         if "aligned_info_nce" in result:
             loss = result["aligned_info_nce"]
             print(f"aligned InfoNCE {loss['rows']}x{loss['keys']}: dense {loss['dense']['seconds']:.3f} s / "

@@ -1,0 +1,91 @@
+"""Wall time of ``lewel profile`` (``lewel.profiles.build_profile``) on generated scenes, for a ResNet-18 LEWEL_M
+(the demo model's shape) and a ResNet-50 LEWEL_B (the released head), random weights: this checkout and, with
+``--compare-with OLD_CHECKOUT``, another one's ``lewel``, each in a fresh process, in alternation.
+
+    python benchmarks/profile_cost.py --compare-with /tmp/before            # 256 + 256 scenes at 224 px
+    python benchmarks/profile_cost.py --backbones resnet18 --images 32      # quicker
+
+The result (seconds per profile, the verdict, how many networks were scored) goes to
+``benchmarks/results/profile_cost_cpu.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from lewel.checkpoints import training_checkpoint
+from lewel.config import ModelConfig
+from lewel.models import build_model
+
+SHAPES = {
+    "resnet18": ModelConfig.for_method("lewel_m", backbone="resnet18", hidden_dim=512, dim=128),  # lewel_m_demo's
+    "resnet50": ModelConfig.for_method("lewel_b_eman", backbone="resnet50"),  # the released LEWEL_B head
+}
+WORKER = """
+import json, sys, time
+from lewel.profiles import build_profile
+start = time.perf_counter()
+profile = build_profile(sys.argv[1], data="scenes:" + sys.argv[2], size=int(sys.argv[3]))
+summary = profile["summary"]
+controls = summary["controls"]["count"] if "controls" in summary else 1
+print(json.dumps({"seconds": time.perf_counter() - start, "verdict": summary["verdict"], "networks": 1 + controls}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backbones", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--images", type=int, default=256, help="generated scenes per split (default: 256)")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--compare-with", help="another checkout, timed on the same checkpoints")
+    parser.add_argument("--out", default="benchmarks/results/profile_cost_cpu.json")
+    args = parser.parse_args()
+
+    here = Path(__file__).resolve().parents[1]
+    checkouts = {"after": here} | ({"before": Path(args.compare_with).resolve()} if args.compare_with else {})
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for backbone in args.backbones:
+            torch.manual_seed(0)
+            config = SHAPES[backbone]
+            path = Path(folder) / f"{backbone}.pt"
+            torch.save(training_checkpoint(build_model(config), config, epoch=0, step=0), path)
+            entry: dict = {"method": config.method, "backbone": backbone, "d": config.dim}
+            for label, root in checkouts.items():
+                done = subprocess.run(
+                    [sys.executable, "-c", WORKER, str(path), str(args.images), str(args.size)],
+                    env={**os.environ, "PYTHONPATH": str(root)}, cwd=root, capture_output=True, text=True,
+                )
+                if done.returncode != 0:
+                    raise SystemExit(f"the {label} profile of {backbone} failed:\n{done.stderr[-3000:]}")
+                entry[label] = json.loads(done.stdout.strip().splitlines()[-1])
+                print(f"{backbone} {label}: {entry[label]['seconds']:.1f} s, {entry[label]['networks']} networks, {entry[label]['verdict']}")
+            if "before" in entry:
+                entry["ratio_after_over_before"] = entry["after"]["seconds"] / entry["before"]["seconds"]
+            results[backbone] = entry
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
+        "torch": torch.__version__,
+        "command": " ".join(["python", "benchmarks/profile_cost.py", *sys.argv[1:]]),
+        "images_per_split": args.images,
+        "size": args.size,
+        "results": results,
+    }, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
