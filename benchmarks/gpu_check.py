@@ -5,7 +5,8 @@ Steps, in order (each one's failure is recorded and the next still runs):
 - ``env``: torch, CUDA, the GPUs, bf16 support;
 - ``pytest``: the ``cuda``-marked tests (``tests/test_cuda.py``);
 - ``train_overhead``: ``benchmarks/train_overhead.py`` (bf16, channels_last, GPU-resident batches): LEWEL_B /
-  BYOL and LEWEL_M / MoCo v2 step-time ratios next to their FLOP ratios and the paper's, images/s;
+  BYOL and LEWEL_M / MoCo v2 step-time ratios next to their FLOP ratios and the paper's (targets <= 1.08 and
+  <= 1.05), peak memory per step and the aligned InfoNCE alone, images/s;
 - ``extract``: batched ``LewelModel.extract`` in bf16 autocast (LEWEL_B, released head, random weights), images/s;
 - ``maps_latency``: ``POST /v1/maps`` to a real ``uvicorn api.main:app`` serving from the GPU, p50 / p95,
   against the same pipeline in process;
