@@ -12,7 +12,7 @@ import torch
 from .augmentations import eval_transform
 from .checkpoints import atomic_write
 from .data.scenes import read_scenes
-from .data.sources import MaskFolderSource, Source, UnreadableImage, open_source
+from .data.sources import MaskFolderSource, Source, UnreadableImage, masked_folder_layout, open_source
 from .inference import MapsUnavailableError, load_model
 from .maps import MapScores, object_coverage, score_maps, summarize_scores
 from .profiles import HELDOUT_SEED
@@ -27,12 +27,13 @@ def eval_source(data: str | os.PathLike, split: str) -> Source:
     spec = os.fspath(data)
     folder = Path(spec)
     if folder.is_dir():
-        if (folder / "scenes.json").is_file():
+        layout = masked_folder_layout(folder)
+        if layout == "lewel-scenes":
             tree = read_scenes(folder)
             if not tree.splits.get(split):
                 raise ValueError(f"{data} has no {split} scenes")
             return MaskFolderSource(folder, scene_split=split)
-        if not ((folder / "images").is_dir() and (folder / "masks").is_dir()):
+        if layout is None:
             raise ValueError(f"{data} holds no object masks: {MASKED_DATA}")
         spec = os.fspath(folder.resolve())
     source = open_source(spec, seed=HELDOUT_SEED)

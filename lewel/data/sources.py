@@ -409,6 +409,16 @@ class VocSource(Source):
 # --- The spec ----------------------------------------------------------------------------------------------
 
 
+def masked_folder_layout(folder: Path) -> str | None:
+    """``"lewel-scenes"`` for a folder written by ``lewel data scenes``, ``"images/ + masks/"`` for one with
+    those two folders, ``None`` for any other (a folder without masks)."""
+    if (folder / "scenes.json").is_file():
+        return "lewel-scenes"
+    if (folder / "images").is_dir() and (folder / "masks").is_dir():
+        return "images/ + masks/"
+    return None
+
+
 def scene_count(spec: str, default: int = DEFAULT_SCENES) -> int | None:
     """N for ``scenes:N`` (``default`` for ``scenes``), ``None`` when ``spec`` does not name generated scenes.
     ``scenes`` always means generated scenes: a folder of that name is ``./scenes``."""
@@ -446,7 +456,7 @@ def open_source(
         raise DataError(f"data {spec!r} is neither scenes[:N], coco:FILE, voc:ROOT nor an existing folder")
     if not folder.is_dir():
         raise DataError(f"data path {spec!r} is not a directory")
-    if (folder / "scenes.json").is_file() or ((folder / "images").is_dir() and (folder / "masks").is_dir()):
+    if masked_folder_layout(folder) is not None:
         return MaskFolderSource(folder)
     return FolderSource(folder)
 
@@ -488,7 +498,7 @@ def masked_splits(
     if count is not None:
         return SceneSource(count, size, calibration_seed), SceneSource(count, size, heldout_seed)
     folder = Path(spec)
-    if (folder / "scenes.json").is_file():
+    if masked_folder_layout(folder) == "lewel-scenes":
         from .scenes import read_scenes
 
         split = "val" if read_scenes(folder).splits.get("val") else "train"

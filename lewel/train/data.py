@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from ..data.folders import ImageFiles
-from ..data.sources import COCO_PREFIX, VOC_PREFIX, Source, UnreadableImage, open_source, scene_count
+from ..data.sources import COCO_PREFIX, VOC_PREFIX, Source, UnreadableImage, masked_folder_layout, open_source, scene_count
 
 TRAIN_SCENES = 10_000  #: ``scenes`` without a count, for training
 
@@ -48,9 +48,7 @@ def training_images(spec: str, *, image_size: int, seed: int, split: str = "trai
         from ..data.scenes import VAL_SEED_OFFSET, SceneDataset
 
         return SceneDataset(length=count, size=image_size, seed=seed if split == "train" else seed + VAL_SEED_OFFSET)
-    folder = Path(spec)
-    masked_folder = (folder / "images").is_dir() and (folder / "masks").is_dir() and not (folder / "scenes.json").is_file()
-    if spec.startswith((COCO_PREFIX, VOC_PREFIX)) or masked_folder:
+    if spec.startswith((COCO_PREFIX, VOC_PREFIX)) or masked_folder_layout(Path(spec)) == "images/ + masks/":
         return SourceImages(open_source(spec))
     return ImageFiles(spec)
 
