@@ -54,8 +54,13 @@ class MLP(nn.Module):
         squeezed weight and BatchNorm1d over rows takes the same statistics as over (B, L). The parameters
         stay the Conv1d's (the authors' checkpoint layout); the computation does not, because the CPU's
         convolution kernels are 1.4-1.9× slower than the matrix product for these shapes (forward +
-        backward of 512->4096->256 at L = 1, 5 and 64, measured).
+        backward of 512->4096->256 at L = 1, 5 and 64, measured). In eval mode the Conv1d layers run as they are.
         """
+        if not self.training:
+            # inference keeps the Conv1d kernels: their result for an image does not depend on the batch it
+            # is in, which a multi-threaded matrix product over B·L rows does not promise (an extraction
+            # resumed with other batches must rewrite the same shards bit for bit)
+            return self.mlp(x)
         batch, channels, length = x.shape
         rows = self.forward_rows(x.transpose(1, 2).reshape(batch * length, channels))
         return rows.reshape(batch, length, -1).transpose(1, 2)
