@@ -90,7 +90,7 @@ def _profile(args: argparse.Namespace) -> int:
                 args.checkpoint, data=args.data, images=args.images, size=args.size, batch_size=args.batch_size,
                 device=args.device, fraction=args.fraction, control_seeds=args.control_seeds,
                 control_schemes=[x for x in args.control_schemes.split(",") if x], num_groups=args.num_groups,
-                progress=progress,
+                patterns=args.patterns, progress=progress,
             )
         except (MapsUnavailableError, ValueError) as error:
             print(f"lewel profile: error: {error}", file=sys.stderr)
@@ -427,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "(default: torchvision,pytorch,trunc_normal)")
     prof.add_argument("--num-groups", type=int, default=None, help="h for LEWEL heads (default: stored, else 4)")
     prof.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    prof.add_argument("--no-patterns", dest="patterns", action="store_false",
+                      help="skip Figure 5's measured patterns and the per-category dissection (they need masks that tell "
+                      "instances apart) (default: measured)")
     prof.add_argument("--out", default=None, help="the profile JSON (default: the sidecar NAME.profile.json next to the checkpoint)")
     prof.add_argument("--quiet", action="store_true", help="no progress bar")
     prof.set_defaults(run=_profile)

@@ -38,6 +38,23 @@ from .data.sources import Source, UnreadableImage, masked_splits
 from .controls import CONTROL_SEEDS, INIT_SCHEMES, control_family, mean_se, random_like
 from .controls import verdict as controls_verdict
 from .inference import LewelModel, MapsUnavailableError, load_model
+from .patterns import (
+    CONTROL_QUANTILE,
+    DISSECTION_QUANTILE,
+    MIN_CATEGORY_IMAGES,
+    PATTERN_ROLES,
+    InstanceCells,
+    PatternScores,
+    assign_patterns,
+    category_records,
+    count_patterns,
+    instance_cells,
+    instance_labels,
+    pattern_thresholds,
+    pooled_quantile,
+    preferred_categories,
+    score_patterns,
+)
 from .maps import (
     BACKGROUND_CELL,
     OBJECT_CELL,
@@ -52,7 +69,8 @@ from .maps import (
 )
 
 PROFILE_FORMAT = "lewel-map-profile"
-PROFILE_VERSION = 2  #: 2: the verdict is against a family of random controls (1: one control, superseded)
+PROFILE_VERSION = 3  #: 3: measured patterns and dissection; 2: the verdict against a family of random controls
+READABLE_VERSIONS = (2, 3)  #: version 2 files still open; they have no measured patterns (1: one control, superseded)
 SIDECAR_SUFFIX = ".profile.json"  #: the profile of ``models/NAME.safetensors`` is ``models/NAME.profile.json``
 ROLES = ("object", "background", "mixed")
 DISPLAY_RANK = {"object": 0, "mixed": 1, "background": 2}  #: the order of roles when all maps are listed
@@ -113,6 +131,9 @@ class PreparedImages:
             raise DataError(f"{images.describe()} has no object masks to score maps against")
         resize = v2.Compose([v2.RGB(), v2.Resize((size, size), antialias=True), v2.ToImage()])
         pixels, masks, self.ids, self.skipped = [], [], [], []
+        self.labels: list[np.ndarray] = []  # H×W int16 instance labels (lewel.patterns.instance_labels)
+        self.categories: list[tuple[str, ...]] = []
+        self.has_instances = False  # some mask told instances apart (binary masks give only their union)
         for index in range(len(images)):
             try:
                 sample = images.load(index)
@@ -121,6 +142,9 @@ class PreparedImages:
                 continue
             pixels.append(resize(sample.image).as_subclass(torch.Tensor))
             masks.append(sample.object_mask())
+            self.labels.append(instance_labels(sample.instances))
+            self.categories.append(tuple(sample.categories))
+            self.has_instances |= not sample.binary
             self.ids.append(sample.id)
         self.pixels = torch.stack(pixels) if pixels else torch.zeros(0, 3, size, size, dtype=torch.uint8)
         self.masks, self.size = masks, size
@@ -128,6 +152,7 @@ class PreparedImages:
         if self.skipped:
             self.description["unreadable"] = self.skipped
         self._coverage: dict[tuple[int, int], torch.Tensor] = {}
+        self._cells: dict[tuple[int, int], list[InstanceCells]] = {}
 
     def __len__(self) -> int:
         return len(self.masks)
@@ -145,6 +170,21 @@ class PreparedImages:
         if grid not in self._coverage:
             self._coverage[grid] = torch.stack([object_coverage(torch.as_tensor(m), grid) for m in self.masks])
         return self._coverage[grid]
+
+    def category_names(self) -> list[str]:
+        """The named categories of these images' instances, sorted."""
+        return sorted({c for names in self.categories for c in names if c})
+
+    def cells(self, grid: tuple[int, int]) -> list[InstanceCells]:
+        """Each image's cells of ``grid`` by instance (``lewel.patterns.instance_cells``)."""
+        grid = tuple(int(g) for g in grid)
+        if grid not in self._cells:
+            coverage = self.coverage(grid)
+            self._cells[grid] = [
+                instance_cells(labels, names, coverage[i], grid)
+                for i, (labels, names) in enumerate(zip(self.labels, self.categories))
+            ]
+        return self._cells[grid]
 
 
 _NORMALISE = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
@@ -180,19 +220,41 @@ def score_prepared(
 ) -> ImageScores:
     """Extract the maps of ``images`` with ``model`` (channels-last, in batches) and score them against their
     masks. ``progress(n)`` is called with the number of images done after each batch."""
+    return measure_prepared(model, images, batch_size=batch_size, progress=progress)[0]
+
+
+def measure_prepared(
+    model: LewelModel,
+    images: PreparedImages,
+    *,
+    categories: Sequence[str] | None = None,
+    patterns: bool = False,
+    batch_size: int = 32,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[ImageScores, PatternScores | None]:
+    """``score_prepared``, and with ``patterns`` (and images whose masks tell instances apart) the pattern and
+    dissection scores of the same maps (``lewel.patterns.score_patterns``) for ``categories`` (default: the
+    images' own)."""
     if not model.has_maps:
         raise MapsUnavailableError(f"{model.source or 'this model'} ({model.method}) has no alignment maps to profile")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    parts = []
+    parts, kept = [], []
     for start in range(0, len(images), batch_size):
         stop = min(start + batch_size, len(images))
         batch = images.batch(start, stop).contiguous(memory_format=torch.channels_last)
         maps = model.extract(batch, aligned_projection=False).maps.float().cpu()
         parts.append(score_masked_maps(maps, coverage=images.coverage(maps.shape[-2:])[start:stop]))
+        if patterns:
+            kept.append(maps)
         if progress is not None:
             progress(stop - start)
-    return ImageScores.cat(parts)
+    scores = ImageScores.cat(parts)
+    if not (patterns and images.has_instances and kept):
+        return scores, None
+    maps = torch.cat(kept)
+    names = images.category_names() if categories is None else list(categories)
+    return scores, score_patterns(maps, images.cells(maps.shape[-2:]), names)
 
 
 def score_images(
@@ -275,6 +337,8 @@ def summarize_profile(
     controls: Sequence[tuple[dict[str, Any], ImageScores, ImageScores]],
     *,
     fraction: float = ROLE_FRACTION,
+    patterns: tuple[PatternScores, PatternScores] | None = None,
+    control_patterns: Sequence[tuple[PatternScores, PatternScores]] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The profile's ``summary`` and per-index ``maps`` records from the model's scores and its control
     family's: ``controls`` holds one ``(identity, calibration scores, held-out scores)`` per random network,
@@ -285,6 +349,10 @@ def summarize_profile(
     each scheme's spread and prediction bound, the random bound), ``difference`` the paired per-image
     comparison with the best control, and ``verdict`` (``lewel.controls.verdict``) ``localises`` only when
     the model beats the best control by more than the images' noise and the controls' spread allow.
+
+    With ``patterns`` (the model's calibration and held-out ``PatternScores``) and ``control_patterns`` (the
+    same per control, in ``controls``' order) the summary and records gain the measured patterns and the
+    dissection (``summarize_patterns``); without them ``summary.patterns`` is ``None`` and says why.
     """
     if not controls:
         raise ValueError("a profile needs at least one random control")
@@ -319,11 +387,130 @@ def summarize_profile(
             "auroc_heldout": float(held["auroc"][m]),
             "pointing_heldout": float(held["pointing"][m]),
             "peak_ratio": float(held["peak_ratio"][m]),
-            "patterns": {name: float(held["patterns"][m, k]) for k, name in enumerate(PATTERNS)},
+            "shape_shares": {name: float(held["patterns"][m, k]) for k, name in enumerate(PATTERNS)},
         }
         for m in range(calibration.auroc.shape[1])
     ]
+    if patterns is None or control_patterns is None:
+        summary["patterns"] = None
+        summary["patterns_note"] = "not measured: the masks do not tell instances apart (binary masks)"
+        return summary, records
+    if len(control_patterns) != len(controls):
+        raise ValueError("every control needs its pattern scores")
+    best_index = members.index(best)
+    extra, per_index = summarize_patterns(
+        (cal["auroc"], held["auroc"]),
+        patterns,
+        [(index_means(c)["auroc"], index_means(h)["auroc"]) for _, c, h in controls],
+        control_patterns,
+        best_index,
+    )
+    summary["random_control"]["patterns"] = extra.pop("best_control_patterns")
+    summary.update(extra)
+    for record, more in zip(records, per_index):
+        record.update(more)
     return summary, records
+
+
+def summarize_patterns(
+    auroc: tuple[torch.Tensor, torch.Tensor],
+    patterns: tuple[PatternScores, PatternScores],
+    control_auroc: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    control_patterns: Sequence[tuple[PatternScores, PatternScores]],
+    best_control: int,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The measured patterns and the dissection of a model next to its control family's.
+
+    ``auroc``: the model's per-index object AUROC (calibration, held-out); ``patterns``: its
+    ``PatternScores`` (calibration, held-out); the same per control; ``best_control`` indexes the control that
+    ``random_control`` reports. Roles are assigned on calibration with thresholds from the controls'
+    calibration values (``lewel.patterns.pattern_thresholds``); the same rule, with held-out thresholds, on
+    held-out values gives ``heldout_pattern``. Each control gets its roles by the same rule. A map index
+    prefers a category significantly when its held-out preference (``preferred_categories``) exceeds the
+    ``CONTROL_QUANTILE`` of the controls' held-out preferences chosen the same way.
+
+    Returns the summary's additions (``patterns``, ``pattern_thresholds``, ``patterns_heldout_agreement``,
+    ``dissection``, the family's pattern counts in ``control_patterns`` and ``best_control_patterns``) and
+    one dict of additions per map index (``pattern``, ``pattern_scores``, ``categories``, ``category``).
+    """
+    thresholds = {}
+    for split in (0, 1):
+        thresholds[split] = pattern_thresholds(
+            [a[split] for a in control_auroc],
+            [p[split].selectivity for p in control_patterns],
+            [p[split].spread for p in control_patterns],
+        )
+    roles = assign_patterns(auroc[0], patterns[0].selectivity, patterns[0].spread, thresholds[0])
+    held_roles = assign_patterns(auroc[1], patterns[1].selectivity, patterns[1].spread, thresholds[1])
+    control_counts = [
+        count_patterns(assign_patterns(a[0], p[0].selectivity, p[0].spread, thresholds[0]))
+        for a, p in zip(control_auroc, control_patterns)
+    ]
+    preferred, preference = preferred_categories(*patterns)
+    control_preferences = [preferred_categories(*p)[1] for p in control_patterns]
+    limit = pooled_quantile(control_preferences, CONTROL_QUANTILE)
+    significant = [bool(not math.isnan(v) and not math.isnan(limit) and v > limit) for v in preference.tolist()]
+    control_significant = [int((v > limit).sum()) if not math.isnan(limit) else 0 for v in control_preferences]
+    d = len(roles)
+    records = []
+    for m in range(d):
+        records.append(
+            {
+                "pattern": roles[m],
+                "pattern_scores": {
+                    split: {
+                        "object_auroc": float(auroc[k][m]),
+                        "selectivity": float(patterns[k].selectivity[m]),
+                        "spread": float(patterns[k].spread[m]),
+                    }
+                    for k, split in enumerate(("calibration", "heldout"))
+                },
+                "heldout_pattern": held_roles[m],
+                "categories": category_records(patterns[1], m),
+                "category": None
+                if preferred[m] is None
+                else {"name": preferred[m], "preference_heldout": float(preference[m]), "significant": significant[m]},
+            }
+        )
+    preferring = [m for m in range(d) if significant[m]]
+    covered = sorted({preferred[m] for m in preferring if preferred[m]})
+    counts = count_patterns(roles)
+    family = {
+        role: {
+            "mean": sum(c[role] for c in control_counts) / len(control_counts),
+            "min": min(c[role] for c in control_counts),
+            "max": max(c[role] for c in control_counts),
+        }
+        for role in PATTERN_ROLES
+    }
+    held = patterns[1]
+    summary = {
+        "patterns": counts,
+        "pattern_thresholds": {"calibration": thresholds[0], "heldout": thresholds[1], "quantile": CONTROL_QUANTILE},
+        "patterns_heldout_agreement": sum(a == b for a, b in zip(roles, held_roles)) / d,
+        "patterns_images": {"calibration": patterns[0].selectivity_images, "heldout": held.selectivity_images},
+        "control_patterns": {"each": control_counts, "by_role": family},
+        "best_control_patterns": control_counts[best_control],
+        "dissection": {
+            "categories": [
+                {"name": name, "images": int(held.category_images[c])} for c, name in enumerate(held.categories)
+            ],
+            "preferring_maps": len(preferring),
+            "preference_threshold": limit,
+            "control_preferring_maps": {
+                "mean": sum(control_significant) / len(control_significant),
+                "max": max(control_significant),
+            },
+            "covered": covered,
+            "iou_quantile": DISSECTION_QUANTILE,
+            "min_category_images": MIN_CATEGORY_IMAGES,
+            "line": f"{len(preferring)} of {d} maps prefer one category"
+            + (f"; categories covered: {', '.join(covered)}" if covered else "")
+            + f" (random networks: {sum(control_significant) / len(control_significant):.1f} on average, at most {max(control_significant)})",
+        },
+    }
+    return summary, records
+
 
 
 #: what the profile keeps of each control's ``split_summary``
@@ -370,13 +557,15 @@ def build_profile(
     control_schemes: Sequence[str] = INIT_SCHEMES,
     control_seeds: int = CONTROL_SEEDS,
     num_groups: int | None = None,
+    patterns: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """The map profile of ``checkpoint`` on ``data`` (``profile_data``), as a JSON-friendly dict with
     ``summary`` (``summarize_profile``) and ``maps`` (one record per index), against ``control_seeds`` random
     networks of each scheme in ``control_schemes`` (``lewel.controls``). Images are decoded and resized
     once; the model and every control score the same pixels. ``progress(done, total)`` counts images over
-    all passes (the model and each control, calibration and held-out)."""
+    all passes (the model and each control, calibration and held-out). ``patterns``: also measure Figure 5's
+    patterns and the dissection (``lewel.patterns``; needs masks that tell instances apart)."""
     model = load_model(checkpoint, num_groups=num_groups, map_location=device)
     if not model.has_maps:
         raise MapsUnavailableError(
@@ -393,15 +582,31 @@ def build_profile(
         if progress is not None:
             progress(done, total)
 
-    def score(network: LewelModel) -> tuple[ImageScores, ImageScores]:
-        network = network.to(memory_format=torch.channels_last)  # about 1.4× faster convolutions on a CPU
-        return tuple(score_prepared(network, split, batch_size=batch_size, progress=step) for split in (calibration, heldout))
+    categories = sorted(set(calibration.category_names()) | set(heldout.category_names()))
+    measured = patterns and calibration.has_instances and heldout.has_instances
 
-    model_calibration, model_heldout = score(model)
-    controls = []
+    def score(network: LewelModel) -> tuple[tuple[ImageScores, ImageScores], tuple[PatternScores, PatternScores] | None]:
+        network = network.to(memory_format=torch.channels_last)  # about 1.4× faster convolutions on a CPU
+        results = [
+            measure_prepared(network, split, categories=categories, patterns=measured, batch_size=batch_size, progress=step)
+            for split in (calibration, heldout)
+        ]
+        return (results[0][0], results[1][0]), ((results[0][1], results[1][1]) if measured else None)
+
+    (model_calibration, model_heldout), model_patterns = score(model)
+    controls, control_patterns = [], []
     for scheme, seed in family:
-        controls.append(({"scheme": scheme, "seed": seed}, *score(random_like(model, seed, scheme))))
-    summary, records = summarize_profile(model_calibration, model_heldout, controls, fraction=fraction)
+        scores, pattern_scores = score(random_like(model, seed, scheme))
+        controls.append(({"scheme": scheme, "seed": seed}, *scores))
+        control_patterns.append(pattern_scores)
+    summary, records = summarize_profile(
+        model_calibration,
+        model_heldout,
+        controls,
+        fraction=fraction,
+        patterns=model_patterns,
+        control_patterns=control_patterns if measured else None,
+    )
     grid = list(model.extract(torch.zeros(1, 3, size, size, device=device), aligned_projection=False).maps.shape[-2:])
     return {
         "format": PROFILE_FORMAT,
@@ -416,6 +621,9 @@ def build_profile(
             "pointing_coverage": POINTING_COVERAGE,
             "control_schemes": list(dict.fromkeys(control_schemes)),
             "control_seeds": control_seeds,
+            "pattern_quantile": CONTROL_QUANTILE,
+            "dissection_quantile": DISSECTION_QUANTILE,
+            "min_category_images": MIN_CATEGORY_IMAGES,
         },
         "summary": summary,
         "maps": records,
@@ -457,13 +665,18 @@ def read_profile(path: str | os.PathLike, *, d: int | None = None) -> dict[str, 
         raise ProfileError(f"{path}: not a readable profile ({type(error).__name__}: {error})") from None
     if not isinstance(profile, dict) or profile.get("format") != PROFILE_FORMAT:
         raise ProfileError(f"{path}: not a {PROFILE_FORMAT} file")
-    if profile.get("version") != PROFILE_VERSION:
-        raise ProfileError(f"{path}: profile version {profile.get('version')!r}, this lewel reads {PROFILE_VERSION}")
+    if profile.get("version") not in READABLE_VERSIONS:
+        raise ProfileError(
+            f"{path}: profile version {profile.get('version')!r}, this lewel reads versions {list(READABLE_VERSIONS)}: "
+            "run lewel profile again"
+        )
     records, summary = profile.get("maps"), profile.get("summary")
     if not isinstance(records, list) or not isinstance(summary, dict):
         raise ProfileError(f"{path}: a profile needs 'summary' and 'maps'")
     if [r.get("index") for r in records] != list(range(len(records))) or any(r.get("role") not in ROLES for r in records):
         raise ProfileError(f"{path}: 'maps' must hold one record per index 0..d-1, each with a role in {list(ROLES)}")
+    if profile["version"] >= 3 and any(r.get("pattern") not in PATTERN_ROLES + (None,) for r in records):
+        raise ProfileError(f"{path}: each map's 'pattern' must be one of {list(PATTERN_ROLES)} or null")
     expected = profile.get("model", {}).get("d")
     if expected != len(records) or (d is not None and d != len(records)):
         raise ProfileError(f"{path}: profile of {len(records)} maps, but the model has d = {d if d is not None else expected}")
@@ -541,6 +754,82 @@ def profile_indices(profile: dict[str, Any], maps: str = "all") -> list[int]:
     return [r["index"] for r in sorted(records, key=lambda r: (DISPLAY_RANK[r["role"]], -auroc(r)))]
 
 
+def has_patterns(profile: dict[str, Any] | None) -> bool:
+    """Whether ``profile`` holds measured patterns (version 3 on masks with instances)."""
+    return bool(profile) and profile.get("version", 0) >= 3 and profile["summary"].get("patterns") is not None
+
+
+def patterns_note(profile: dict[str, Any]) -> str | None:
+    """Why ``profile`` has no measured patterns (``None`` when it has them)."""
+    if has_patterns(profile):
+        return None
+    if profile.get("version", 0) < 3:
+        return f"a version-{profile.get('version')} profile: made before patterns were measured (run lewel profile again)"
+    return profile["summary"].get("patterns_note") or "not measured"
+
+
+def pattern_indices(profile: dict[str, Any], pattern: str) -> list[int]:
+    """The map indices whose measured ``pattern`` (one of ``PATTERN_ROLES``) it is, by held-out evidence for
+    that pattern: object AUROC (``object``, ``multi-object``: highest first; ``background``: lowest first),
+    spread (``global``: highest first), index (``mixed``). Empty for a profile without patterns."""
+    if pattern not in PATTERN_ROLES:
+        raise ValueError(f"pattern must be one of {list(PATTERN_ROLES)}, got {pattern!r}")
+    if not has_patterns(profile):
+        return []
+    chosen = [r for r in profile["maps"] if r.get("pattern") == pattern]
+
+    def held(record: dict[str, Any], name: str) -> float:
+        value = record["pattern_scores"]["heldout"].get(name)
+        return -math.inf if value is None or math.isnan(value) else float(value)
+
+    if pattern in ("object", "multi-object"):
+        chosen.sort(key=lambda r: -held(r, "object_auroc"))
+    elif pattern == "background":
+        chosen.sort(key=lambda r: held(r, "object_auroc") if held(r, "object_auroc") > -math.inf else math.inf)
+    elif pattern == "global":
+        chosen.sort(key=lambda r: -held(r, "spread"))
+    return [r["index"] for r in chosen]
+
+
+def category_indices(profile: dict[str, Any], category: str) -> list[int]:
+    """The map indices that look at ``category``: those whose held-out categories include it, by its held-out
+    AUROC against background, highest first; indices whose significant preferred category it is come first."""
+    if not has_patterns(profile):
+        return []
+    scored = []
+    for record in profile["maps"]:
+        entry = next((c for c in record.get("categories") or [] if c["name"] == category), None)
+        if entry is None or entry.get("auroc_heldout") is None:
+            continue
+        preferred = record.get("category") or {}
+        first = preferred.get("name") == category and preferred.get("significant")
+        scored.append((not first, -float(entry["auroc_heldout"]), record["index"]))
+    return [index for *_, index in sorted(scored)]
+
+
+def profile_categories(profile: dict[str, Any]) -> list[str]:
+    """The categories a profile's dissection measured (held-out images), as it lists them."""
+    if not has_patterns(profile):
+        return []
+    return [c["name"] for c in profile["summary"]["dissection"]["categories"] if c.get("images")]
+
+
+def patterns_line(summary: dict[str, Any]) -> str | None:
+    """The measured patterns next to the controls' in one line, or ``None`` without patterns: "object 3,
+    multi-object 9, global 20, background 12, mixed 84 (best random network: object 1, ...)"."""
+    counts = summary.get("patterns")
+    if counts is None:
+        return None
+    control = summary["random_control"].get("patterns") or {}
+    family = summary["control_patterns"]["by_role"]
+
+    def line(c: dict[str, int]) -> str:
+        return ", ".join(f"{role} {c[role]}" for role in PATTERN_ROLES)
+
+    mean = ", ".join(f"{role} {family[role]['mean']:.1f}" for role in PATTERN_ROLES)
+    return f"{line(counts)} (best random network: {line(control)}; mean of {len(summary['control_patterns']['each'])}: {mean})"
+
+
 def format_profile(profile: dict[str, Any]) -> str:
     """A few readable lines: the held-out score of the object maps, the control family, the verdict."""
     s, data = profile["summary"], profile["data"]
@@ -573,6 +862,14 @@ def format_profile(profile: dict[str, Any]) -> str:
             f"pointing of the object maps {s['object_pointing']:.1%} (chance {s['pointing_chance']:.1%}; "
             f"best random network {best['object_pointing']:.1%})",
         ]
+        + (
+            [
+                f"measured patterns: {patterns_line(s)}; {s['patterns_heldout_agreement']:.0%} keep their pattern on held-out",
+                f"dissection: {s['dissection']['line']}",
+            ]
+            if has_patterns(profile)
+            else [f"measured patterns: {patterns_note(profile)}"]
+        )
     )
 
 
