@@ -1,6 +1,8 @@
 """``python -m app``: start the inference service (``lewel serve``) and the Streamlit app together, print the
-address, and stop both when either exits or on Ctrl-C / SIGTERM. ``--api-url`` uses a running service
-instead of starting one."""
+address, and stop both on Ctrl-C / SIGTERM. When the service stops on its own the launcher says so (exit
+status or signal) and starts it again, up to ``--restarts`` times, while the app stays up and its page says
+the service is not reachable, with a Retry; when the app stops, the launcher says so and stops the service.
+``--api-url`` uses a running service instead of starting one."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from types import FrameType
 
 import httpx
@@ -28,6 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-url", default=None, help="use the service at this URL instead of starting one")
     parser.add_argument("--models-dir", default=None, help="folder of checkpoints to serve (sets LEWEL_MODELS_DIR)")
     parser.add_argument("--ready-timeout", type=float, default=300.0, help="seconds to wait for the service")
+    parser.add_argument(
+        "--restarts", type=int, default=3, help="times a service that stops is started again (default 3)"
+    )
     return parser.parse_args(argv)
 
 
@@ -87,6 +93,57 @@ def wait_app(url: str, app: subprocess.Popen, seconds: float) -> None:
     raise RuntimeError(f"the Streamlit app at {url} did not answer within {seconds:.0f} s")
 
 
+def exit_reason(process: subprocess.Popen) -> str:
+    """How a finished process ended: ``exit status 3`` or ``killed by signal SIGKILL``."""
+    code = process.returncode
+    if code is not None and code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def supervise(
+    app: subprocess.Popen,
+    service: subprocess.Popen | None,
+    start_service: Callable[[], subprocess.Popen],
+    ready: Callable[[subprocess.Popen], None],
+    *,
+    restarts: int,
+    app_url: str,
+    poll_s: float = 0.5,
+) -> int:
+    """Watch the app and the service until the app stops (its status is returned). A service that stops is
+    named with its reason and started again (at most ``restarts`` times); after that the app stays up alone
+    and the launcher says what the page will show."""
+    left = restarts
+    while app.poll() is None:
+        if service is not None and service.poll() is not None:
+            print(f"error: the LEWEL service (pid {service.pid}) stopped: {exit_reason(service)}.", file=sys.stderr, flush=True)
+            if left <= 0:
+                print(
+                    f"error: not restarting it again ({restarts} restarts). The app stays up at {app_url}; its page "
+                    "says the service is not reachable. Stop with Ctrl-C and look at the service's output above.",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                service = None
+                continue
+            left -= 1
+            print(f"restarting the service ({restarts - left} of {restarts}) …", file=sys.stderr, flush=True)
+            service = start_service()
+            try:
+                ready(service)
+            except RuntimeError as error:
+                print(f"error: {error}", file=sys.stderr, flush=True)
+                continue
+            print(f"the service is back: press Retry on the page at {app_url}", flush=True)
+        time.sleep(poll_s)
+    print(f"error: the Streamlit app (pid {app.pid}) stopped: {exit_reason(app)}; stopping the service.", file=sys.stderr, flush=True)
+    return int(app.returncode or 0)
+
+
 def browser_host(host: str) -> str:
     """The address a browser on this machine uses for a server bound to ``host``."""
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
@@ -111,14 +168,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {problem}", file=sys.stderr)
         return 2
     service = None
+
+    def start_service() -> subprocess.Popen:
+        command = [sys.executable, "-m", "lewel.cli", "serve", "--host", args.host, "--port", str(args.api_port)]
+        started = subprocess.Popen(command, env=env)
+        children.append(started)
+        return started
+
     try:
         if args.api_url:
             api_url = args.api_url.rstrip("/")
         else:
             api_url = f"http://{browser_host(args.host)}:{args.api_port}"
-            command = [sys.executable, "-m", "lewel.cli", "serve", "--host", args.host, "--port", str(args.api_port)]
-            service = subprocess.Popen(command, env=env)
-            children.append(service)
+            service = start_service()
         print(f"waiting for the LEWEL service at {api_url} …", flush=True)
         wait_ready(api_url, service, args.ready_timeout)
         app = subprocess.Popen(
@@ -149,10 +211,14 @@ def main(argv: list[str] | None = None) -> int:
             f"LEWEL explorer: http://{browser_host(args.host)}:{args.port}  (service: {api_url}/docs)",
             flush=True,
         )
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        exited = next(child for child in children if child.poll() is not None)
-        return int(exited.returncode or 0)
+        return supervise(
+            app,
+            service,
+            start_service,
+            lambda started: wait_ready(api_url, started, args.ready_timeout),
+            restarts=args.restarts,
+            app_url=f"http://{browser_host(args.host)}:{args.port}",
+        )
     except KeyboardInterrupt:
         return 0
     except RuntimeError as error:

@@ -8,6 +8,8 @@ message in its place, never a traceback. Stored widget values are checked agains
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,10 +51,13 @@ HEURISTIC_TABS = {
     "All": None,
 }
 IMAGE_ERRORS = ("unsupported_media_type", "too_large")  #: service error codes about the image itself
-CACHE_SECONDS = 600  #: answers are reused for the same image and settings this long (a model file may change)
+CACHE_SECONDS = 600  #: answers are reused for the same image, settings and model description this long
+#: the fields of a /v1/models entry that change the maps' answer (status does not: it turns "loaded" on first use)
+MODEL_KEY_FIELDS = ("file", "method", "backbone", "d", "h", "has_maps", "profile", "profile_error")
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff", "ppm", "tga"]
 COMPARE_MAPS = 4  #: maps per row in the two-model comparison (tiles stay large in half the page)
 GALLERY_COLUMNS = 3
+FRAME_CELLS = 32  #: the service's default image-frame grid (cells along the longer side), which the page asks for
 LOG = logging.getLogger("lewel.app")
 
 
@@ -69,10 +74,24 @@ def client() -> ApiClient:
     return ApiClient()
 
 
+def model_key(info: dict[str, Any]) -> str:
+    """A digest of what ``/v1/models`` says about a model that its maps' answer depends on (its profile
+    above all): a sidecar written by ``lewel profile`` changes the key, so the page asks again at once."""
+    described = {name: info.get(name) for name in MODEL_KEY_FIELDS}
+    return hashlib.blake2b(json.dumps(described, sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
+
+
 @st.cache_data(max_entries=16, ttl=CACHE_SECONDS, show_spinner=False)
 def fetch_maps(
-    base_url: str, image: bytes, name: str, model: str, params: ViewParams, mask: bytes | None = None
+    base_url: str,
+    image: bytes,
+    name: str,
+    model: str,
+    params: ViewParams,
+    mask: bytes | None = None,
+    described: str = "",
 ) -> MapsResult:
+    """The service's maps, cached per image, settings and ``described`` (``model_key``)."""
     return ApiClient(base_url).maps(image, name, model, params, mask)
 
 
@@ -126,6 +145,7 @@ def previous_scene() -> None:
 def use_gallery_item(key: str) -> None:
     st.session_state["image_source"] = "Gallery"
     st.session_state["gallery_item"] = key
+    remembered("gallery_item", key)
 
 
 # --- the sidebar --------------------------------------------------------------------------------------------
@@ -150,27 +170,49 @@ def model_label(models: dict[str, dict], model_id: str) -> str:
     return " · ".join(parts)
 
 
-def sidebar_image(limits: dict[str, Any]) -> Picked | None:
+def remembered(key: str, value: Any) -> None:
+    """Keep a widget's value under a key of its own: Streamlit forgets a widget's state when a run does not
+    draw it (the gallery box while Source is Upload), and the page must come back to what it showed."""
+    st.session_state[f"_kept_{key}"] = value
+
+
+def kept(key: str) -> Any:
+    return st.session_state.get(f"_kept_{key}")
+
+
+def upload_problem(name: str, size: int, cap: int) -> str | None:
+    """Why an uploaded file is not sent to the service (its type or size), or None."""
+    suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if suffix not in UPLOAD_TYPES:
+        return (
+            f"{name} is not an image type the page sends (.{suffix or '?'}): choose a "
+            f"{', '.join(t.upper() for t in UPLOAD_TYPES)} file."
+        )
+    if size > cap:
+        return f"{name} is {size / 2**20:.1f} MB; the service takes up to {cap / 2**20:.0f} MB."
+    return None
+
+
+def sidebar_image(limits: dict[str, Any]) -> Picked | str | None:
+    """The chosen image, a message saying why an upload is not used, or None (nothing uploaded yet)."""
     st.sidebar.header("Image")
     source = st.sidebar.radio("Source", ["Gallery", "Upload"], horizontal=True, key="image_source")
     if source == "Upload":
         cap = int(limits.get("max_upload_bytes") or 20 * 2**20)
-        upload = st.sidebar.file_uploader(
+        upload = st.sidebar.file_uploader(  # every type: a refused one is explained in the main area
             f"An image (PNG, JPEG, WebP, GIF, BMP, TIFF …), up to {cap / 2**20:.0f} MB (the service's limit)",
-            type=UPLOAD_TYPES,
             key="upload",
         )
         if upload is None:
             return None
-        if upload.size > cap:
-            st.sidebar.error(f"{upload.name} is {upload.size / 2**20:.1f} MB; the service takes up to {cap / 2**20:.0f} MB.")
-            return None
-        return Picked(upload.getvalue(), upload.name)
-    st.session_state["scene_index"] = state.checked_index(st.session_state.get("scene_index", 0), state.MAX_SEED + 1)
+        return upload_problem(upload.name, upload.size, cap) or Picked(upload.getvalue(), upload.name)
     items = gallery_items()
     labels = {item.key: item.label for item in items}
     if st.session_state.get("gallery_item") not in labels:
-        st.session_state["gallery_item"] = items[0].key
+        st.session_state["gallery_item"] = kept("gallery_item") if kept("gallery_item") in labels else items[0].key
+    if "scene_index" not in st.session_state and kept("scene_index") is not None:
+        st.session_state["scene_index"] = kept("scene_index")
+    st.session_state["scene_index"] = state.checked_index(st.session_state.get("scene_index", 0), state.MAX_SEED + 1)
     key = st.sidebar.selectbox("Gallery", list(labels), format_func=labels.__getitem__, key="gallery_item")
     if key == SCENE_KEY:
         st.sidebar.number_input("Scene number", min_value=0, max_value=state.MAX_SEED, step=1, key="scene_index")
@@ -178,6 +220,8 @@ def sidebar_image(limits: dict[str, Any]) -> Picked | None:
         back.button("Previous", on_click=previous_scene, icon=":material/arrow_back:", key="previous_scene")
         forward.button("New scene", on_click=new_scene, icon=":material/shuffle:", key="new_scene")
     scene_index = int(st.session_state.get("scene_index", 0))
+    remembered("gallery_item", key)
+    remembered("scene_index", scene_index)
     data, name = load_item(key, scene_index)
     with st.sidebar.expander("Browse the gallery", icon=":material/photo_library:"):
         cells = st.columns(GALLERY_COLUMNS)
@@ -213,11 +257,39 @@ def sidebar_models(models: dict[str, dict], default: str | None) -> tuple[str, s
     return model, second
 
 
-def sidebar_views(limits: dict[str, Any], profile_size: int | None) -> ViewParams:
+def allowed_sizes(limits: dict[str, Any], views: int) -> list[int]:
+    """The input sizes the service accepts with ``views`` augmented views: at most ``max_input_size``, and
+    (views + 1) × size² at most ``max_request_pixels`` (``/v1/models``' limits)."""
+    sizes = [s for s in SIZES if s <= int(limits.get("max_input_size") or SIZES[-1])]
+    budget = limits.get("max_request_pixels")
+    return [s for s in sizes if budget is None or (views + 1) * s * s <= int(budget)]
+
+
+def allowed_views(limits: dict[str, Any], d: int | None) -> int:
+    """The most augmented views the service accepts: ``max_views``, with the smallest size within
+    ``max_request_pixels`` and, for a model of ``d`` maps, (views + 1) × d × 32² frame values within
+    ``max_frame_values`` (32 frame cells along the image's longer side, the page's grid)."""
+    most = int(limits.get("max_views", 8))
+    while most > 0 and not allowed_sizes(limits, most):
+        most -= 1
+    frames = limits.get("max_frame_values")
+    if frames is not None and d:
+        most = min(most, max(int(frames) // (d * FRAME_CELLS**2) - 1, 0))
+    return most
+
+
+def sidebar_views(limits: dict[str, Any], profile_size: int | None, d: int | None = None) -> ViewParams:
+    """Views, preset, seed and size; only the combinations the service accepts are offered, and a stored
+    choice outside them (from a URL, or from more views than before) is lowered with a note saying so."""
     st.sidebar.header("Views")
-    max_views = int(limits.get("max_views", 8))
-    st.session_state["views"] = min(int(st.session_state.get("views", 2)), max_views)
+    max_views = allowed_views(limits, d)
+    asked_views = state.valid_int(st.session_state.get("views", 2), 0, 10**6)
+    if asked_views is not None and asked_views > max_views:
+        st.session_state["_clamped_views"] = asked_views
+    st.session_state["views"] = min(asked_views if asked_views is not None else 2, max_views)
     views = st.sidebar.slider("Augmented views (after view 0, the whole image)", 0, max_views, key="views")
+    if st.session_state.pop("_clamped_views", None) is not None:
+        st.sidebar.warning(f"The service takes at most {max_views} augmented views here: views set to {max_views}.")
     if st.session_state.get("preset") not in PRESETS:
         st.session_state["preset"] = "byol1"
     preset = st.sidebar.selectbox("Augmentation", list(PRESETS), format_func=PRESETS.__getitem__, key="preset")
@@ -226,10 +298,27 @@ def sidebar_views(limits: dict[str, Any], profile_size: int | None) -> ViewParam
         "Seed (view i is drawn from seed and i)", min_value=0, max_value=state.MAX_SEED, step=1, key="seed"
     )
     st.sidebar.button("New views", on_click=new_views, icon=":material/casino:", help="draw new augmented views")
-    sizes = [s for s in SIZES if s <= int(limits.get("max_input_size", 512))]
-    if st.session_state.get("size") not in sizes:
-        st.session_state["size"] = DEFAULT_SIZE if DEFAULT_SIZE in sizes else sizes[-1]
+    sizes = allowed_sizes(limits, int(views)) or [SIZES[0]]
+    every = allowed_sizes({**limits, "max_request_pixels": None}, int(views))
+    asked = st.session_state.get("size")
+    if asked not in sizes:
+        fallback = DEFAULT_SIZE if DEFAULT_SIZE in sizes else sizes[-1]
+        if asked in every:  # a size the service takes with fewer views only
+            st.session_state["_clamped_size"] = (asked, fallback)
+            fallback = sizes[-1]
+        st.session_state["size"] = fallback
     size = st.sidebar.select_slider("Input size (px)", sizes, key="size")
+    clamped = st.session_state.pop("_clamped_size", None)
+    if clamped is not None:
+        st.sidebar.warning(
+            f"{views} views at {clamped[0]} px would be {(views + 1) * clamped[0] ** 2:,} input pixels, over the "
+            f"service's limit of {int(limits['max_request_pixels']):,} ((views + 1) × size²): size set to {size} px."
+        )
+    elif len(sizes) < len(every):
+        st.sidebar.caption(
+            f"Sizes above {sizes[-1]} px are offered with fewer views: the service takes at most "
+            f"{int(limits['max_request_pixels']):,} input pixels per request ((views + 1) × size²)."
+        )
     if profile_size is not None:
         note = "the same size" if size == profile_size else f"**{profile_size} px** (AUROC numbers are from that size)"
         st.sidebar.caption(
@@ -271,15 +360,16 @@ def indices_for(result: MapsResult, pattern: str | None) -> list[int]:
     return result.ranked(pattern)
 
 
-def pattern_summary(result: MapsResult) -> None:
+def pattern_summary(result: MapsResult, image_name: str = "") -> None:
     d, grid = result.d, result.maps.shape[-2:]
     model = result.model
     kind, text = figures.profile_banner(result)
     icon = ":material/verified:" if kind == "success" else ":material/warning:"
     (st.success if kind == "success" else st.warning)(text, icon=icon)
     mask_note = " · AUROC on this image from the scene's mask" if result.has_mask else ""
+    shown = f"**{image_name}** · " if image_name else ""
     st.caption(
-        f"**{model['id']}** · {model['method']} · {model['backbone']} on {model['device']} · "
+        f"{shown}**{model['id']}** · {model['method']} · {model['backbone']} on {model['device']} · "
         f"{d} maps on a {grid[0]}×{grid[1]} grid · {result.h} channel groups × {d // result.h} aligned "
         f"representations{mask_note}"
     )
@@ -327,9 +417,13 @@ def tab_indices(result: MapsResult, pattern: str | None, per_row: int, tab: str)
         return ranked[:per_row]
     key = f"first-{tab}"
     last = max(result.d - per_row, 0)
-    st.session_state[key] = min(state.checked_index(st.session_state.get(key, 0), result.d), last)
-    start = st.number_input("First map index", 0, last, step=per_row, key=key)
-    st.caption(f"Maps {start}–{min(start + per_row, result.d) - 1} of {result.d}, by index.")
+    asked = state.valid_int(st.session_state.get(key, 0), 0, 10**9)
+    start_at = min(asked if asked is not None else 0, last)
+    st.session_state[key] = start_at
+    # no max_value: the browser would refuse a larger number without a word; it is lowered here, and said
+    start = st.number_input("First map index", min_value=0, step=per_row, key=key)
+    note = f" ({asked} is past the end: the last {per_row} maps start at {last})" if asked is not None and asked > last else ""
+    st.caption(f"Maps {start}–{min(start + per_row, result.d) - 1} of {result.d}, by index{note}.")
     return ranked[int(start) : int(start) + per_row]
 
 
@@ -487,32 +581,52 @@ def grouped_section(
     st.dataframe(figures.embedding_rows(embeddings, int(aligned), presets), hide_index=True)
 
 
+def own_maps(result: MapsResult) -> tuple[list[int], str]:
+    """A model's own maps for the comparison, with what they are: its measured object maps (best held-out
+    AUROC first) or, without a profile, the maps of view 0 its shape heuristic calls object maps."""
+    measured = result.measured("object")
+    if measured:
+        return measured[:COMPARE_MAPS], "its measured object maps, best held-out AUROC first"
+    return result.ranked("object")[:COMPARE_MAPS], "no profile: its heuristic object maps of view 0"
+
+
 def comparison_section(
     results: dict[str, MapsResult], indices: list[int], presets: list[str], style: figures.Style
 ) -> None:
-    """Both models on the same image and views, side by side with full-size tiles: the same map indices as
-    the first model's tab when both have the same d, else each model's measured object maps."""
+    """Both models on the same image and views, side by side with full-size tiles: by default each model's
+    own maps (indices of independently trained models mean nothing to each other); the first model's map
+    indices for both only when asked and both have the same d."""
     st.subheader("Two models, the same views")
     first, second = results.values()
-    same_d = first.d == second.d
-    shown = indices[:COMPARE_MAPS]
     names = list(results)
+    same_d = first.d == second.d
+    same = st.toggle(
+        "Same map indices for both",
+        key="compare_same",
+        disabled=not same_d,
+        help="map i of one model has nothing to do with map i of another trained on its own; use this for "
+        "checkpoints of one training run" + ("" if same_d else f" (not here: d differs, {first.d} and {second.d})"),
+    )
+    same = bool(same and same_d)
+    shown = indices[:COMPARE_MAPS]
     st.caption(
         f"The same image and the same {first.num_views} views for both. "
         + (
-            f"Both models have d = {first.d}: the same map indices ({', '.join(map(str, shown))}) for both, as "
-            f"chosen by the tab above for {names[0]}."
-            if same_d
-            else f"d differs ({first.d} against {second.d}): each model's own measured object maps (or its "
-            "heuristic object maps without a profile)."
+            f"The same map indices ({', '.join(map(str, shown))}) for both, as chosen by the tab above for "
+            f"{names[0]}: meaningful only for related checkpoints."
+            if same
+            else "Each model's own maps: an index of one model says nothing about the same index of another."
         )
     )
     columns = st.columns(2, gap="large")
     for column, (name, result) in zip(columns, results.items(), strict=True):
-        chosen = shown if same_d else (result.measured("object") or result.ranked("object"))[:COMPARE_MAPS]
+        chosen, what = (shown, f"map indices of {names[0]}'s tab") if same else own_maps(result)
         with column:
             st.markdown(f"#### {name}")
-            st.caption(f"{result.model['method']} · {result.model['backbone']} · {figures.profile_line(result)}")
+            st.caption(
+                f"{result.model['method']} · {result.model['backbone']} · {figures.profile_line(result)} · "
+                f"shown: {what}"
+            )
             for view in range(result.num_views):
                 st.markdown(f"**{figures.view_label(result, view, presets[view])}**")
                 cells = st.columns(max(len(chosen), 1), gap="small")
@@ -547,27 +661,52 @@ def apply_query(models: list[str], max_views: int) -> None:
     st.session_state.update(values)
 
 
-def main() -> None:
-    st.set_page_config(page_title="LEWEL explorer", page_icon=":material/grid_view:", layout="wide")
-    header()
-    api = client()
+def retry_button(where: Any = st, key: str = "retry") -> None:
+    """A button that asks the service again (any click reruns the page; cached failures are not kept)."""
+    where.button("Retry", key=key, icon=":material/refresh:", type="primary", help="ask the service again")
+
+
+def service_listing(api: ApiClient) -> dict[str, Any] | None:
+    """``/v1/models``, kept in the session: when the service stops answering the page says so with a Retry,
+    and keeps its sidebar from the last answer (None when it never answered in this session)."""
     try:
         listing = api.models()
     except ServiceError as error:
         show_error(error)
+        kept_listing = st.session_state.get("_listing")
+        if kept_listing is None:
+            retry_button()
+        return kept_listing
+    st.session_state["_listing"] = listing
+    return listing
+
+
+def main() -> None:
+    st.set_page_config(page_title="LEWEL explorer", page_icon=":material/grid_view:", layout="wide")
+    header()
+    api = client()
+    listing = service_listing(api)
+    if listing is None:
+        st.sidebar.header("Service")
+        st.sidebar.warning(f"No answer from {api.base_url} yet: the controls appear once it answers.")
+        retry_button(st.sidebar, key="retry-sidebar")
         st.stop()
     models = {info["id"]: info for info in listing["models"]}
     if not models:
         st.error(f"**No model found.** The service looked in: {'; '.join(listing.get('searched', []))}.")
+        retry_button()
         st.stop()
     limits = listing.get("limits") or {}
     apply_query(list(models), int(limits.get("max_views", 8)))
     picked = sidebar_image(limits)
     model, second = sidebar_models(models, listing.get("default"))
     profile = models[model].get("profile")
-    params = sidebar_views(limits, profile["size"] if profile else None)
+    params = sidebar_views(limits, profile["size"] if profile else None, models[model].get("d"))
     style, per_row = sidebar_display()
     st.query_params.from_dict(state.to_query(st.session_state))
+    if isinstance(picked, str):
+        st.error(f"**The upload is not used.** {picked}", icon=":material/error:")
+        st.stop()
     if picked is None:
         st.info("Upload an image in the sidebar, or pick one from the gallery.", icon=":material/upload:")
         st.stop()
@@ -582,10 +721,13 @@ def main() -> None:
             "(the first request to a model loads it) …",
         )
         try:
-            results[name] = fetch_maps(api.base_url, picked.data, picked.name, name, params, picked.mask)
+            results[name] = fetch_maps(
+                api.base_url, picked.data, picked.name, name, params, picked.mask, model_key(models[name])
+            )
         except ServiceError as error:
             progress.empty()
             show_error(error, picked.name)
+            retry_button(key="retry-maps")
             st.stop()
     progress.empty()
 
@@ -601,7 +743,7 @@ def main() -> None:
 
     pattern, indices = None, []
     with section("The summary"):
-        pattern_summary(result)
+        pattern_summary(result, picked.name)
     with section("Figure 5"):
         tab_set = tabs_for(result)
         if st.session_state.get("pattern_tab") not in tab_set:  # e.g. a measured tab, then a model without a profile

@@ -131,9 +131,12 @@ def test_compare_two_models_side_by_side(app):
     assert "Two models, the same views" in [s.value for s in app.subheader]
     page = texts(app)
     assert "#### tiny" in page and "#### tiny_m" in page and "lewel_m · resnet18" in page
-    assert "the same map indices" in page  # both have d = 32
+    assert "Each model's own maps" in page and page.count("its heuristic object maps of view 0") == 2
     tiles = [c for c in app.caption if c.value.startswith("map ")]
     assert tiles  # full-size tiles with readable captions, not one small picture per model
+    app.toggle(key="compare_same").set_value(True).run()  # same indices only on request (both have d = 32)
+    assert not app.exception and not app.error
+    assert "The same map indices" in texts(app) and "map indices of tiny's tab" in texts(app)
 
 
 def test_scene_gallery_item_and_new_scene(app):
