@@ -4,6 +4,8 @@
 
     python benchmarks/profile_cost.py --compare-with /tmp/before            # 256 + 256 scenes at 224 px
     python benchmarks/profile_cost.py --backbones resnet18 --images 32      # quicker
+    python benchmarks/profile_cost.py --patterns-compare --control-seeds 1  # with and without the measured
+                                                                              # patterns and the dissection
 
 The result (seconds per profile, the verdict, how many networks were scored) goes to
 ``benchmarks/results/profile_cost_cpu.json``.
@@ -35,7 +37,8 @@ WORKER = """
 import json, sys, time
 from lewel.profiles import build_profile
 start = time.perf_counter()
-profile = build_profile(sys.argv[1], data="scenes:" + sys.argv[2], size=int(sys.argv[3]))
+kwargs = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+profile = build_profile(sys.argv[1], data="scenes:" + sys.argv[2], size=int(sys.argv[3]), **kwargs)
 summary = profile["summary"]
 controls = summary["controls"]["count"] if "controls" in summary else 1
 print(json.dumps({"seconds": time.perf_counter() - start, "verdict": summary["verdict"], "networks": 1 + controls}))
@@ -48,11 +51,24 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=256, help="generated scenes per split (default: 256)")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--compare-with", help="another checkout, timed on the same checkpoints")
-    parser.add_argument("--out", default="benchmarks/results/profile_cost_cpu.json")
+    parser.add_argument("--patterns-compare", action="store_true",
+                        help="time this checkout with the measured patterns and dissection ('after') and without "
+                        "them ('before', build_profile(patterns=False)), alternately, instead of another checkout")
+    parser.add_argument("--control-seeds", type=int, default=None,
+                        help="seeds per initialisation scheme (default: build_profile's, 5: 16 networks)")
+    parser.add_argument("--out", default=None,
+                        help="result file (default: benchmarks/results/profile_cost_cpu.json, with --patterns-compare "
+                        "profile_patterns_cost_cpu.json)")
     args = parser.parse_args()
+    if args.out is None:
+        args.out = f"benchmarks/results/profile{'_patterns' if args.patterns_compare else ''}_cost_cpu.json"
 
     here = Path(__file__).resolve().parents[1]
-    checkouts = {"after": here} | ({"before": Path(args.compare_with).resolve()} if args.compare_with else {})
+    common = {} if args.control_seeds is None else {"control_seeds": args.control_seeds}
+    if args.patterns_compare:
+        runs = {"after": (here, {**common, "patterns": True}), "before": (here, {**common, "patterns": False})}
+    else:
+        runs = {"after": (here, common)} | ({"before": (Path(args.compare_with).resolve(), common)} if args.compare_with else {})
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as folder:
         for backbone in args.backbones:
@@ -61,9 +77,9 @@ def main() -> None:
             path = Path(folder) / f"{backbone}.pt"
             torch.save(training_checkpoint(build_model(config), config, epoch=0, step=0), path)
             entry: dict = {"method": config.method, "backbone": backbone, "d": config.dim}
-            for label, root in checkouts.items():
+            for label, (root, kwargs) in runs.items():
                 done = subprocess.run(
-                    [sys.executable, "-c", WORKER, str(path), str(args.images), str(args.size)],
+                    [sys.executable, "-c", WORKER, str(path), str(args.images), str(args.size), json.dumps(kwargs)],
                     env={**os.environ, "PYTHONPATH": str(root)}, cwd=root, capture_output=True, text=True,
                 )
                 if done.returncode != 0:

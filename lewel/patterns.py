@@ -217,7 +217,7 @@ def dissection_iou(maps: torch.Tensor, images: Sequence[InstanceCells], categori
         return torch.zeros(0, d, dtype=torch.float64)
     values = maps.to(torch.float64).flatten(2)  # N×d×cells
     threshold = torch.quantile(values.transpose(0, 1).reshape(d, -1), 1 - DISSECTION_QUANTILE, dim=1)
-    selected = (values > threshold[None, :, None]).to(torch.float64)  # N×d×cells
+    selected = (values >= threshold[None, :, None]).to(torch.float64)  # N×d×cells (ties at the top all kept)
     cover = torch.stack(
         [
             torch.stack([image.category_coverage.get(c, torch.zeros(image.labels.shape, dtype=torch.float64)).flatten() for c in categories])

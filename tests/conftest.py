@@ -48,3 +48,13 @@ def official_file(tmp_path_factory, official_manifest) -> tuple[Path, dict[str, 
 
     path = tmp_path_factory.mktemp("official") / "lewelb_eman_200ep.pth.tar"
     return path, official_from_manifest(official_manifest, path)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> str:
+    """A tiny LEWEL_M training checkpoint (``tiny_config``: d = 32), random weights, as ``tiny_m.pt``."""
+    from checkpoint_factory import our_training_file
+
+    path = tmp_path_factory.mktemp("profile") / "tiny_m.pt"
+    our_training_file(path, tiny_config("lewel_m"))
+    return str(path)

@@ -152,13 +152,6 @@ def test_verdict_needs_more_than_beating_the_best_control_when_controls_spread()
     assert summary["verdict"] == "not better than random"
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("profile") / "tiny_m.pt"
-    our_training_file(path, tiny_config("lewel_m"))
-    return str(path)
-
-
 @pytest.mark.parametrize("scheme", ["torchvision", "pytorch", "trunc_normal"])
 def test_random_like_is_a_seeded_network_of_the_same_shape(tiny_checkpoint: str, scheme: str) -> None:
     model = load_model(tiny_checkpoint)
