@@ -251,6 +251,15 @@ class ApiClient:
                 aligned_embeddings=archive["aligned_embeddings"].astype(np.float32),
             )
 
+    def point(
+        self, image: bytes, filename: str, model: str, params: ViewParams, point: tuple[int, int], top: int = 8
+    ) -> dict[str, Any]:
+        """``POST /v1/point``: the ``top`` maps that look most at ``point`` (x, y in original-image pixels)
+        on the views of ``params``, as the service ranks them (JSON)."""
+        form = {**params.form(), "model": model, "x": str(point[0]), "y": str(point[1]), "top": str(top)}
+        files = {"image": (filename, image, "application/octet-stream")}
+        return self._request(f"Ranking the maps of {model} at a point", "POST", "/v1/point", files=files, data=form).json()
+
     def atlas_map(self, model: str, index: int) -> dict[str, Any]:
         """``GET /v1/atlas/{model}/maps/{index}``: the atlas's header with map ``index``'s record as ``map``
         (``ServiceError`` with code ``not_found`` when the model has no atlas)."""

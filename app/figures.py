@@ -125,6 +125,20 @@ def thumbnail(image: Image.Image, side: int = THUMBNAIL_SIDE) -> Image.Image:
     return small
 
 
+def mark_point(small: Image.Image, point: tuple[int, int], source_size: tuple[int, int]) -> Image.Image:
+    """A copy of the thumbnail ``small`` with a ring at ``point`` (original-image pixels of ``source_size``)."""
+    from PIL import ImageDraw
+
+    marked = small.convert("RGB")
+    x = (point[0] + 0.5) * small.width / source_size[0]
+    y = (point[1] + 0.5) * small.height / source_size[1]
+    radius = max(4.0, small.width / 40)
+    draw = ImageDraw.Draw(marked)
+    draw.ellipse((x - radius, y - radius, x + radius, y + radius), outline=(255, 255, 255), width=3)
+    draw.ellipse((x - radius + 2, y - radius + 2, x + radius - 2, y + radius - 2), outline=(220, 0, 0), width=2)
+    return marked
+
+
 def view_label(result: MapsResult, view: int, preset: str) -> str:
     """How a row is named: view 0 is the whole image, the others an augmented crop."""
     if view == 0:

@@ -17,6 +17,7 @@ QUERY_KEYS = {
     "seed": "seed",
     "size": "size",
     "map": "selected_map",
+    "point": "point",
 }
 MAX_SEED = 2**31 - 1  #: the largest seed the page offers (the service takes up to 2**63 - 1)
 
@@ -62,7 +63,19 @@ def from_query(
     selected = valid_int(params.get("map"), 0, 10**6)
     if selected is not None:
         values["selected_map"] = selected
+    point = parse_point(params.get("point"))
+    if point is not None:
+        values["point"] = point
     return values
+
+
+def parse_point(value: Any) -> tuple[int, int] | None:
+    """``"X,Y"`` (original-image pixels, whole numbers from 0) as ``(x, y)``, or None. Whether it lies inside
+    the image is checked when the image is known."""
+    if not isinstance(value, str) or value.count(",") != 1:
+        return None
+    x, y = (valid_int(part, 0, 10**6) for part in value.split(","))
+    return (x, y) if x is not None and y is not None else None
 
 
 def to_query(session: Mapping[str, Any]) -> dict[str, str]:
@@ -79,6 +92,9 @@ def to_query(session: Mapping[str, Any]) -> dict[str, str]:
         query["compare"] = str(session["model_b"])
     if isinstance(session.get("selected_map"), int):
         query["map"] = str(session["selected_map"])
+    point = session.get("point")
+    if isinstance(point, tuple) and len(point) == 2:
+        query["point"] = f"{int(point[0])},{int(point[1])}"
     return query
 
 

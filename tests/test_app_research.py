@@ -195,3 +195,45 @@ def test_the_launcher_keeps_the_app_up_after_the_last_restart(capsys):
     status = supervise(app, service, lambda: service, lambda p: None, restarts=0, app_url="http://here", poll_s=0.05)
     err = capsys.readouterr().err
     assert "not restarting it again" in err and "The app stays up at http://here" in err and status == 0
+
+
+def test_a_point_from_the_url_lists_the_maps_that_look_there(app, served):
+    app.query_params.update({"image": "skimage:coffee", "size": "64", "views": "2", "point": "200,150"})
+    app.run()
+    clean(app)
+    assert not app.error
+    assert "Maps that look here" in [s.value for s in app.subheader]
+    page = texts(app)
+    assert "At **x=200, y=150**" in page and "POST /v1/point" in page
+    table = app.dataframe[-1].value
+    assert list(table.columns)[:3] == ["map", "× uniform here", "views above uniform"] and len(table) == 8
+    from app.client import ApiClient, ViewParams
+    from app.gallery import load_item
+
+    data, name = load_item("skimage:coffee")
+    direct = ApiClient(served[0]).point(data, name, "tiny", ViewParams(views=2, seed=0, size=64), (200, 150))
+    assert table["map"].tolist() == [m["index"] for m in direct["maps"]]  # the page shows the service's ranking
+    here = [b for b in app.button if b.key and b.key.startswith("inspect-here-")]
+    chosen = int(here[1].label.split()[-1])
+    here[1].click().run()
+    clean(app)
+    assert app.session_state["selected_map"] == chosen
+    next(b for b in app.button if b.label == "Clear the point").click().run()
+    clean(app)
+    assert "point" not in app.session_state and "Click a point of the input image" in texts(app)
+
+
+def test_a_point_outside_the_image_is_said_and_dropped(app):
+    app.query_params.update({"image": "skimage:coffee", "size": "64", "point": "5000,10"})
+    app.run()
+    clean(app)
+    assert any("lies outside this image (600×400 px)" in w.value for w in app.warning)
+    assert "point" not in app.session_state
+
+
+def test_point_in_the_url_round_trips():
+    from app.state import from_query, parse_point, to_query
+
+    assert parse_point("12,7") == (12, 7) and parse_point("-1,2") is None and parse_point("1;2") is None
+    values = from_query({"point": "12,7"}, gallery=[], models=[], presets=[], sizes=[], max_views=8)
+    assert values["point"] == (12, 7) and to_query({"point": (12, 7)})["point"] == "12,7"
