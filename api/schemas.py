@@ -10,6 +10,8 @@ Preset = Literal["byol1", "byol2", "mocov2", "cropflip"]
 Order = Literal["index", "measured", "object", "multi-object", "global"]
 Role = Literal["object", "background", "mixed"]
 Pattern = Literal["object", "multi-object", "global"]
+#: a measured pattern (``lewel.patterns.PATTERN_ROLES``)
+MeasuredPattern = Literal["object", "multi-object", "global", "background", "mixed"]
 Background = Literal["white", "black"]
 Colormap = Literal["jet", "turbo", "viridis", "magma", "inferno", "plasma", "hot", "gray"]
 
@@ -39,6 +41,9 @@ class RandomControlBody(BaseModel):
     object_pointing: float | None
     all_maps_auroc: float | None
     pointing_chance: float | None = None
+    patterns: dict[str, int] | None = Field(
+        None, description="its maps per measured pattern, by the model's rule (null: patterns not measured)"
+    )
 
 
 class SchemeBody(BaseModel):
@@ -67,6 +72,12 @@ class DifferenceBody(BaseModel):
     margin: float | None = Field(None, description="the interval's lower end minus the allowance (> 0: localises)")
 
 
+class PatternRangeBody(BaseModel):
+    mean: float = Field(description="mean over the random controls of the maps with this pattern")
+    min: int
+    max: int
+
+
 class ProfileSummary(BaseModel):
     """What ``lewel profile`` measured for this checkpoint (its sidecar ``NAME.profile.json``)."""
 
@@ -90,6 +101,28 @@ class ProfileSummary(BaseModel):
     data: str = Field(description="the images the profile was measured on")
     size: int = Field(description="input side of the profile")
     grid: list[int] = Field(description="[h, w] of the maps at that size")
+    patterns: dict[str, int] | None = Field(
+        None,
+        description="Figure 5 measured: how many map indices have each measured pattern (object, multi-object, global, "
+        "background, mixed), roles given on calibration against the random controls; null: not measured "
+        "(patterns_note says why)",
+    )
+    patterns_note: str | None = Field(
+        None, description="why the profile has no measured patterns (a version-2 profile, binary masks); null when it has them"
+    )
+    patterns_line: str | None = Field(None, description="the pattern counts next to the random controls', in one line")
+    control_patterns: dict[str, PatternRangeBody] | None = Field(
+        None, description="per measured pattern, its count over the random controls of the same shape"
+    )
+    random_control_patterns: dict[str, int] | None = Field(
+        None, description="the pattern counts of the best random control (the one random_control reports)"
+    )
+    dissection_line: str | None = Field(
+        None, description='per-category dissection in one line: "K of d maps prefer one category; categories covered: ..."'
+    )
+    categories: list[str] = Field(
+        default_factory=list, description="the categories the dissection measured (names for /v1/maps category=)"
+    )
 
 
 class ModelInfo(BaseModel):
@@ -203,6 +236,19 @@ class MapsParams(ViewParams):
     frame_cells: int = Field(
         32, ge=1, le=256, description="cells of the image-frame grid along the image's longer side"
     )
+    pattern: MeasuredPattern | None = Field(
+        None,
+        description="only the maps of this measured pattern, in the profile's order for it (object and "
+        "multi-object: highest held-out AUROC first; global: most spread first; background: lowest AUROC first); "
+        "needs a profile with measured patterns; with maps=all and order=index or measured",
+    )
+    category: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="only the maps that look at this category of the profile's dissection (its significant "
+        "preferers first, then by held-out AUROC against background); names in /v1/models profile.categories",
+    )
 
 
 class EmbeddingsParams(ViewParams):
@@ -227,6 +273,25 @@ class MapStatisticsBody(BaseModel):
         None, description="with a mask: AUROC of this map's cells, object vs background, on this view (null: no mask, or no cells of both kinds)"
     )
     pointing_hit: bool | None = Field(None, description="with a mask: whether this map's peak cell is on an object")
+    instance_auroc: list[float | None] | None = Field(
+        None,
+        description="with an instance-coded mask: per instance (in the order of `mask_instances`), the AUROC of "
+        "its cells against the view's background cells (null: the view has no cell of that instance)",
+    )
+
+
+class CategoryScoreBody(BaseModel):
+    name: str
+    auroc_heldout: float | None = Field(description="AUROC of the category's cells against background, held-out images")
+    images: int = Field(description="held-out images with the category")
+
+
+class PreferredCategoryBody(BaseModel):
+    name: str
+    preference_heldout: float | None = Field(
+        description="held-out AUROC of the category's cells against the other categories' object cells"
+    )
+    significant: bool = Field(description="whether the preference is above the random controls' (their 95th percentile)")
 
 
 class MapInfo(BaseModel):
@@ -238,6 +303,15 @@ class MapInfo(BaseModel):
     auroc_heldout: float | None = Field(None, description="from the profile: this index's mean AUROC on held-out images")
     auroc_calibration: float | None = Field(None, description="from the profile: the same on the calibration images")
     pointing_heldout: float | None = Field(None, description="from the profile: this index's held-out pointing rate")
+    measured_pattern: MeasuredPattern | None = Field(
+        None, description="from the profile: this index's measured pattern (null: no profile, or patterns not measured)"
+    )
+    top_categories: list[CategoryScoreBody] = Field(
+        default_factory=list, description="from the profile's dissection: up to 3 categories, best held-out AUROC first"
+    )
+    category: PreferredCategoryBody | None = Field(
+        None, description="from the profile: the category this index prefers over the others (null: none measured)"
+    )
 
 
 class ViewBody(BaseModel):
@@ -249,10 +323,19 @@ class ViewBody(BaseModel):
     image_png: str = Field(description="the view as the model saw it (before normalisation), base64 PNG")
 
 
+class ViewInstanceBody(BaseModel):
+    id: int = Field(description="the instance's value in the mask")
+    share: float = Field(description="its share of the view's pixels")
+    cells: int = Field(description="cells of the view's grid it covers by at least half (its AUROC's positives)")
+
+
 class ViewMaskBody(BaseModel):
     object_share: float = Field(description="share of the view covered by objects")
     pointing_chance: float = Field(description="share of the view's cells on an object: the pointing hit rate of a random cell")
     scored: bool = Field(description="whether the view has both object and background cells (else AUROC is null)")
+    instances: list[ViewInstanceBody] | None = Field(
+        None, description="with an instance-coded mask: each instance on this view, in the order of `mask_instances`"
+    )
 
 
 class MapsViewBody(ViewBody):
@@ -274,6 +357,8 @@ class Selection(BaseModel):
     ranked_on: Literal["view 0", "profile"] = Field(
         "view 0", description="heuristic selections rank view 0's maps; measured ones follow the model's profile"
     )
+    pattern: MeasuredPattern | None = Field(None, description="the measured pattern asked for (null: none)")
+    category: str | None = Field(None, description="the category asked for (null: none)")
 
 
 class MapsResponse(BaseModel):
@@ -287,6 +372,11 @@ class MapsResponse(BaseModel):
     agreement: str = Field(description="how the agreement score is defined")
     profile: ProfileSummary | None = Field(None, description="the model's map profile (null: none measured)")
     mask: bool = Field(False, description="whether a mask was uploaded (per-view AUROC and pointing hits)")
+    mask_instances: list[int] | None = Field(
+        None,
+        description="an instance-coded mask (0 background, k instance k): the value of each instance, the order "
+        "of every per-instance list (statistics[].instance_auroc, views[].mask.instances); null: no mask or a binary one",
+    )
     views: list[MapsViewBody]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -27,6 +28,7 @@ from .maps import (
     warp_to_image,
 )
 from .models.heads import map_aligned_index, map_group
+from .patterns import instance_aurocs, instance_cells
 from .views import View, make_views, views_batch
 
 Extractor = Callable[..., Extraction]  #: ``(images, *, aligned_projection) -> Extraction``
@@ -136,6 +138,45 @@ def score_views(analysis: MapAnalysis, mask: torch.Tensor) -> MaskScores:
         object_share=coverage.mean(dim=(-2, -1)),
         pointing_chance=pointing_chance(coverage),
     )
+
+
+@dataclass(frozen=True)
+class InstanceScores:
+    """Every view's maps scored against each instance of an instance-coded mask (V views, K instances, d
+    maps): ``ids`` (K, the mask's value of each instance), ``auroc`` ``V×K×d`` (instance k's cells against
+    the view's background cells, ``lewel.patterns.instance_aurocs``; NaN where the view has no cell of the
+    instance or no background cell), ``cells`` ``V×K`` (cells of the view's grid the instance owns) and
+    ``share`` ``V×K`` (the instance's share of the view's pixels)."""
+
+    ids: tuple[int, ...]
+    auroc: torch.Tensor
+    cells: torch.Tensor
+    share: torch.Tensor
+
+
+def score_instances(
+    analysis: MapAnalysis, objects: np.ndarray | torch.Tensor, instances: np.ndarray, ids: tuple[int, ...]
+) -> InstanceScores:
+    """Score ``analysis``'s maps against each instance of one image: ``objects`` (``H×W`` object mask,
+    bool or int8 with ignored pixels) and ``instances`` (``H×W`` int16, 0 none, k + 1 instance k; e.g.
+    ``lewel.images.read_mask``). Each view's cells are labelled as a profile labels them
+    (``lewel.patterns.instance_cells`` on the view's crop): background where the objects cover at most
+    ``BACKGROUND_CELL`` of the cell, instance k where instance k covers at least ``OBJECT_CELL``."""
+    width, height = analysis.views[0].source_size
+    if tuple(instances.shape) != (height, width):
+        raise ValueError(f"the instances are {tuple(instances.shape)} (H×W), the image {height}×{width}")
+    count, grid = len(ids), analysis.grid
+    aurocs, cells, shares = [], [], []
+    for v, view in enumerate(analysis.views):
+        x0, y0, x1, y1 = (int(c) for c in view.box)
+        crop = instances[y0:y1, x0:x1]
+        crop = np.ascontiguousarray(crop[:, ::-1] if view.flip else crop)
+        labelled = instance_cells(crop, ("",) * count, view_coverage(objects, view.box, view.flip, grid), grid).labels
+        values = analysis.maps[v].reshape(analysis.maps.shape[1], -1).to(torch.float64)
+        aurocs.append(instance_aurocs(values, labelled.flatten(), count))
+        cells.append(torch.stack([(labelled == k + 1).sum() for k in range(count)]) if count else torch.zeros(0, dtype=torch.int64))
+        shares.append(torch.tensor([float((crop == k + 1).mean()) for k in range(count)], dtype=torch.float64))
+    return InstanceScores(ids=tuple(ids), auroc=torch.stack(aurocs), cells=torch.stack(cells), share=torch.stack(shares))
 
 
 def grouped_aligned_features(extraction: Extraction) -> torch.Tensor:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -224,6 +225,103 @@ MASK_MAX_GREY = 0.05  #: a mask may have at most this share of grey pixels (not 
 MASK_ASPECT_TOLERANCE = 0.02  #: a mask of another size is resized when its aspect ratio is within 2 % of the image's
 
 
+MASK_MAX_INSTANCES = 64  #: an instance-coded mask numbers its instances 1 .. this
+MASK_IGNORED = 255  #: in an instance-coded mask: pixels of neither kind (Pascal VOC's border band)
+
+
+@dataclass(frozen=True)
+class UploadedMask:
+    """A decoded mask for one image (``H×W`` at the image's size).
+
+    ``objects``: bool (True = object), or int8 (1 object, 0 background, -1 ignored) when an instance-coded
+    mask has ignored pixels, the forms ``lewel.maps.object_coverage`` takes. An instance-coded mask also
+    has ``instances`` (int16: 0 none, k + 1 for instance k, as ``lewel.patterns.instance_labels``) and
+    ``ids`` (the value instance k has in the file); a binary mask has ``None`` and ``()``."""
+
+    objects: np.ndarray
+    instances: np.ndarray | None = None
+    ids: tuple[int, ...] = ()
+
+
+def _mask_picture(data: bytes, max_pixels: int, max_bytes: int | None) -> Image.Image:
+    try:
+        return decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes, background="black")
+    except ImageDecodeError as error:
+        raise type(error)(f"the mask: {error}") from None
+
+
+def _mask_values(data: bytes, picture: Image.Image) -> np.ndarray:
+    """The mask's stored values: a palette file's indices (Pascal VOC's SegmentationObject PNGs), upright,
+    else the grey levels of the decoded ``picture``."""
+    if picture.info.get("source_mode") == "P":
+        with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:  # already decoded once: safe
+            image.seek(0)
+            image.load()
+            indices = _upright(image, image.getexif().get(0x0112))
+            if indices.mode == "P" and indices.size == picture.size:
+                return np.asarray(indices)
+    return np.asarray(picture.convert("L"))
+
+
+def _instance_coded(values: np.ndarray) -> bool:
+    """Whether ``values`` number instances: only 0, 1 .. ``MASK_MAX_INSTANCES`` and ``MASK_IGNORED``, not
+    only 0 and 1 (a binary mask), and more instance pixels than ignored ones (a 0/255 mask with a few
+    dark edge pixels stays binary)."""
+    counts = np.bincount(values.ravel(), minlength=256)
+    present = set(np.flatnonzero(counts).tolist())
+    labelled = [v for v in present if 1 <= v <= MASK_MAX_INSTANCES]
+    others = present - {0, MASK_IGNORED} - set(labelled)
+    return bool(labelled) and not others and not present <= {0, 1} and counts[labelled].sum() > counts[MASK_IGNORED]
+
+
+def _to_image_size(values: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """``values`` (a mask's ``H×W`` uint8) at ``image_size = (W, H)``: resized with nearest when only the
+    aspect ratio matches (``MaskError`` otherwise)."""
+    width, height = image_size
+    if values.shape == (height, width):
+        return values
+    aspect, expected = values.shape[1] / values.shape[0], width / height
+    if abs(aspect / expected - 1) > MASK_ASPECT_TOLERANCE:
+        raise MaskError(
+            f"the mask is {values.shape[1]}×{values.shape[0]} but the image is {width}×{height}: a mask must have "
+            "the image's size or its aspect ratio"
+        )
+    return np.asarray(Image.fromarray(values).resize((width, height), Image.Resampling.NEAREST))
+
+
+def _check_both_kinds(objects: np.ndarray, background: np.ndarray) -> None:
+    if not objects.any():
+        raise MaskError("the mask has no object pixels (all black): AUROC needs objects and background")
+    if not background.any():
+        raise MaskError("the mask has no background pixels (all white): AUROC needs objects and background")
+
+
+def read_mask(
+    data: bytes, image_size: tuple[int, int], *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int | None = None
+) -> UploadedMask:
+    """Untrusted bytes -> the ``UploadedMask`` of an image of ``image_size = (W, H)``: binary or
+    instance-coded.
+
+    A mask is instance-coded when its values (a palette file's indices, else its grey levels) are 0
+    (background), instance numbers 1 .. ``MASK_MAX_INSTANCES`` and perhaps ``MASK_IGNORED``, and it is not
+    a plain 0/1 mask (``_instance_coded``); pixels at ``MASK_IGNORED`` are neither object nor background.
+    Any other mask is binary and read exactly as ``decode_mask`` reads it. Sizes and errors as there."""
+    picture = _mask_picture(data, max_pixels, max_bytes)
+    values = _mask_values(data, picture)
+    if not _instance_coded(values):
+        return UploadedMask(objects=_binary_objects(picture, image_size))
+    values = _to_image_size(values, image_size)
+    objects = (values >= 1) & (values <= MASK_MAX_INSTANCES)
+    ignored = values == MASK_IGNORED
+    _check_both_kinds(objects, ~objects & ~ignored)
+    ids = tuple(int(v) for v in np.unique(values[objects]))
+    instances = np.zeros(values.shape, dtype=np.int16)
+    for k, value in enumerate(ids):
+        instances[values == value] = k + 1
+    labels = np.where(objects, 1, np.where(ignored, -1, 0)).astype(np.int8) if ignored.any() else objects
+    return UploadedMask(objects=labels, instances=instances, ids=ids)
+
+
 def decode_mask(
     data: bytes, image_size: tuple[int, int], *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int | None = None
 ) -> np.ndarray:
@@ -236,29 +334,20 @@ def decode_mask(
     mask that is not binary (over ``MASK_MAX_GREY`` grey pixels), of another aspect ratio, or without
     object or without background pixels (AUROC needs both).
     """
-    try:
-        picture = decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes, background="black")
-    except ImageDecodeError as error:
-        raise type(error)(f"the mask: {error}") from None
+    return _binary_objects(_mask_picture(data, max_pixels, max_bytes), image_size)
+
+
+def _binary_objects(picture: Image.Image, image_size: tuple[int, int]) -> np.ndarray:
+    """``decode_mask``'s reading of a decoded mask ``picture``: ``H×W`` bool at ``image_size``."""
     grey = np.asarray(picture.convert("L"))
     share = float(((grey > 1) & (grey < 255)).mean())
     if share > MASK_MAX_GREY:
         raise MaskError(
             f"the mask is not binary: {share:.0%} of its pixels are grey (between 2 and 254); send a PNG with "
-            "0 for background and 255 (or 1) for objects"
+            "0 for background and 255 (or 1) for objects, or an instance-coded one (0 background, 1 .. "
+            f"{MASK_MAX_INSTANCES} one value per instance)"
         )
-    width, height = image_size
-    if picture.size != (width, height):
-        aspect, expected = picture.width / picture.height, width / height
-        if abs(aspect / expected - 1) > MASK_ASPECT_TOLERANCE:
-            raise MaskError(
-                f"the mask is {picture.width}×{picture.height} but the image is {width}×{height}: a mask must have "
-                "the image's size or its aspect ratio"
-            )
-        grey = np.asarray(picture.convert("L").resize((width, height), Image.Resampling.NEAREST))
+    grey = _to_image_size(grey, image_size)
     objects = grey == 1 if grey.max() <= 1 else grey >= 128
-    if not objects.any():
-        raise MaskError("the mask has no object pixels (all black): AUROC needs objects and background")
-    if objects.all():
-        raise MaskError("the mask has no background pixels (all white): AUROC needs objects and background")
+    _check_both_kinds(objects, ~objects)
     return objects

@@ -1,10 +1,12 @@
-"""The service with map profiles: /v1/models summaries, roles and AUROC per map, measured selections, and
-per-image AUROC from an uploaded mask (good and bad masks)."""
+"""The service with map profiles: /v1/models summaries, roles and AUROC per map, measured selections, the
+measured patterns and categories of a version-3 profile (and a version-2 profile without them), and
+per-image AUROC from an uploaded mask (good and bad masks; binary and instance-coded)."""
 
 from __future__ import annotations
 
 import io
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -20,7 +22,17 @@ from lewel.data.scenes import STAMPS_DIR
 from lewel.images import decode_image
 from lewel.inference import load_model
 from lewel.maps import map_auroc, object_coverage
-from lewel.profiles import build_profile, profile_indices, sidecar_path, write_profile
+from lewel.patterns import PATTERN_ROLES, cell_auroc
+from lewel.profiles import (
+    build_profile,
+    category_indices,
+    pattern_indices,
+    patterns_line,
+    profile_categories,
+    profile_indices,
+    sidecar_path,
+    write_profile,
+)
 from lewel.views import original_view, views_batch
 
 pytestmark = pytest.mark.skipif(not STAMPS_DIR.is_dir(), reason="the profile's scenes need tuxpaint-stamps-default")
@@ -171,3 +183,165 @@ def test_png_resolution_follows_dpi(client):
 def test_bad_figure_parameters_are_422(client, field, value):
     response = post(client, size=64, **{field: value})
     assert response.status_code == 422 and field in response.text
+
+
+def test_models_carry_the_measured_patterns(client, models):
+    _, profile = models
+    summary = {m["id"]: m for m in client.get("/v1/models").json()["models"]}["tiny"]["profile"]
+    measured = profile["summary"]
+    assert summary["patterns"] == measured["patterns"] and sum(summary["patterns"].values()) == 32
+    assert summary["patterns_note"] is None and summary["patterns_line"] == patterns_line(measured)
+    assert summary["random_control_patterns"] == measured["random_control"]["patterns"]
+    assert summary["random_control"]["patterns"] == measured["random_control"]["patterns"]
+    assert set(summary["control_patterns"]) == set(PATTERN_ROLES)
+    assert summary["control_patterns"]["object"] == measured["control_patterns"]["by_role"]["object"]
+    assert summary["dissection_line"] == measured["dissection"]["line"] and "maps prefer one category" in summary["dissection_line"]
+    assert summary["categories"] == profile_categories(profile) and summary["categories"]
+
+
+@pytest.mark.parametrize("pattern", PATTERN_ROLES)
+def test_pattern_selects_the_maps_of_that_measured_pattern(client, models, pattern):
+    _, profile = models
+    body = post(client, size=64, pattern=pattern).json()
+    expected = pattern_indices(profile, pattern)
+    assert body["selection"]["indices"] == expected and body["selection"]["pattern"] == pattern
+    assert body["selection"]["ranked_on"] == "profile"
+    assert [m["index"] for m in body["maps"]] == expected  # an empty selection is a 200 with zero maps
+    assert all(m["measured_pattern"] == pattern for m in body["maps"])
+    assert all(len(v["statistics"]) == len(expected) for v in body["views"])
+    if not expected:
+        assert post(client, size=64, pattern=pattern, format="png", dpi=50).status_code == 200
+
+
+def test_every_map_carries_its_pattern_and_categories(client, models):
+    _, profile = models
+    body = post(client, size=64).json()
+    for info in body["maps"]:
+        record = profile["maps"][info["index"]]
+        assert info["measured_pattern"] == record["pattern"]
+        assert [c["name"] for c in info["top_categories"]] == [c["name"] for c in record["categories"][:3]]
+        assert info["category"] == (record["category"] and {k: record["category"][k] for k in ("name", "preference_heldout", "significant")})
+    npz = np.load(io.BytesIO(post(client, size=64, format="npz").content), allow_pickle=False)
+    order = list(npz["indices"])
+    assert list(npz["measured_patterns"]) == [profile["maps"][m]["pattern"] for m in order]
+    assert npz["top_categories"].shape == (32, 3)
+    assert json.loads(str(npz["meta"]))["profile"]["patterns"] == profile["summary"]["patterns"]
+
+
+def test_category_selects_the_maps_that_look_at_it(client, models):
+    _, profile = models
+    name = profile_categories(profile)[0]
+    body = post(client, size=64, category=name).json()
+    assert body["selection"]["indices"] == category_indices(profile, name) and body["selection"]["category"] == name
+    assert body["selection"]["indices"]
+    assert all(name in [c["name"] for c in profile["maps"][m]["categories"]] for m in body["selection"]["indices"])
+    pattern = profile["maps"][body["selection"]["indices"][0]]["pattern"]
+    both = post(client, size=64, category=name, pattern=pattern).json()["selection"]["indices"]
+    assert both == [m for m in category_indices(profile, name) if m in pattern_indices(profile, pattern)]
+    npz = np.load(io.BytesIO(post(client, size=64, category=name, format="npz").content), allow_pickle=False)
+    assert list(npz["indices"]) == category_indices(profile, name)
+    assert json.loads(str(npz["meta"]))["category"] == name
+
+
+def test_figure_titles_carry_the_measured_pattern(client, models):
+    _, profile = models
+    pattern = next(p for p in PATTERN_ROLES if pattern_indices(profile, p))
+    response = post(client, size=64, pattern=pattern, format="svg", dpi=60)
+    assert response.status_code == 200, response.text
+    first = pattern_indices(profile, pattern)[0]
+    assert f"map {first} · {pattern}" in response.content.decode()
+    assert response.headers["X-Lewel-Maps"].split(",")[0] == str(first)
+
+
+def test_pattern_and_category_errors(client, models):
+    _, profile = models
+    body = assert_error(post(client, size=64, category="no such thing"), 422, "unknown_category", "no such thing")
+    assert all(name in body["message"] for name in profile_categories(profile))
+    assert_error(post(client, size=64, model="tiny_m", pattern="object"), 422, "no_patterns", "no map profile", "lewel profile")
+    assert_error(post(client, size=64, model="tiny_m", category="x"), 422, "no_patterns")
+    assert_error(post(client, size=64, pattern="object", maps="top"), 422, "invalid_parameters", "maps=all")
+    for field, value in (("pattern", "shape"), ("category", ""), ("category", "x" * 201)):
+        response = post(client, size=64, **{field: value})
+        assert response.status_code == 422 and field in response.text
+
+
+def version_2(profile: dict) -> dict:
+    """``profile`` as a version-2 sidecar: no measured patterns, no dissection."""
+    dropped = ("patterns", "patterns_note", "pattern_thresholds", "patterns_heldout_agreement", "patterns_images",
+               "control_patterns", "dissection")
+    summary = {k: v for k, v in profile["summary"].items() if k not in dropped}
+    summary["random_control"] = {k: v for k, v in summary["random_control"].items() if k != "patterns"}
+    records = [
+        {**{k: v for k, v in r.items() if k not in ("pattern", "pattern_scores", "heldout_pattern", "categories", "category", "shape_shares")},
+         "patterns": r["shape_shares"]}
+        for r in profile["maps"]
+    ]
+    return {**profile, "version": 2, "summary": summary, "maps": records}
+
+
+def test_a_version_2_profile_opens_without_patterns(models, tmp_path):
+    paths, profile = models
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(paths["tiny"], folder / "tiny.pt")
+    write_profile(version_2(profile), sidecar_path(folder / "tiny.pt"))
+    with TestClient(create_app(settings_for(folder, default_model="tiny"))) as old:
+        wait_ready(old)
+        summary = old.get("/v1/models").json()["models"][0]["profile"]
+        assert summary["object_maps"] == profile["summary"]["object_maps"] and summary["patterns"] is None
+        assert "version-2" in summary["patterns_note"] and summary["categories"] == [] and summary["patterns_line"] is None
+        body = post(old, size=64).json()
+        assert {m["measured_pattern"] for m in body["maps"]} == {None} and body["maps"][0]["role"] is not None
+        assert all(m["top_categories"] == [] and m["category"] is None for m in body["maps"])
+        assert_error(post(old, size=64, pattern="global"), 422, "no_patterns", "version-2", "lewel profile again")
+        svg = post(old, size=64, maps="object", format="svg", dpi=60).content.decode()
+        assert "· object" in svg  # without patterns the titles keep the verdict's role
+
+
+def two_instances(value: tuple[int, int] = (1, 2)) -> np.ndarray:
+    """64×48: instance ``value[0]`` on the top-left quarter, ``value[1]`` on the top-right, background below."""
+    mask = np.zeros((48, 64), dtype=np.uint8)
+    mask[:24, :32], mask[:24, 32:] = value
+    return mask
+
+
+def test_an_instance_coded_mask_gives_each_instance_its_auroc(client, models):
+    paths, _ = models
+    body = post(client, mask_bytes(two_instances()), size=128, views=1, seed=3).json()
+    assert body["mask"] is True and body["mask_instances"] == [1, 2]
+    view0 = body["views"][0]
+    assert [(i["id"], i["cells"]) for i in view0["mask"]["instances"]] == [(1, 4), (2, 4)]
+    assert [i["share"] for i in view0["mask"]["instances"]] == pytest.approx([0.25, 0.25])
+    model = load_model(paths["tiny"])
+    maps = model.extract(views_batch([original_view(decode_image(image_bytes(size=SIZE, seed=2)), 128)])).maps
+    values = maps[0].reshape(32, 16).double()  # a 4×4 grid: 16×12-pixel cells
+    rows, cols = torch.arange(16) // 4, torch.arange(16) % 4
+    first, second, background = (rows < 2) & (cols < 2), (rows < 2) & (cols >= 2), rows >= 2
+    expected = torch.stack([cell_auroc(values, first, background), cell_auroc(values, second, background)])  # 2×32
+    got = [s["instance_auroc"] for s in view0["statistics"]]
+    np.testing.assert_allclose(np.array(got).T, expected.numpy(), atol=1e-9)
+    union = map_auroc(maps, object_coverage(torch.from_numpy(two_instances() > 0), (4, 4))[None])[0]
+    np.testing.assert_allclose([s["auroc"] for s in view0["statistics"]], union.numpy(), atol=1e-6)
+    assert all(len(s["instance_auroc"]) == 2 for s in body["views"][1]["statistics"])
+    npz = np.load(io.BytesIO(post(client, mask_bytes(two_instances()), size=128, views=1, seed=3, format="npz").content))
+    assert list(npz["mask_instance_ids"]) == [1, 2] and npz["mask_instance_auroc"].shape == (2, 2, 32)
+    np.testing.assert_allclose(npz["mask_instance_auroc"][0], expected.numpy(), atol=1e-9)
+
+
+def test_instance_masks_in_palette_form_with_an_ignored_band(client):
+    mask = two_instances((3, 7))
+    mask[24:26] = 255  # VOC's border band: neither object nor background
+    picture = Image.fromarray(mask, mode="P")
+    picture.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] * 85 + [224, 224, 192])
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    body = post(client, buffer.getvalue(), size=128).json()
+    assert body["mask_instances"] == [3, 7] and body["views"][0]["mask"]["scored"]
+    assert all(s["instance_auroc"][0] is not None for s in body["views"][0]["statistics"])
+
+
+def test_binary_masks_stay_binary(client):
+    for mask in (left_half(), left_half(value=1)):
+        body = post(client, mask_bytes(mask), size=64).json()
+        assert body["mask"] is True and body["mask_instances"] is None
+        assert body["views"][0]["mask"]["instances"] is None and body["views"][0]["statistics"][0]["instance_auroc"] is None

@@ -9,7 +9,7 @@ import pytest
 from api_factory import image_bytes, png_declaring
 from PIL import Image
 
-from lewel.images import ImageTooLargeError, UnsupportedImageError, decode_image, to_rgb
+from lewel.images import ImageTooLargeError, MaskError, UnsupportedImageError, decode_image, decode_mask, read_mask, to_rgb
 
 
 @pytest.mark.parametrize(
@@ -109,3 +109,40 @@ def test_caps_are_checked_before_decoding():
 def test_unusable_bytes_are_refused(data):
     with pytest.raises(UnsupportedImageError):
         decode_image(data)
+
+
+def _png(values: np.ndarray, palette: bool = False) -> bytes:
+    picture = Image.fromarray(values, mode="P" if palette else "L")
+    if palette:
+        picture.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] * 85 + [224, 224, 192])
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("palette", [False, True])
+def test_read_mask_tells_instance_coded_masks_from_binary_ones(palette):
+    values = np.zeros((24, 32), np.uint8)
+    values[:12, :16], values[:12, 16:], values[12] = 2, 5, 255  # two instances and an ignored row
+    mask = read_mask(_png(values, palette), (64, 48))  # the image's aspect ratio: resized with nearest
+    assert mask.ids == (2, 5) and mask.instances.shape == (48, 64)
+    assert set(np.unique(mask.instances)) == {0, 1, 2} and mask.instances[0, 0] == 1 and mask.instances[0, -1] == 2
+    assert mask.objects.dtype == np.int8 and mask.objects[24, 0] == -1 and mask.objects[-1, 0] == 0
+
+
+@pytest.mark.parametrize("high", [1, 255])
+def test_read_mask_keeps_binary_masks_binary(high):
+    values = np.zeros((48, 64), np.uint8)
+    values[:, :32] = high
+    if high == 255:
+        values[0, 31] = 30  # a dark edge pixel of a 0/255 mask does not make it instance-coded
+    mask = read_mask(_png(values), (64, 48))
+    assert mask.instances is None and mask.ids == ()
+    np.testing.assert_array_equal(mask.objects, decode_mask(_png(values), (64, 48)))
+
+
+def test_read_mask_refuses_instance_masks_without_background():
+    values = np.ones((8, 8), np.uint8)
+    values[:, 4:] = 2
+    with pytest.raises(MaskError, match="no background"):
+        read_mask(_png(values), (8, 8))

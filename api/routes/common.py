@@ -15,7 +15,15 @@ from lewel.analysis import extract_views
 from lewel.images import Background, ImageTooLargeError, UnsupportedImageError, decode_image
 from lewel.inference import Extraction, MapsUnavailableError
 from lewel.maps import PATTERNS
-from lewel.profiles import describe_data, profile_indices
+from lewel.profiles import (
+    describe_data,
+    has_patterns,
+    pattern_indices,
+    patterns_line,
+    patterns_note,
+    profile_categories,
+    profile_indices,
+)
 from lewel.views import View
 
 from ..decode_warnings import collect
@@ -77,6 +85,9 @@ def plan_upload(
         elif maps in ("object", "background"):
             profile, _ = registry.profile(file, d=d)
             shown = len(profile_indices(profile, maps)) if profile is not None else None
+        elif getattr(params, "pattern", None) is not None:
+            profile, _ = registry.profile(file, d=d)
+            shown = len(pattern_indices(profile, params.pattern)) if has_patterns(profile) else None
     return plan_request(
         kind=kind,
         declared=declared_image(data),
@@ -113,16 +124,31 @@ def decode(data: bytes, service: Service, background: Background) -> Image.Image
         raise ApiError(415, "unsupported_media_type", f"the upload 'image' is not a usable image: {error}") from None
 
 
+#: ``ProfileSummary`` fields built from a version-3 profile's measured patterns, not copied from its summary
+PATTERN_FIELDS = (
+    "patterns", "patterns_note", "patterns_line", "control_patterns", "random_control_patterns", "dissection_line",
+    "categories",
+)
+
+
 def profile_body(profile: dict | None) -> ProfileSummary | None:
     """The ``ProfileSummary`` of a profile file's contents (``None`` passes through)."""
     if profile is None:
         return None
     summary, data = profile["summary"], profile["data"]
+    measured = has_patterns(profile)
     return ProfileSummary(
-        **{k: v for k, v in summary.items() if k in ProfileSummary.model_fields},
+        **{k: v for k, v in summary.items() if k in ProfileSummary.model_fields and k not in PATTERN_FIELDS},
         data=describe_data(profile),
         size=data["size"],
         grid=data["grid"],
+        patterns=summary["patterns"] if measured else None,
+        patterns_note=patterns_note(profile),
+        patterns_line=patterns_line(summary) if measured else None,
+        control_patterns=summary["control_patterns"]["by_role"] if measured else None,
+        random_control_patterns=summary["random_control"].get("patterns") if measured else None,
+        dissection_line=summary["dissection"]["line"] if measured else None,
+        categories=profile_categories(profile),
     )
 
 

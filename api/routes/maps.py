@@ -13,10 +13,18 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from PIL import Image
 
-from lewel.analysis import MapAnalysis, MaskScores, analyze_maps, score_views
-from lewel.images import ImageTooLargeError, MaskError, UnsupportedImageError, decode_mask
+from lewel.analysis import InstanceScores, MapAnalysis, MaskScores, analyze_maps, score_instances, score_views
+from lewel.images import ImageTooLargeError, MaskError, UnsupportedImageError, UploadedMask, read_mask
 from lewel.maps import PATTERNS, MapStatistics, select_maps, top_per_pattern
-from lewel.profiles import measured_line, profile_indices
+from lewel.profiles import (
+    category_indices,
+    has_patterns,
+    measured_line,
+    pattern_indices,
+    patterns_note,
+    profile_categories,
+    profile_indices,
+)
 from lewel.render import FIGURE_FORMATS, figure5, figure_bytes
 
 from ..decode_warnings import collect
@@ -25,12 +33,15 @@ from ..errors import ApiError
 from ..limits import FIGURE_MAX_MAPS, FIGURE_SOURCE_SIDE, MEBIBYTE, answer_too_large
 from ..registry import LoadedModel
 from ..schemas import (
+    CategoryScoreBody,
     MapInfo,
     MapsParams,
     MapsResponse,
     MapStatisticsBody,
     MapsViewBody,
+    PreferredCategoryBody,
     Selection,
+    ViewInstanceBody,
     ViewMaskBody,
 )
 from ..service import Service
@@ -61,6 +72,7 @@ AGREEMENT = (
 )
 #: every per-map statistic of ``lewel.maps.MapStatistics`` (the pattern is reported by name)
 STATISTICS = tuple(f.name for f in fields(MapStatistics) if f.name != "pattern")
+SHOWN_CATEGORIES = 3  #: categories per map in ``MapInfo.top_categories``
 
 @router.post(
     "/maps",
@@ -79,17 +91,19 @@ async def maps(
     mask: Annotated[
         UploadFile | None,
         File(
-            description="optional object mask of the image: a binary PNG (0 background, 255 or 1 object) of the "
-            "image's size, or of its aspect ratio (resized with nearest); adds each map's AUROC and pointing hit "
-            "on every view"
+            description="optional object mask of the image: a binary PNG (0 background, 255 or 1 object) or an "
+            "instance-coded one (0 background, 1 .. 64 one value per instance, 255 ignored; grey or palette PNG) of "
+            "the image's size, or of its aspect ratio (resized with nearest); adds each map's AUROC and pointing "
+            "hit on every view, and with instances each instance's AUROC per map"
         ),
     ] = None,
 ) -> Response | MapsResponse:
     """Views 0 (the whole image) to ``views``, each with its crop box and flip in original-image pixels, its
     maps (float16), their statistics and pattern, the maps warped back into the image frame, and a
     cross-view agreement per map index; each map's role and AUROC from the model's profile when it has one,
-    and with a ``mask`` each map's AUROC and pointing hit on this image. ``format=png`` draws Figure 5,
-    ``format=npz`` returns the arrays."""
+    with its measured pattern and categories when the profile measured them (``pattern=`` and ``category=``
+    select by them), and with a ``mask`` each map's AUROC and pointing hit on this image (an instance-coded
+    mask: also per instance). ``format=png`` draws Figure 5, ``format=npz`` returns the arrays."""
     await check_view_params(params, service, request, files=("image", "mask"))
     data = await read_upload(image, service)
     mask_data = await read_upload(mask, service) if mask is not None else None
@@ -97,15 +111,51 @@ async def maps(
     return await run_bounded(service, plan, _compute, service, data, params, mask_data)
 
 
-def _decode_mask(data: bytes, picture: Image.Image, service: Service) -> torch.Tensor:
-    """The uploaded mask for ``picture``: 413 too large, 422 not a usable mask (the message says why)."""
+def _decode_mask(data: bytes, picture: Image.Image, service: Service) -> UploadedMask:
+    """The uploaded mask for ``picture``, binary or instance-coded: 413 too large, 422 not a usable mask (the
+    message says why)."""
     try:
         with collect("the upload 'mask'"):
-            return torch.from_numpy(decode_mask(data, picture.size, max_pixels=service.settings.max_pixels))
+            return read_mask(data, picture.size, max_pixels=service.settings.max_pixels)
     except ImageTooLargeError as error:
         raise ApiError(413, "too_large", f"{error} (LEWEL_MAX_PIXELS)") from None
     except (UnsupportedImageError, MaskError) as error:
         raise ApiError(422, "invalid_mask", f"the upload 'mask' cannot be used: {error}") from None
+
+
+def _measured_selection(params: MapsParams, profile: dict | None, loaded: LoadedModel) -> list[int] | None:
+    """The maps of ``pattern=`` and / or ``category=`` in the profile's order (``None``: neither asked):
+    422 ``no_patterns`` without measured patterns, 422 ``unknown_category`` for a name the profile lacks."""
+    if params.pattern is None and params.category is None:
+        return None
+    if params.maps != "all" or params.order not in ("index", "measured"):
+        raise ApiError(
+            422,
+            "invalid_parameters",
+            f"pattern= and category= choose and order the maps from the profile: use them with maps=all and "
+            f"order=index or measured, not maps={params.maps} order={params.order}",
+        )
+    if not has_patterns(profile):
+        why = (
+            f"{loaded.id!r} has no map profile: run `lewel profile --checkpoint {loaded.file.name}` on data with "
+            "instance masks (scenes, coco:, voc:, or instance-coded masks/)"
+            if profile is None
+            else f"the profile of {loaded.id!r} has none: {patterns_note(profile)}"
+        )
+        raise ApiError(422, "no_patterns", f"pattern= and category= need the profile's measured patterns; {why}")
+    chosen = pattern_indices(profile, params.pattern) if params.pattern is not None else None
+    if params.category is not None:
+        names = profile_categories(profile)
+        if params.category not in names:
+            raise ApiError(
+                422,
+                "unknown_category",
+                f"category={params.category!r} is not a category of the profile of {loaded.id!r}; its categories: "
+                f"{', '.join(names) if names else 'none'}",
+            )
+        looking = category_indices(profile, params.category)
+        chosen = looking if chosen is None else [m for m in looking if m in set(chosen)]
+    return chosen
 
 
 def _select(analysis: MapAnalysis, params: MapsParams, profile: dict | None, loaded: LoadedModel) -> list[int]:
@@ -144,25 +194,57 @@ def _compute(service: Service, data: bytes, params: MapsParams, mask_data: bytes
     if params.top_k > d:
         raise ApiError(422, "invalid_parameters", f"top_k={params.top_k} exceeds the model's d={d} maps")
     profile, _ = service.registry.profile(loaded.file, d=d)
+    measured = _measured_selection(params, profile, loaded)
     views, extraction = run_views(service, loaded, picture, params, aligned_projection=False)
     analysis = analyze_maps(views, extraction, frame_cells=params.frame_cells)
-    indices = _select(analysis, params, profile, loaded)
+    indices = measured if measured is not None else _select(analysis, params, profile, loaded)
     top = top_per_pattern(analysis.view_statistics(0), params.top_k) if params.maps == "top" else None
-    scores = score_views(analysis, mask) if mask is not None else None
+    scores = score_views(analysis, torch.from_numpy(mask.objects)) if mask is not None else None
+    instances = (
+        score_instances(analysis, mask.objects, mask.instances, mask.ids)
+        if mask is not None and mask.instances is not None
+        else None
+    )
     if params.format in FIGURE_FORMATS:
         return _figure(analysis, indices, picture, params, profile, loaded, service.settings.max_response_bytes)
     if params.format == "npz":
-        return _npz(analysis, indices, loaded, params, profile, scores)
-    return _json(analysis, indices, top, loaded, picture, params, profile, scores)
+        return _npz(analysis, indices, loaded, params, profile, scores, instances)
+    return _json(analysis, indices, top, loaded, picture, params, profile, scores, instances)
 
 
 def _profile_columns(profile: dict | None, indices: list[int]) -> dict[str, list]:
-    """Role and profile scores of each map in ``indices`` (``None`` for each without a profile)."""
+    """Role, profile scores, measured pattern and categories of each map in ``indices`` (``None`` and no
+    categories for each without a profile or without measured patterns)."""
     names = ("role", "auroc_heldout", "auroc_calibration", "pointing_heldout")
     if profile is None:
-        return {name: [None] * len(indices) for name in names}
-    records = profile["maps"]
-    return {name: [records[m].get(name) for m in indices] for name in names}
+        columns: dict[str, list] = {name: [None] * len(indices) for name in names}
+    else:
+        columns = {name: [profile["maps"][m].get(name) for m in indices] for name in names}
+    records = [profile["maps"][m] for m in indices] if has_patterns(profile) else [{} for _ in indices]
+    columns["measured_pattern"] = [r.get("pattern") for r in records]
+    columns["top_categories"] = [
+        [
+            CategoryScoreBody(name=c["name"], auroc_heldout=c.get("auroc_heldout"), images=c.get("images", 0))
+            for c in (r.get("categories") or [])[:SHOWN_CATEGORIES]
+        ]
+        for r in records
+    ]
+    columns["category"] = [
+        None
+        if not r.get("category")
+        else PreferredCategoryBody(
+            name=r["category"]["name"],
+            preference_heldout=r["category"].get("preference_heldout"),
+            significant=bool(r["category"].get("significant")),
+        )
+        for r in records
+    ]
+    return columns
+
+
+def _by_profile(params: MapsParams) -> bool:
+    """Whether the selection follows the profile's measured patterns or categories."""
+    return params.pattern is not None or params.category is not None
 
 
 def _nan_to_none(value: float) -> float | None:
@@ -179,17 +261,19 @@ def _figure(
     max_bytes: int,
 ) -> Response:
     """Figure 5 of the first ``FIGURE_MAX_MAPS`` selected maps as PNG, PDF or SVG (``lewel.render``, the
-    renderer of the app's downloads): titles with each map's measured role and held-out AUROC, or its
-    heuristic pattern without a profile; colour bars in units of the uniform value."""
+    renderer of the app's downloads): titles with each map's measured pattern (or, in a profile without
+    patterns, its role) and held-out AUROC, or its heuristic pattern without a profile; colour bars in units
+    of the uniform value."""
     shown = indices[:FIGURE_MAX_MAPS]
     thumbnail = picture.copy()
     thumbnail.thumbnail((FIGURE_SOURCE_SIDE, FIGURE_SOURCE_SIDE))
     patterns = analysis.statistics.pattern
     if profile is not None:
         records = profile["maps"]
-        titles = [[f"map {m} · {records[m]['role']}\nAUROC {records[m]['auroc_heldout']:.2f}" for m in shown]] * len(
-            analysis.views
-        )
+        label = "pattern" if has_patterns(profile) else "role"
+        titles = [
+            [f"map {m} · {records[m].get(label) or 'not measured'}\nAUROC {records[m]['auroc_heldout']:.2f}" for m in shown]
+        ] * len(analysis.views)
         summary = profile["summary"]
         heading = f"{loaded.id}: {measured_line(summary)} (held-out AUROC)"
     else:
@@ -210,9 +294,14 @@ def _figure(
 
 
 def _statistics(
-    analysis: MapAnalysis, view: int, indices: list[int], scores: MaskScores | None = None
+    analysis: MapAnalysis,
+    view: int,
+    indices: list[int],
+    scores: MaskScores | None = None,
+    instances: InstanceScores | None = None,
 ) -> list[MapStatisticsBody]:
     stats = analysis.statistics
+    per_instance = None if instances is None else instances.auroc[view].T.tolist()  # d×K
     columns = {name: getattr(stats, name)[view].tolist() for name in STATISTICS}
     typical = {pattern: stats.typicality(pattern)[view].tolist() for pattern in PATTERNS}
     patterns = stats.pattern[view].tolist()
@@ -224,18 +313,25 @@ def _statistics(
             typicality={pattern: typical[pattern][m] for pattern in PATTERNS},
             auroc=None if scores is None else _nan_to_none(float(scores.auroc[view, m])),
             pointing_hit=None if scores is None else bool(scores.pointing[view, m]),
+            instance_auroc=None if per_instance is None else [_nan_to_none(v) for v in per_instance[m]],
         )
         for m in indices
     ]
 
 
-def _view_mask(scores: MaskScores | None, view: int) -> ViewMaskBody | None:
+def _view_mask(scores: MaskScores | None, view: int, instances: InstanceScores | None = None) -> ViewMaskBody | None:
     if scores is None:
         return None
     return ViewMaskBody(
         object_share=float(scores.object_share[view]),
         pointing_chance=float(scores.pointing_chance[view]),
         scored=not bool(np.isnan(float(scores.auroc[view, 0]))),
+        instances=None
+        if instances is None
+        else [
+            ViewInstanceBody(id=i, share=float(instances.share[view, k]), cells=int(instances.cells[view, k]))
+            for k, i in enumerate(instances.ids)
+        ],
     )
 
 
@@ -248,6 +344,7 @@ def _json(
     params: MapsParams,
     profile: dict | None = None,
     scores: MaskScores | None = None,
+    instances: InstanceScores | None = None,
 ) -> MapsResponse:
     chosen = torch.tensor(indices, dtype=torch.int64)
     columns = _profile_columns(profile, indices)
@@ -263,8 +360,8 @@ def _json(
             maps=encode_array(analysis.maps[v, chosen]),
             frame_maps=encode_array(analysis.frame_maps[v, chosen]),
             coverage=encode_array(analysis.coverage[v]),
-            statistics=_statistics(analysis, v, indices, scores),
-            mask=_view_mask(scores, v),
+            statistics=_statistics(analysis, v, indices, scores, instances),
+            mask=_view_mask(scores, v, instances),
         )
         for v, view in enumerate(analysis.views)
     ]
@@ -280,7 +377,11 @@ def _json(
             top_k=params.top_k,
             indices=indices,
             top=top,
-            ranked_on="profile" if params.maps in ("object", "background") or params.order == "measured" else "view 0",
+            ranked_on="profile"
+            if params.maps in ("object", "background") or params.order == "measured" or _by_profile(params)
+            else "view 0",
+            pattern=params.pattern,
+            category=params.category,
         ),
         maps=[
             MapInfo(
@@ -295,6 +396,7 @@ def _json(
         agreement=AGREEMENT,
         profile=profile_body(profile),
         mask=scores is not None,
+        mask_instances=None if instances is None else list(instances.ids),
         views=views,
     )
 
@@ -306,6 +408,7 @@ def _npz(
     params: MapsParams,
     profile: dict | None = None,
     scores: MaskScores | None = None,
+    instances: InstanceScores | None = None,
 ) -> Response:
     chosen = torch.tensor(indices, dtype=torch.int64)
     stats = analysis.statistics
@@ -336,6 +439,18 @@ def _npz(
         "mask_pointing": scores.pointing[:, chosen].numpy() if scores is not None else np.zeros((views, len(indices)), bool),
         "mask_object_share": scores.object_share.numpy() if scores is not None else np.full(views, np.nan),
         "mask_pointing_chance": scores.pointing_chance.numpy() if scores is not None else np.full(views, np.nan),
+        "mask_instance_ids": np.array([] if instances is None else instances.ids, dtype=np.int64),
+        "mask_instance_auroc": instances.auroc[:, :, chosen].numpy()
+        if instances is not None
+        else np.zeros((views, 0, len(indices))),
+        "mask_instance_cells": instances.cells.numpy() if instances is not None else np.zeros((views, 0), np.int64),
+        "measured_patterns": np.array(["" if p is None else p for p in columns["measured_pattern"]], dtype=str),
+        "top_categories": np.array(
+            [[c.name for c in cats] + [""] * (SHOWN_CATEGORIES - len(cats)) for cats in columns["top_categories"]],
+            dtype=str,
+        ).reshape(len(indices), SHOWN_CATEGORIES),
+        "preferred_category": np.array(["" if c is None else c.name for c in columns["category"]], dtype=str),
+        "preferred_category_significant": np.array([c is not None and c.significant for c in columns["category"]], dtype=bool),
         **{f"statistics_{name}": getattr(stats, name)[:, chosen].numpy() for name in STATISTICS},
         **{f"typicality_{p.replace('-', '_')}": stats.typicality(p)[:, chosen].numpy() for p in PATTERNS},
         "meta": np.array(
@@ -348,6 +463,9 @@ def _npz(
                     "views": params.views,
                     "agreement": AGREEMENT,
                     "mask": scores is not None,
+                    "mask_instances": None if instances is None else list(instances.ids),
+                    "pattern": params.pattern,
+                    "category": params.category,
                     "profile": None if summary is None else summary.model_dump(),
                 }
             )
