@@ -72,7 +72,7 @@ def main() -> None:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as folder:
         for backbone in args.backbones:
-            torch.manual_seed(0)
+            torch.manual_seed(12_345)  # not a seed of the control family (0 .. 4): the profiled network is another draw
             config = SHAPES[backbone]
             path = Path(folder) / f"{backbone}.pt"
             torch.save(training_checkpoint(build_model(config), config, epoch=0, step=0), path)

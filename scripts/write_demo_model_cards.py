@@ -23,6 +23,9 @@ from summarize_sweep import table as sweep_table  # noqa: E402
 
 START, END = "<!-- measured table: written by scripts/write_demo_model_cards.py -->", "<!-- end of measured table -->"
 SWEEP_START, SWEEP_END = "<!-- sweep table: written by scripts/write_demo_model_cards.py -->", "<!-- end of sweep table -->"
+PATTERNS_START = "<!-- patterns table: written by scripts/write_demo_model_cards.py -->"
+PATTERNS_END = "<!-- end of patterns table -->"
+PATTERN_ROLES = ("object", "multi-object", "global", "background", "mixed")  #: lewel.patterns.PATTERN_ROLES (no torch here)
 AMP_WORDS = {"auto": "none (auto: bf16 on a GPU only)", "none": "none"}  #: what a recipe's amp meant on the CPU
 HEADER = (
     "| model | steps | kNN top-1 (%) | object maps AUROC, held-out | best random control | object maps pointing (%) | "
@@ -69,6 +72,48 @@ def table(results: dict[str, Any]) -> str:
     random_init = results["random_init"]
     lines.append(f"| random ResNet-18 (seed {random_init['seed']}) | 0 | {random_init['knn_top1']:.1f} | – | – | – | – |")
     return "\n".join(lines)
+
+
+def patterns_table(results: dict[str, Any]) -> str:
+    """Each shipped model's measured patterns (profile version 3) next to its random controls': per role the
+    model's count, the best control's, and the family's mean and max; the share of indices whose pattern holds
+    on held-out; the maps that prefer one category significantly (docs/maps.md, "Measured patterns")."""
+    lines = [
+        "| model | " + " | ".join(PATTERN_ROLES) + " | same pattern on held-out | maps preferring one category |",
+        "|---|" + "---|" * (len(PATTERN_ROLES) + 2),
+    ]
+    for name, shipped in results["shipped"].items():
+        s = results["models"][shipped["run"]]["profile"]["summary"]
+        if s.get("patterns") is None:
+            lines.append(f"| `{name}` | " + " | ".join(["not measured"] * (len(PATTERN_ROLES) + 2)) + " |")
+            continue
+        family, best = s["control_patterns"]["by_role"], s["random_control"]["patterns"]
+        cells = [
+            f"**{s['patterns'][r]}** (random: best network {best[r]}, mean {family[r]['mean']:.1f}, max {family[r]['max']})"
+            for r in PATTERN_ROLES
+        ]
+        d = s["dissection"]
+        lines.append(
+            f"| `{name}` (d = {sum(s['patterns'].values())}) | {' | '.join(cells)} | {100 * s['patterns_heldout_agreement']:.0f} % | "
+            f"{d['preferring_maps']} (random: mean {d['control_preferring_maps']['mean']:.1f}, max {d['control_preferring_maps']['max']}) |"
+        )
+    return "\n".join(lines)
+
+
+def patterns_paragraph(s: dict[str, Any]) -> str:
+    """The card's lines on the measured patterns and the dissection."""
+    if s.get("patterns") is None:
+        return "Measured patterns: not in this profile (made before patterns were measured, or on binary masks)."
+    counts = ", ".join(f"{r} {s['patterns'][r]}" for r in PATTERN_ROLES)
+    best = ", ".join(f"{r} {s['random_control']['patterns'][r]}" for r in PATTERN_ROLES)
+    family = s["control_patterns"]["by_role"]
+    most = ", ".join(f"{r} {family[r]['max']}" for r in PATTERN_ROLES)
+    return (
+        f"**Measured patterns** (Figure 5 from the scenes' instance masks, roles on calibration by thresholds from the random "
+        f"controls, docs/maps.md): {counts}; the best random control: {best}; the most any of the "
+        f"{len(s['control_patterns']['each'])} random networks has: {most}. {100 * s['patterns_heldout_agreement']:.0f} % of the "
+        f"indices keep their pattern on the held-out scenes. **Dissection**: {s['dissection']['line']}."
+    )
 
 
 def minutes(seconds: float) -> str:
@@ -180,6 +225,8 @@ Paired difference from the best control {s['difference']['object_auroc']:+.3f} (
 {s['difference']['ci95'][1]:+.3f}); the controls' spread asks for more than {allowance} (random bound {bound}):
 **{s['verdict']}** (docs/maps.md, "The verdict"). Reproduce: `lewel profile --checkpoint models/{name}.safetensors`.
 
+{patterns_paragraph(s)}
+
 **While it trained** (the map monitor, `--maps-every 128`: 64 + 64 validation-side scenes at 224 px, the
 object maps chosen on the first half, scored on the second; step 0 is the random initialisation):
 {trajectory or '(no monitor passes recorded)'}.
@@ -204,6 +251,9 @@ def main() -> None:
     for name in results["shipped"]:
         (ROOT / "models" / f"{name}.md").write_text(card(name, results))
     measured = table(results)
+    patterns = patterns_table(results)
+    for page in (ROOT / "docs" / "maps.md", ROOT / "README.md"):
+        page.write_text(replace_between(page.read_text(), PATTERNS_START, PATTERNS_END, patterns))
     for page in (ROOT / "docs" / "demo_models.md", ROOT / "README.md"):
         text = replace_between(page.read_text(), START, END, measured)
         sweep = ROOT / "docs" / "lewel_b_sweep.json"

@@ -30,7 +30,7 @@ from lewel.data.sources import (
     reopen_source,
 )
 from lewel.maps import IGNORED_COVERAGE, map_auroc, object_coverage
-from lewel.profiles import PreparedImages, build_profile, describe_data
+from lewel.profiles import PreparedImages, build_profile, describe_data, has_patterns, profile_categories
 
 SIZE = 48
 
@@ -270,6 +270,9 @@ def test_profile_on_a_coco_set_and_the_command(tmp_path):
     assert held["kind"] == "coco" and held["split"] == "heldout" and held["images"] == 3
     assert profile["summary"]["heldout_images"] + profile["summary"]["heldout_skipped"] == 3
     assert describe_data(profile).startswith(f"COCO {tmp_path / 'annotations' / 'instances_val2017.json'} (in order;")
+    coco_names = {c["name"] for c in json.loads((tmp_path / "annotations" / "instances_val2017.json").read_text())["categories"]}
+    assert has_patterns(profile) and set(profile_categories(profile)) <= coco_names  # Figure 5 measured on COCO
+    assert all(c["name"] in coco_names for r in profile["maps"] for c in r["categories"])
     assert cli.main(["profile", "--checkpoint", str(checkpoint), "--data", spec, "--size", "64", "--control-seeds", "1"]) == 0
     written = json.loads((tmp_path / "tiny.profile.json").read_text())
     assert written["data"]["calibration"]["kind"] == "coco" and written["data"]["calibration"]["images"] == 3
