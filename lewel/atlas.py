@@ -14,6 +14,10 @@ shard by shard, keeps for each map index m:
   next to its chance), means over the (image, view) pairs that have both object and background cells, as
   ``lewel.profiles.index_means`` takes them.
 
+When the checkpoint has a current profile with measured patterns (``lewel.profiles``, version 3), each index
+also gets its measured ``pattern``, its ``top_categories`` (name and held-out AUROC, best first) and its
+preferred ``category``, and the atlas ``measured_patterns`` (the counts next to the random controls').
+
 ``write_atlas`` writes ``atlas.json``, ``index.html`` (one section per map index, thumbnails with the map
 overlaid, stretched to its range, and the peak cell outlined) and ``thumbs/*.png``, linked relatively so that
 the page opens from disk. ``make_atlas`` does both steps (extraction, then atlas) into a folder that appears
@@ -45,6 +49,7 @@ from .data.sources import UnreadableImage, reopen_source
 from .extraction import extract_maps, iter_shards, read_index
 from .maps import PATTERNS, TOP_FRACTION, map_auroc, pointing_chance, pointing_hits
 from .models.heads import map_aligned_index, map_group
+from .profiles import ProfileError, find_profile, has_patterns, patterns_line
 
 ATLAS_FORMAT = "lewel-map-atlas"
 ATLAS_VERSION = 1
@@ -237,6 +242,37 @@ def _records(acc: dict[str, Any], index: dict[str, Any]) -> list[dict[str, Any]]
     return records
 
 
+ATLAS_CATEGORIES = 3  #: categories per map index the atlas keeps from the profile
+
+
+def _measured(checkpoint: dict[str, Any], d: int) -> dict[str, Any] | None:
+    """The profile next to the extracted checkpoint (``checkpoint["path"]``) when it is current and has
+    measured patterns, else ``None`` (no sidecar, a stale or unreadable one, or one without patterns)."""
+    path = checkpoint.get("path")
+    if not path:
+        return None
+    try:
+        profile = find_profile(path, d=d)
+    except (ProfileError, OSError):
+        return None
+    return profile if has_patterns(profile) else None
+
+
+def _measured_fields(profile: dict[str, Any] | None, m: int) -> dict[str, Any]:
+    """Map index ``m``'s measured pattern, top categories and preferred category from ``profile``."""
+    if profile is None:
+        return {"pattern": None, "top_categories": [], "category": None}
+    record = profile["maps"][m]
+    preferred = record.get("category")
+    return {
+        "pattern": record.get("pattern"),
+        "top_categories": [
+            {"name": c["name"], "auroc_heldout": c.get("auroc_heldout")} for c in (record.get("categories") or [])[:ATLAS_CATEGORIES]
+        ],
+        "category": None if not preferred else {"name": preferred["name"], "significant": bool(preferred.get("significant"))},
+    }
+
+
 def build_atlas(
     out: str | os.PathLike,
     *,
@@ -251,6 +287,9 @@ def build_atlas(
     index = read_index(out)
     acc = _accumulate(out, index, top, progress)
     records = _records(acc, index)
+    profile = _measured(index["checkpoint"], acc["d"])
+    for record in records:
+        record.update(_measured_fields(profile, record["index"]))
     shown: dict[tuple[int, int, int], np.ndarray] = {}
     for name in CRITERIA:
         fields = acc["tops"][name].fields
@@ -284,6 +323,7 @@ def build_atlas(
             f"ceil({TOP_FRACTION} * h*w) highest cells",
         },
         "mean_auroc": _finite(sum(aurocs) / len(aurocs)) if aurocs else None,
+        "measured_patterns": patterns_line(profile["summary"]) if profile is not None else None,
         "maps": records,
     }
     return atlas, shown
@@ -362,10 +402,30 @@ def _number(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _category_bar(record: dict[str, Any]) -> str:
+    """A map index's top categories as a short bar chart: one bar per category, its length the held-out
+    AUROC above 0.5 (the preferred category in bold when its preference is significant)."""
+    preferred = record.get("category") or {}
+    bars = []
+    for c in record.get("top_categories") or []:
+        auroc = c.get("auroc_heldout")
+        width = 0 if auroc is None else max(0.0, min(1.0, (auroc - 0.5) * 2)) * 60
+        name = html.escape(c["name"])
+        if preferred.get("significant") and preferred.get("name") == c["name"]:
+            name = f"<b>{name}</b>"
+        bars.append(
+            f"<span class=\"cat\" title=\"held-out AUROC {_number(auroc)}\"><i style=\"width:{width:.0f}px\"></i>"
+            f"{name} {_number(auroc, 2)}</span>"
+        )
+    return "".join(bars) or "–"
+
+
 def atlas_html(atlas: dict[str, Any]) -> str:
-    """The static page: a table of every map index, then one section per index with its two top lists."""
+    """The static page: a table of every map index, then one section per index with its two top lists; with
+    the profile's measured patterns, each index's pattern and category bar."""
     model, e = atlas["model"], html.escape
     masks = atlas["has_masks"]
+    measured = atlas.get("measured_patterns") is not None
     head = (
         f"<h1>Map atlas: {e(atlas['checkpoint']['file'])}</h1>"
         f"<p>{e(model['method'])} {e(model['backbone'])}, d = {model['d']} maps of {atlas['grid'][0]}×{atlas['grid'][1]} "
@@ -375,12 +435,15 @@ def atlas_html(atlas: dict[str, Any]) -> str:
         f"{CRITERIA_TITLES['stretched_mass']}; maps overlaid stretched to their own range, peak cell outlined."
         + (f" Mean AUROC over indices {_number(atlas['mean_auroc'])} (0.5 = no relation)." if masks else "")
         + "</p>"
+        + (f"<p>Measured patterns (the model's profile): {e(atlas['measured_patterns'])}.</p>" if measured else "")
     )
     if atlas.get("thumbnails_note"):
         head += f"<p><em>{e(atlas['thumbnails_note'])}</em></p>"
     columns = "<tr><th>map</th><th>group</th><th>aligned</th><th>peak ÷ uniform</th><th>norm. entropy</th>" + (
         "<th>AUROC</th><th>pointing</th>" if masks else ""
-    ) + "".join(f"<th>{e(p)}</th>" for p in PATTERNS) + "</tr>"
+    ) + "".join(f"<th>{e(p)}</th>" for p in PATTERNS) + (
+        "<th>measured pattern</th><th>looks at (held-out AUROC)</th>" if measured else ""
+    ) + "</tr>"
     rows = []
     for r in atlas["maps"]:
         s = r["statistics"]
@@ -388,7 +451,9 @@ def atlas_html(atlas: dict[str, Any]) -> str:
             f"<tr><td><a href=\"#map-{r['index']}\">{r['index']}</a></td><td>{r['group']}</td><td>{r['aligned']}</td>"
             f"<td>{s['peak_ratio']:.4f}</td><td>{s['normalized_entropy']:.5f}</td>"
             + (f"<td>{_number(r['auroc'])}</td><td>{_number(r['pointing'])}</td>" if masks else "")
-            + "".join(f"<td>{r['patterns'][p]:.0%}</td>" for p in PATTERNS) + "</tr>"
+            + "".join(f"<td>{r['patterns'][p]:.0%}</td>" for p in PATTERNS)
+            + (f"<td>{e(r.get('pattern') or '–')}</td><td class=\"bars\">{_category_bar(r)}</td>" if measured else "")
+            + "</tr>"
         )
     sections = []
     for r in atlas["maps"]:
@@ -407,13 +472,17 @@ def atlas_html(atlas: dict[str, Any]) -> str:
             + ", ".join(f"{p} {r['patterns'][p]:.0%}" for p in PATTERNS)
             + (f"; AUROC {_number(r['auroc'])} over {r['auroc_views']} views, pointing {_number(r['pointing'])} "
                f"(chance {_number(r['pointing_chance'])})" if masks else "")
+            + (f"; measured pattern {e(r.get('pattern') or '–')}" if measured else "")
         )
+        if measured:
+            summary += f"</p><p class=\"bars\">looks at: {_category_bar(r)}"
         sections.append(f"<section id=\"map-{r['index']}\"><h2>Map {r['index']}</h2><p>{summary}</p>{''.join(lists)}</section>")
     style = (
         "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:.85em}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}.row{display:flex;flex-wrap:wrap;gap:6px}"
         "figure{margin:0;font-size:.7em;width:min-content}figcaption{overflow-wrap:anywhere}"
-        "section{border-top:1px solid #999;margin-top:1em}"
+        "section{border-top:1px solid #999;margin-top:1em}.bars{text-align:left}"
+        ".cat{display:inline-block;margin-right:8px}.cat i{display:inline-block;height:.7em;background:#4a7;margin-right:3px}"
     )
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -123,7 +123,7 @@ def evaluate_maps(
         try:
             spec = os.fspath(Path(data).resolve()) if Path(data).is_dir() else os.fspath(data)  # a folder named scenes stays a folder
             made = build_profile(checkpoint, data=spec, size=size, batch_size=batch_size, device=device, num_groups=num_groups)
-            result["profile"] = {"data": made["data"], "summary": made["summary"]}
+            result["profile"] = {"version": made["version"], "data": made["data"], "summary": made["summary"]}
         except ValueError as error:  # too few scenes, or a grid too coarse for object and background cells
             result["profile"] = {"error": str(error)}
     if out is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from lewel.extraction import SCENE_SEED, extract_maps, iter_shards
 from lewel.inference import load_model
 from lewel.maps import PATTERNS, TOP_FRACTION
 from lewel.data.sources import SceneSource
-from lewel.profiles import index_means, score_images
+from lewel.profiles import build_profile, index_means, patterns_line, score_images, sidecar_path, write_profile
 
 TOP = 4
 EMPTY = Path(__file__).parent / "fixtures" / "no-models-here"
@@ -142,6 +143,32 @@ def test_scenes_keep_their_masks_and_the_atlas_scores_auroc(extraction, tmp_path
     np.testing.assert_allclose([r["auroc"] for r in scored], means["auroc"].numpy(), atol=0.03)
     np.testing.assert_allclose([r["pointing"] for r in scored], means["pointing"].numpy(), atol=1 / 8 + 1e-9)  # float16 ties
     assert all(r["auroc_views"] == scored[0]["auroc_views"] > 0 for r in scored)
+
+
+@pytest.mark.skipif(not STAMPS_DIR.is_dir(), reason="generated scenes need tuxpaint-stamps-default")
+def test_each_index_gets_its_measured_pattern_and_categories_from_the_profile(extraction, tmp_path):
+    checkpoint = tmp_path / "tiny_m.pt"
+    shutil.copy(extraction["checkpoint"], checkpoint)
+    out = tmp_path / "out"
+    shutil.copytree(extraction["out"], out, ignore=shutil.ignore_patterns("atlas"))
+    index = json.loads((out / "index.json").read_text())
+    index["checkpoint"]["path"] = str(checkpoint)  # the copy, whose folder holds the profile
+    (out / "index.json").write_text(json.dumps(index))
+    assert build_atlas(out, top=1)[0]["measured_patterns"] is None  # no profile yet
+    profile = build_profile(checkpoint, data="scenes:6", size=128, batch_size=6, control_seeds=1)
+    write_profile(profile, sidecar_path(checkpoint))
+    atlas, dest = write_atlas(out, tmp_path / "atlas", top=1, thumb_size=32)
+    assert atlas["measured_patterns"] == patterns_line(profile["summary"])
+    for record in atlas["maps"]:
+        measured = profile["maps"][record["index"]]
+        assert record["pattern"] == measured["pattern"]
+        assert [c["name"] for c in record["top_categories"]] == [c["name"] for c in measured["categories"][:3]]
+        assert (record["category"] or {}).get("name") == (measured["category"] or {}).get("name")
+    page = (dest / HTML_NAME).read_text(encoding="utf-8")
+    assert "measured pattern" in page and "looks at" in page
+    assert all(f"measured pattern {r['pattern']}" in page for r in atlas["maps"])
+    named = next(r for r in atlas["maps"] if r["top_categories"])
+    assert named["top_categories"][0]["name"] in page
 
 
 def test_atlas_endpoint(extraction, tmp_path):
