@@ -1,4 +1,4 @@
-# LEWEL explorer: the inference API (`lewel serve`, port 8000) and the Streamlit app (port 8501) in one image.
+# LEWEL explorer: the inference API (`python -m api`, port 8000) and the Streamlit app (port 8501) in one image.
 #
 #   docker build -t lewel-explorer .
 #   docker run --rm -p 8501:8501 -p 8000:8000 -v ~/checkpoints:/models lewel-explorer

@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     service = None
 
     def start_service() -> subprocess.Popen:
-        command = [sys.executable, "-m", "lewel.cli", "serve", "--host", args.host, "--port", str(args.api_port)]
+        command = [sys.executable, "-m", "api", "--host", args.host, "--port", str(args.api_port)]
         started = subprocess.Popen(command, env=env)
         children.append(started)
         return started

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from . import __version__
 from .config import METHODS
@@ -20,6 +21,21 @@ from .train.config import TrainConfig
 #: building the parser needs no torch (tests/test_cli.py checks that they agree).
 BACKBONE_NAMES = ("resnet101", "resnet18", "resnet34", "resnet50")
 EXPORT_FORMATS = ("torchvision", "detectron2", "safetensors")
+
+
+@contextmanager
+def _progress_bar(unit: str, desc: str, disable: bool) -> Iterator[Callable[[int, int], None]]:
+    """A tqdm bar of unknown length, given as the ``progress(done, total)`` callback the library calls."""
+    from tqdm import tqdm
+
+    with tqdm(total=None, unit=unit, desc=desc, disable=disable) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield progress
+
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -73,18 +89,11 @@ def _eval_maps(args: argparse.Namespace) -> int:
 
 
 def _profile(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from .inference import MapsUnavailableError
     from .profiles import build_profile, format_profile, sidecar_path, write_profile
 
     out = args.out or sidecar_path(args.checkpoint)
-    with tqdm(total=None, unit="image", desc="profile", disable=args.quiet) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with _progress_bar("image", "profile", disable=args.quiet) as progress:
         try:
             profile = build_profile(
                 args.checkpoint, data=args.data, images=args.images, size=args.size, batch_size=args.batch_size,
@@ -104,18 +113,11 @@ def _profile(args: argparse.Namespace) -> int:
 def _maps(args: argparse.Namespace) -> int:
     import os
 
-    from tqdm import tqdm
-
     from .extraction import extract_maps
     from .inference import MapsUnavailableError
 
     rank = int(os.environ.get("RANK", "0"))
-    with tqdm(total=None, unit="image", desc="maps", disable=args.quiet or rank != 0) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with _progress_bar("image", "maps", disable=args.quiet or rank != 0) as progress:
         try:
             index = extract_maps(
                 args.checkpoint, args.data, args.out, size=args.size, views=args.views, preset=args.preset,
@@ -136,16 +138,9 @@ def _maps(args: argparse.Namespace) -> int:
 
 
 def _atlas(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from .atlas import write_atlas
 
-    with tqdm(total=None, unit="shard", desc="atlas", disable=args.quiet) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with _progress_bar("shard", "atlas", disable=args.quiet) as progress:
         atlas, dest = write_atlas(
             args.out, args.dest, top=args.top, thumb_size=args.thumb_size, data_root=args.data, progress=progress
         )
@@ -244,25 +239,6 @@ def _linear(args: argparse.Namespace) -> int:
         workers=args.workers, device=device, seed=args.seed,
     )
     print(json.dumps({"checkpoint": args.checkpoint, "linear_top1": result["top1"], "epochs": result["epochs"]}))
-    return 0
-
-
-def _serve(args: argparse.Namespace) -> int:
-    import os
-
-    import uvicorn
-    from pydantic import ValidationError
-
-    from api.settings import Settings
-
-    if args.models_dir is not None:
-        os.environ["LEWEL_MODELS_DIR"] = args.models_dir
-    try:
-        Settings()  # refuse bad LEWEL_* settings (an empty token ...) with their message, before uvicorn starts
-    except ValidationError as error:
-        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
-        raise ValueError(f"invalid service settings: {reasons}") from None
-    uvicorn.run("api.main:app", host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
@@ -477,14 +453,6 @@ def build_parser() -> argparse.ArgumentParser:
     atl.add_argument("--quiet", action="store_true", help="no progress bar (default: a bar)")
     atl.set_defaults(run=_atlas)
 
-    serve = commands.add_parser(
-        "serve", help="start the inference API (FastAPI under uvicorn; settings from LEWEL_* variables)"
-    )
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    serve.add_argument("--models-dir", default=None, help="folder of checkpoints to serve (sets LEWEL_MODELS_DIR)")
-    serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
-    serve.set_defaults(run=_serve)
     return parser
 
 

@@ -66,8 +66,8 @@ def test_the_lewel_m_seed_was_chosen_without_the_heldout_scenes():
         assert entry["monitor"][0]["step"] == 0 and entry["monitor"][-1]["step"] == entry["step"]
 
 
-def test_lewel_serve_serves_the_bundled_demo_model_by_default(tmp_path):
-    """What ./scripts/app runs: `lewel serve` on a fresh install answers with the LEWEL_M demo model (its
+def test_python_m_api_serves_the_bundled_demo_model_by_default(tmp_path):
+    """What ./scripts/app runs: `python -m api` on a fresh install answers with the LEWEL_M demo model (its
     profile says its maps localise objects) and its profile."""
     import os
     import signal
@@ -81,7 +81,7 @@ def test_lewel_serve_serves_the_bundled_demo_model_by_default(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEWEL_")}
     env.update(LEWEL_MODELS_DIR=str(tmp_path))
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "lewel"), "serve", "--port", str(port)],
+        [sys.executable, "-m", "api", "--port", str(port)],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:

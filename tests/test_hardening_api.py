@@ -209,13 +209,13 @@ def test_an_empty_token_is_refused_at_start_up(monkeypatch, token):
     assert not token_matches("Bearer ", "") and not token_matches("Bearer", "") and not token_matches("Bearer x", "")
 
 
-def test_lewel_serve_refuses_an_empty_token_before_starting(monkeypatch, capsys):
-    from lewel.cli import main
+def test_python_m_api_refuses_an_empty_token_before_starting(monkeypatch, capsys):
+    from api.__main__ import main
 
     monkeypatch.setenv("LEWEL_API_TOKEN", "")
-    assert main(["serve", "--port", "1"]) == 2
+    assert main(["--port", "1"]) == 2
     error = capsys.readouterr().err
-    assert "lewel serve: error: invalid service settings: LEWEL_API_TOKEN is set but empty" in error
+    assert "lewel-serve: error: invalid service settings: LEWEL_API_TOKEN is set but empty" in error
     assert "Traceback" not in error
 
 

@@ -1,0 +1,54 @@
+"""``python -m api`` (the ``lewel-serve`` console script): start the inference service under uvicorn.
+
+The options are those ``lewel serve`` had; the other settings come from ``LEWEL_*`` environment variables
+(``api.settings.Settings``), checked here before uvicorn starts so that a bad one is refused with its message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lewel-serve",
+        description="Start the inference API (FastAPI under uvicorn; settings from LEWEL_* variables).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    parser.add_argument("--models-dir", default=None, help="folder of checkpoints to serve (sets LEWEL_MODELS_DIR)")
+    parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    return parser
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+    from pydantic import ValidationError
+
+    from .settings import Settings
+
+    if args.models_dir is not None:
+        os.environ["LEWEL_MODELS_DIR"] = args.models_dir
+    try:
+        Settings()  # refuse bad LEWEL_* settings (an empty token ...) with their message, before uvicorn starts
+    except ValidationError as error:
+        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
+        raise ValueError(f"invalid service settings: {reasons}") from None
+    uvicorn.run("api.main:app", host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return serve(args)
+    except (ValueError, OSError) as error:
+        print(f"lewel-serve: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
