@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from lewel.images import ALLOWED_FORMATS
-from lewel.maps import frame_grid
+from lewel.frames import frame_grid
 from lewel.render import figure_cost
 
 from .errors import ApiError

@@ -14,21 +14,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .frames import crop_coverage, cross_view_agreement, frame_grid, warp_to_image
 from .inference import Extraction, LewelModel
-from .maps import (
-    MapStatistics,
-    crop_coverage,
-    cross_view_agreement,
-    frame_grid,
-    map_auroc,
-    map_statistics,
-    pointing_chance,
-    pointing_hits,
-    view_coverage,
-    warp_to_image,
-)
+from .mask_scores import map_auroc, pointing_chance, pointing_hits, view_coverage
 from .models.heads import map_aligned_index, map_group
 from .patterns import instance_aurocs, instance_cells
+from .statistics import MapStatistics, map_statistics
 from .views import View, make_views, views_batch
 
 Extractor = Callable[..., Extraction]  #: ``(images, *, aligned_projection) -> Extraction``

@@ -14,7 +14,7 @@ from .checkpoints import atomic_write
 from .data.scenes import read_scenes
 from .data.sources import MaskFolderSource, Source, UnreadableImage, masked_folder_layout, open_source
 from .inference import MapsUnavailableError, load_model
-from .maps import MapScores, object_coverage, score_maps, summarize_scores
+from .mask_scores import MapScores, object_coverage, score_maps, summarize_scores
 from .profiles import HELDOUT_SEED
 
 MASKED_DATA = "give a `lewel data scenes` folder, images/ + masks/, coco:ANNOTATIONS.json, voc:ROOT or scenes:N"

@@ -38,8 +38,9 @@ from .augmentations import IMAGENET_MEAN, IMAGENET_STD
 from .checkpoints import atomic_write
 from .data.sources import Source, UnreadableImage, open_source
 from .inference import LewelModel, MapsUnavailableError, load_model
-from .maps import PATTERNS, MapStatistics, map_statistics, view_coverage
+from .mask_scores import view_coverage
 from .profiles import HELDOUT_SEED, file_sha256
+from .statistics import PATTERNS, MapStatistics, map_statistics
 from .views import PRESETS, make_views, view_seed
 
 FORMAT = "lewel-map-shards"

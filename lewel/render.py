@@ -24,7 +24,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image, ImageDraw
 
 from .analysis import MapAnalysis
-from .maps import PATTERNS
+from .statistics import PATTERNS
 
 Scale = Literal["peak", "range"]
 
