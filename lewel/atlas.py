@@ -46,10 +46,11 @@ from PIL import Image, ImageDraw
 
 from .checkpoints import atomic_write
 from .data.sources import UnreadableImage, reopen_source
-from .extraction import extract_maps, iter_shards, read_index
+from .extraction import extract_maps
 from .mask_scores import map_auroc, pointing_chance, pointing_hits
 from .models.heads import map_aligned_index, map_group
 from .profiles import ProfileError, find_profile, has_patterns, patterns_line
+from .shards import iter_shards, read_index
 from .statistics import PATTERNS, TOP_FRACTION
 
 ATLAS_FORMAT = "lewel-map-atlas"

@@ -13,6 +13,9 @@ as unreadable and everything needed to read the arrays (docs/atlas.md).
   own device; a gloo process group only synchronises (no tensors are exchanged); rank 0 writes the index once
   every rank is done. Shards do not depend on the number of processes: the views of image i are drawn from
   ``view_seed(seed, i)`` whichever rank makes them.
+
+The shard format (writing and reading the NPZ shards and the index) is ``lewel.shards``; the process group is
+``lewel.distributed``'s, shared with training.
 """
 
 from __future__ import annotations
@@ -31,29 +34,32 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
 from .augmentations import IMAGENET_MEAN, IMAGENET_STD
 from .checkpoints import atomic_write
 from .data.sources import Source, UnreadableImage, open_source
+from .distributed import Runtime, join_processes
 from .inference import LewelModel, MapsUnavailableError, load_model
 from .mask_scores import view_coverage
 from .profiles import HELDOUT_SEED, file_sha256
-from .statistics import PATTERNS, MapStatistics, map_statistics
+from .shards import (
+    CONFIG_NAME,
+    FORMAT,
+    VERSION,
+    finish_shard,
+    read_meta,
+    same_extraction,
+    shard_name,
+    shard_range,
+    write_index,
+)
 from .views import PRESETS, make_views, view_seed
 
-FORMAT = "lewel-map-shards"
-VERSION = 1
-INDEX_NAME = "index.json"  #: the merged index, written last (its presence means the extraction is complete)
-CONFIG_NAME = "extraction.json"  #: the settings of the extraction in OUT, written first
-SHARD_DIR = "shards"
 DEFAULT_SIZE = 224  #: input side (7×7 maps on a ResNet)
 DEFAULT_SHARD_SIZE = 256  #: images per shard
 DEFAULT_PRESET = "byol1"
 SCENE_SEED = HELDOUT_SEED  #: ``scenes:N`` are the profile's held-out scenes (``SceneGenerator(size, 7_000_002)``)
-STATISTICS = tuple(f.name for f in fields(MapStatistics))  #: stored as ``stat_<name>`` arrays
-STAT_DTYPES = {"blobs": np.int16, "pattern": np.int8}  #: the others are float32
 DTYPES = ("fp32", "bf16")
 BARRIER_TIMEOUT = timedelta(hours=12)  #: how long a rank that finished waits for the others
 
@@ -62,7 +68,7 @@ BARRIER_TIMEOUT = timedelta(hours=12)  #: how long a rank that finished waits fo
 
 
 @dataclass(frozen=True)
-class Settings:
+class ExtractionSettings:
     """What makes two extractions the same (stored in ``extraction.json`` and every shard)."""
 
     size: int
@@ -78,7 +84,7 @@ class _Views(Dataset):
     (``V×4``), flips (``V``), source size, label and, with masks, the objects' coverage of each view's
     ``grid`` cells (``V×h×w``); or the reason it was skipped."""
 
-    def __init__(self, source: Source, indices: Sequence[int], settings: Settings, grid: tuple[int, int]) -> None:
+    def __init__(self, source: Source, indices: Sequence[int], settings: ExtractionSettings, grid: tuple[int, int]) -> None:
         self.source, self.indices, self.settings, self.grid = source, list(indices), settings, grid
 
     def __len__(self) -> int:
@@ -145,101 +151,7 @@ class MapExtractor:
         return int(maps.shape[-2]), int(maps.shape[-1])
 
 
-# --- Shards ---------------------------------------------------------------------------------------------------
-
-
-def shard_name(shard: int) -> str:
-    return f"{SHARD_DIR}/shard_{shard:05d}.npz"
-
-
-def shard_range(shard: int, shard_size: int, total: int) -> range:
-    """The image indices of ``shard``: ``[shard·shard_size, min((shard + 1)·shard_size, total))``."""
-    return range(shard * shard_size, min((shard + 1) * shard_size, total))
-
-
-def _write_shard(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    """One NPZ (uncompressed), atomically: ``meta`` as a JSON string in the 0-d array ``meta``."""
-
-    def write(temporary: Path) -> None:
-        with open(temporary, "wb") as handle:
-            np.savez(handle, meta=np.asarray(json.dumps(meta)), **arrays)
-
-    atomic_write(path, write)
-
-
-def read_meta(path: str | os.PathLike) -> dict[str, Any]:
-    """The ``meta`` record of a shard (only that member is read)."""
-    with np.load(path, allow_pickle=False) as shard:
-        return json.loads(str(shard["meta"]))
-
-
-def _shard_arrays(
-    items: list[dict[str, Any]], maps: list[torch.Tensor], shape: tuple[int, int, int, int], has_masks: bool
-) -> dict[str, np.ndarray]:
-    """The arrays of one shard from its readable items (in index order) and their maps (``V×d×h×w`` each,
-    ``shape``)."""
-    views, d, h, w = shape
-    stacked = torch.stack(maps) if maps else torch.zeros(0, views, d, h, w)
-    arrays: dict[str, np.ndarray] = {
-        "index": np.asarray([it["index"] for it in items], dtype=np.int64),
-        "ids": np.asarray([it["id"] for it in items], dtype=str) if items else np.zeros(0, dtype="<U1"),
-        "sizes": np.asarray([it["size"] for it in items], dtype=np.int32).reshape(-1, 2),
-        "labels": np.asarray([it["label"] for it in items], dtype=np.int32),
-        "boxes": np.asarray([it["boxes"] for it in items], dtype=np.int32).reshape(-1, views, 4),
-        "flips": np.asarray([it["flips"] for it in items], dtype=bool).reshape(-1, views),
-        "maps": stacked.numpy().astype(np.float16),
-    }
-    if items:
-        statistics = map_statistics(stacked.reshape(-1, d, h, w))
-        values = {name: getattr(statistics, name).reshape(-1, views, d).numpy() for name in STATISTICS}
-    else:
-        values = {name: np.zeros((0, views, d)) for name in STATISTICS}
-    for name, value in values.items():
-        arrays[f"stat_{name}"] = value.astype(STAT_DTYPES.get(name, np.float32))
-    if has_masks:
-        arrays["coverage"] = np.asarray([it["coverage"] for it in items], dtype=np.float32).reshape(-1, views, h, w)
-    return arrays
-
-
-def _finish_shard(
-    out: Path, shard: int, entries: list[tuple[dict[str, Any], torch.Tensor | None]], shape: tuple[int, int, int, int],
-    has_masks: bool, config: dict[str, Any],
-) -> int:
-    """Statistics and NPZ of one complete shard (in a writer thread); returns its number of images."""
-    readable = [(item, maps) for item, maps in entries if maps is not None]
-    arrays = _shard_arrays([item for item, _ in readable], [maps for _, maps in readable], shape, has_masks)
-    skipped = [{"index": it["index"], "id": it["id"], "reason": it["skipped"]} for it, maps in entries if maps is None]
-    first = shard * config["shard_size"]
-    _write_shard(out / shard_name(shard), arrays, {"config": config, "shard": shard, "first": first, "count": len(entries), "skipped": skipped})
-    return len(entries)
-
-
 # --- The extraction ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """This process's rank, the world size and whether it joined a process group."""
-
-    rank: int
-    world_size: int
-    joined: bool
-
-    def barrier(self) -> None:
-        if self.joined:
-            dist.barrier()
-
-
-def join_processes() -> Runtime:
-    """Join the gloo process group ``torchrun`` describes (``WORLD_SIZE`` > 1), or run alone. gloo whatever
-    the device: the group only synchronises the ranks."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return Runtime(0, 1, False)
-    if not dist.is_initialized():
-        dist.init_process_group("gloo", timeout=BARRIER_TIMEOUT)
-        return Runtime(dist.get_rank(), world_size, True)
-    return Runtime(dist.get_rank(), dist.get_world_size(), False)
 
 
 def pick_device(device: str) -> torch.device:
@@ -255,7 +167,7 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
-def _config(checkpoint: Path, model: LewelModel, source: Source, settings: Settings, grid: tuple[int, int]) -> dict[str, Any]:
+def _config(checkpoint: Path, model: LewelModel, source: Source, settings: ExtractionSettings, grid: tuple[int, int]) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -271,24 +183,13 @@ def _config(checkpoint: Path, model: LewelModel, source: Source, settings: Setti
     }
 
 
-def _same_extraction(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two configs describe the same extraction (the checkpoint's and data set's paths may differ)."""
-
-    def key(config: dict[str, Any]) -> dict[str, Any]:
-        data = {k: v for k, v in config["data"].items() if k != "root"}
-        checkpoint = {k: v for k, v in config["checkpoint"].items() if k != "path"}
-        return {**config, "data": data, "checkpoint": checkpoint}
-
-    return key(a) == key(b)
-
-
 def _prepare_out(out: Path, config: dict[str, Any], runtime: Runtime) -> None:
     """Write ``extraction.json`` (rank 0) or check that the one there matches; drop this rank's leftovers."""
     path = out / CONFIG_NAME
     if runtime.rank == 0:
         if path.is_file():
             existing = json.loads(path.read_text())
-            if not _same_extraction(existing, config):
+            if not same_extraction(existing, config):
                 raise ValueError(
                     f"{out} holds shards of another extraction ({path}: checkpoint {existing['checkpoint']['file']}, "
                     f"{existing['images']} images, size {existing['size']}, views {existing['views']}); "
@@ -297,7 +198,7 @@ def _prepare_out(out: Path, config: dict[str, Any], runtime: Runtime) -> None:
         else:
             atomic_write(path, lambda temporary: temporary.write_text(json.dumps(config, indent=1) + "\n"))
     runtime.barrier()
-    if not _same_extraction(json.loads(path.read_text()), config):
+    if not same_extraction(json.loads(path.read_text()), config):
         raise ValueError(f"{path} describes another extraction than this rank's")
 
 
@@ -310,7 +211,7 @@ def _pending(out: Path, shards: Sequence[int], config: dict[str, Any]) -> list[i
             leftover.unlink(missing_ok=True)
         if path.is_file():
             try:
-                if _same_extraction(read_meta(path)["config"], config):
+                if same_extraction(read_meta(path)["config"], config):
                     continue
             except (OSError, ValueError, KeyError, EOFError):
                 pass
@@ -366,14 +267,14 @@ def extract_maps(
         raise ValueError("views, seed and workers must be >= 0, batch_size, shard_size and writers >= 1")
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
-    runtime = join_processes()
+    runtime = join_processes("gloo", timeout=BARRIER_TIMEOUT)
     try:
         target = pick_device(device)
         model = load_model(checkpoint, num_groups=num_groups, map_location="cpu")
         if not model.has_maps:
             raise MapsUnavailableError(f"{checkpoint} is a {model.method} model without LEWEL's coupled head: it has no maps")
         source = open_source(data, size=size, seed=SCENE_SEED)
-        settings = Settings(size, views, preset, seed, shard_size, dtype)
+        settings = ExtractionSettings(size, views, preset, seed, shard_size, dtype)
         extractor = MapExtractor(model, target, dtype)
         grid = extractor.grid(size)
         out = Path(out)
@@ -407,76 +308,10 @@ def extract_maps(
                 shard = item["index"] // shard_size
                 pending.setdefault(shard, []).append((item, maps))
                 if len(pending[shard]) == len(shard_range(shard, shard_size, len(source))):
-                    writing.append(pool.submit(_finish_shard, out, shard, pending.pop(shard), shape, source.has_masks, config))
+                    writing.append(pool.submit(finish_shard, out, shard, pending.pop(shard), shape, source.has_masks, config))
                 finished(block=False)
             finished(block=True)
         runtime.barrier()
         return write_index(out) if runtime.rank == 0 else None
     finally:
-        if runtime.joined:
-            dist.destroy_process_group()
-
-
-ARRAYS = {
-    "maps": "N×V×d×h×w float16: the d maps of each of the V views of the N readable images (each sums to 1)",
-    "index": "N int64: position of the image in the data set (ids of index.json's order)",
-    "ids": "N unicode: the image's id (path relative to the data folder, or sceneNNNNNN)",
-    "sizes": "N×2 int32: (width, height) of the original image",
-    "labels": "N int32: class index into data.classes (-1 without labels)",
-    "boxes": "N×V×4 int32: (x0, y0, x1, y1) of each view's crop in original pixels (view 0: the whole image)",
-    "flips": "N×V bool: whether the view was mirrored after cropping",
-    "stat_<name>": "N×V×d: lewel.maps.map_statistics of each map (pattern int8 into patterns, blobs int16, others float32)",
-    "coverage": "N×V×h×w float32, data with masks only: share of each map cell covered by objects",
-    "meta": "0-d unicode: JSON with the extraction config, the shard number, its first image and skipped images",
-}
-
-
-def write_index(out: str | os.PathLike) -> dict[str, Any]:
-    """Merge the shards of ``out`` into ``out/index.json`` (atomically) and return it; raises ``ValueError``
-    when a shard is missing or belongs to another extraction."""
-    out = Path(out)
-    config = json.loads((out / CONFIG_NAME).read_text())
-    count = math.ceil(config["images"] / config["shard_size"])
-    shards, skipped, extracted = [], [], 0
-    for shard in range(count):
-        path = out / shard_name(shard)
-        if not path.is_file():
-            raise ValueError(f"{path} is missing: run the extraction again to complete it")
-        meta = read_meta(path)
-        if not _same_extraction(meta["config"], config):
-            raise ValueError(f"{path} belongs to another extraction than {out / CONFIG_NAME}")
-        images = meta["count"] - len(meta["skipped"])
-        shards.append({"file": shard_name(shard), "first": meta["first"], "count": meta["count"], "images": images})
-        skipped.extend(meta["skipped"])
-        extracted += images
-    index = {
-        **config,
-        "extracted": extracted,
-        "skipped": skipped,
-        "shards": shards,
-        "patterns": list(PATTERNS),
-        "statistics": list(STATISTICS),
-        "arrays": ARRAYS,
-    }
-    atomic_write(out / INDEX_NAME, lambda temporary: temporary.write_text(json.dumps(index, indent=1) + "\n"))
-    return index
-
-
-def read_index(out: str | os.PathLike) -> dict[str, Any]:
-    """The index of a finished extraction (``ValueError`` naming the problem otherwise)."""
-    path = Path(out) / INDEX_NAME
-    try:
-        index = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: no readable index of an extraction (lewel maps writes it when done): {error}") from None
-    if index.get("format") != FORMAT or index.get("version") != VERSION:
-        raise ValueError(f"{path}: not a {FORMAT} index of version {VERSION}")
-    return index
-
-
-def iter_shards(out: str | os.PathLike, index: dict[str, Any] | None = None) -> Iterator[dict[str, np.ndarray]]:
-    """The arrays of every shard of ``out`` in order (each shard's NPZ read whole)."""
-    index = index if index is not None else read_index(out)
-    for entry in index["shards"]:
-        with np.load(Path(out) / entry["file"], allow_pickle=False) as shard:
-            yield {name: shard[name] for name in shard.files if name != "meta"}
+        runtime.leave()

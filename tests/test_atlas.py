@@ -22,11 +22,12 @@ from api.settings import Settings
 from lewel import cli
 from lewel.atlas import ATLAS_NAME, CRITERIA, HTML_NAME, MEAN_STATISTICS, build_atlas, write_atlas
 from lewel.data.scenes import STAMPS_DIR
-from lewel.extraction import SCENE_SEED, extract_maps, iter_shards
+from lewel.extraction import SCENE_SEED, extract_maps
 from lewel.inference import load_model
 from lewel.maps import PATTERNS, TOP_FRACTION
 from lewel.data.sources import SceneSource
 from lewel.profiles import build_profile, index_means, patterns_line, score_images, sidecar_path, write_profile
+from lewel.shards import iter_shards
 
 TOP = 4
 EMPTY = Path(__file__).parent / "fixtures" / "no-models-here"

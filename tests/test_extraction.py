@@ -17,15 +17,8 @@ from PIL import Image
 from test_cli import run_probe
 
 from lewel import cli
-from lewel.extraction import (
-    CONFIG_NAME,
-    INDEX_NAME,
-    STATISTICS,
-    extract_maps,
-    iter_shards,
-    read_index,
-    shard_name,
-)
+from lewel.extraction import extract_maps
+from lewel.shards import CONFIG_NAME, INDEX_NAME, STATISTICS, iter_shards, read_index, shard_name
 from lewel.data.sources import FolderSource
 from lewel.inference import MapsUnavailableError, load_model
 from lewel.maps import map_statistics

@@ -8,7 +8,6 @@ import random
 import re
 import warnings
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from torch.utils.data import DataLoader
 from ..augmentations import center_crop_transform, two_view_transform
 from ..checkpoints import CheckpointError, atomic_save, remove_stale_temporaries, safe_load, training_checkpoint
 from ..data.folders import DataError
+from ..distributed import Runtime, join_processes
 from ..inference import LewelModel
 from ..models import MomentumMethod, build_model
 from ..optim import build_optimizer
@@ -56,38 +56,6 @@ def loader_workers(requested: int) -> int:
     """``requested`` data-loader workers, capped at ``usable_cpus()`` (beyond, PyTorch warns and they only
     compete for the same cores)."""
     return max(0, min(requested, usable_cpus()))
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """Where this process runs: rank, world size, device."""
-
-    rank: int
-    world_size: int
-    device: torch.device
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-
-def setup_runtime() -> Runtime:
-    """Join the process group that ``torchrun`` describes (nccl on GPU, gloo on CPU), or run alone."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available()
-    if world_size > 1:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if cuda:
-            torch.cuda.set_device(local_rank)
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if cuda else "gloo")
-        device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
-        return Runtime(dist.get_rank(), world_size, device)
-    return Runtime(0, 1, torch.device("cuda" if cuda else "cpu"))
 
 
 def autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
@@ -237,7 +205,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     ``last.pt`` (the newest state, also refreshed every ``save_every_steps`` steps), all written atomically.
     """
     config.validate()
-    runtime = setup_runtime()
+    runtime = join_processes()  # nccl on GPU, gloo on CPU, or alone
     out = Path(config.out)
     if runtime.is_main:
         for note in config.advice():
@@ -245,8 +213,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     try:
         return _train(config, runtime, out)
     finally:
-        if runtime.distributed and dist.is_initialized():
-            dist.destroy_process_group()
+        runtime.leave()
 
 
 def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
@@ -337,8 +304,8 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
             )
             wrapped.train()
             logger.maps(step, step / steps_per_epoch, scores, png)
-        if runtime.distributed and maps_interval:
-            dist.barrier()
+        if maps_interval:
+            runtime.barrier()
 
     def save(name: str) -> Path:
         path = out / name
@@ -361,8 +328,7 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
                 temporary.unlink(missing_ok=True)
                 os.link(path, temporary)
                 os.replace(temporary, out / LAST)
-        if runtime.distributed:
-            dist.barrier()
+        runtime.barrier()
         return path
 
     last_loss = math.nan
@@ -432,8 +398,7 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
                     device=runtime.device,
                 )
                 logger.scalar("knn_top1", top1, step, epoch=finished_epoch)
-            if runtime.distributed:
-                dist.barrier()
+            runtime.barrier()
         if finished_epoch % config.save_every == 0 or step == total_steps:
             saved.append(str(save(f"epoch_{finished_epoch:04d}.pt")))
     if step < total_steps:  # stopped early (stop_after_steps): --resume auto goes on from here
