@@ -21,22 +21,19 @@ preferred ``category``, and the atlas ``measured_patterns`` (the counts next to 
 ``write_atlas`` writes ``atlas.json``, ``index.html`` (one section per map index, thumbnails with the map
 overlaid, stretched to its range, and the peak cell outlined) and ``thumbs/*.png``, linked relatively so that
 the page opens from disk. ``make_atlas`` does both steps (extraction, then atlas) into a folder that appears
-whole or not at all (the service's on-demand build). ``load_atlas`` / ``atlas_map`` / ``thumbnail_file`` serve
-them (``api/routes/atlas.py``).
+whole or not at all (the service's on-demand build). The page is drawn by ``lewel.atlas_page``; the service reads
+and serves atlases with ``api.atlas_files`` (``api/routes/atlas.py``).
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import os
-import re
 import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +41,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from .atlas_page import CRITERIA_TITLES, atlas_html  # CRITERIA_TITLES also as lewel.atlas.CRITERIA_TITLES
 from .checkpoints import atomic_write
 from .data.sources import UnreadableImage, reopen_source
 from .extraction import extract_maps
@@ -62,20 +60,8 @@ DEST_NAME = "atlas"  #: ``lewel atlas OUT`` writes to ``OUT/atlas/`` unless told
 DEFAULT_TOP = 8
 DEFAULT_THUMB = 96  #: thumbnail side in pixels
 CRITERIA = ("peak_ratio", "stretched_mass")
-CRITERIA_TITLES = {"peak_ratio": "peak ÷ uniform", "stretched_mass": "range-stretched top-10 % mass"}
 MEAN_STATISTICS = ("entropy", "normalized_entropy", "effective_area", "active_area", "peak_ratio", "top_mass", "blobs")
 MISSING_GREY = 128  #: background of a thumbnail whose image cannot be opened again
-NAME_MAX = 128  #: longest model id or thumbnail name served: checked before any file-system call (NAME_MAX is 255)
-MODEL_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{NAME_MAX - 1}}}")
-THUMB_NAME = re.compile(rf"[A-Za-z0-9_.-]{{1,{NAME_MAX - 4}}}\.png")
-
-
-class AtlasNotFound(LookupError):
-    """No atlas (or no such map index or thumbnail) where one was asked for; the message says where it looked."""
-
-
-class AtlasError(ValueError):
-    """An atlas file that cannot be read."""
 
 
 # --- Scores ----------------------------------------------------------------------------------------------------
@@ -400,99 +386,6 @@ def write_thumbnails(
     return note
 
 
-def _number(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def _category_bar(record: dict[str, Any]) -> str:
-    """A map index's top categories as a short bar chart: one bar per category, its length the held-out
-    AUROC above 0.5 (the preferred category in bold when its preference is significant)."""
-    preferred = record.get("category") or {}
-    bars = []
-    for c in record.get("top_categories") or []:
-        auroc = c.get("auroc_heldout")
-        width = 0 if auroc is None else max(0.0, min(1.0, (auroc - 0.5) * 2)) * 60
-        name = html.escape(c["name"])
-        if preferred.get("significant") and preferred.get("name") == c["name"]:
-            name = f"<b>{name}</b>"
-        bars.append(
-            f"<span class=\"cat\" title=\"held-out AUROC {_number(auroc)}\"><i style=\"width:{width:.0f}px\"></i>"
-            f"{name} {_number(auroc, 2)}</span>"
-        )
-    return "".join(bars) or "–"
-
-
-def atlas_html(atlas: dict[str, Any]) -> str:
-    """The static page: a table of every map index, then one section per index with its two top lists; with
-    the profile's measured patterns, each index's pattern and category bar."""
-    model, e = atlas["model"], html.escape
-    masks = atlas["has_masks"]
-    measured = atlas.get("measured_patterns") is not None
-    head = (
-        f"<h1>Map atlas: {e(atlas['checkpoint']['file'])}</h1>"
-        f"<p>{e(model['method'])} {e(model['backbone'])}, d = {model['d']} maps of {atlas['grid'][0]}×{atlas['grid'][1]} "
-        f"at {atlas['size']} px; {atlas['images']} images ({atlas['skipped']} skipped), {atlas['views_per_image']} "
-        f"view(s) each; data: {e(json.dumps(atlas['data'].get('root') or atlas['data'].get('spec')))}. "
-        f"Top {atlas['top']} (image, view) per map by {CRITERIA_TITLES['peak_ratio']} and by "
-        f"{CRITERIA_TITLES['stretched_mass']}; maps overlaid stretched to their own range, peak cell outlined."
-        + (f" Mean AUROC over indices {_number(atlas['mean_auroc'])} (0.5 = no relation)." if masks else "")
-        + "</p>"
-        + (f"<p>Measured patterns (the model's profile): {e(atlas['measured_patterns'])}.</p>" if measured else "")
-    )
-    if atlas.get("thumbnails_note"):
-        head += f"<p><em>{e(atlas['thumbnails_note'])}</em></p>"
-    columns = "<tr><th>map</th><th>group</th><th>aligned</th><th>peak ÷ uniform</th><th>norm. entropy</th>" + (
-        "<th>AUROC</th><th>pointing</th>" if masks else ""
-    ) + "".join(f"<th>{e(p)}</th>" for p in PATTERNS) + (
-        "<th>measured pattern</th><th>looks at (held-out AUROC)</th>" if measured else ""
-    ) + "</tr>"
-    rows = []
-    for r in atlas["maps"]:
-        s = r["statistics"]
-        rows.append(
-            f"<tr><td><a href=\"#map-{r['index']}\">{r['index']}</a></td><td>{r['group']}</td><td>{r['aligned']}</td>"
-            f"<td>{s['peak_ratio']:.4f}</td><td>{s['normalized_entropy']:.5f}</td>"
-            + (f"<td>{_number(r['auroc'])}</td><td>{_number(r['pointing'])}</td>" if masks else "")
-            + "".join(f"<td>{r['patterns'][p]:.0%}</td>" for p in PATTERNS)
-            + (f"<td>{e(r.get('pattern') or '–')}</td><td class=\"bars\">{_category_bar(r)}</td>" if measured else "")
-            + "</tr>"
-        )
-    sections = []
-    for r in atlas["maps"]:
-        lists = []
-        for name in CRITERIA:
-            figures = "".join(
-                f"<figure><img src=\"{e(t['thumbnail'])}\" alt=\"map {r['index']} on {e(t['id'])}\" loading=\"lazy\">"
-                f"<figcaption>{t['rank'] + 1}. {e(t['id'])} v{t['view']}<br>{t['score']:.4f}</figcaption></figure>"
-                for t in r["top"][name]
-            )
-            lists.append(f"<h3>by {e(CRITERIA_TITLES[name])}</h3><div class=\"row\">{figures}</div>")
-        s = r["statistics"]
-        summary = (
-            f"group {r['group']}, aligned representation {r['aligned']}; mean peak ÷ uniform {s['peak_ratio']:.4f}, "
-            f"normalised entropy {s['normalized_entropy']:.5f}, active area {s['active_area']:.2f}; patterns "
-            + ", ".join(f"{p} {r['patterns'][p]:.0%}" for p in PATTERNS)
-            + (f"; AUROC {_number(r['auroc'])} over {r['auroc_views']} views, pointing {_number(r['pointing'])} "
-               f"(chance {_number(r['pointing_chance'])})" if masks else "")
-            + (f"; measured pattern {e(r.get('pattern') or '–')}" if measured else "")
-        )
-        if measured:
-            summary += f"</p><p class=\"bars\">looks at: {_category_bar(r)}"
-        sections.append(f"<section id=\"map-{r['index']}\"><h2>Map {r['index']}</h2><p>{summary}</p>{''.join(lists)}</section>")
-    style = (
-        "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:.85em}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}.row{display:flex;flex-wrap:wrap;gap:6px}"
-        "figure{margin:0;font-size:.7em;width:min-content}figcaption{overflow-wrap:anywhere}"
-        "section{border-top:1px solid #999;margin-top:1em}.bars{text-align:left}"
-        ".cat{display:inline-block;margin-right:8px}.cat i{display:inline-block;height:.7em;background:#4a7;margin-right:3px}"
-    )
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>Map atlas: {e(atlas['checkpoint']['file'])}</title><style>{style}</style></head><body>"
-        f"{head}<table>{columns}{''.join(rows)}</table>{''.join(sections)}</body></html>\n"
-    )
-
-
 def write_atlas(
     out: str | os.PathLike,
     dest: str | os.PathLike | None = None,
@@ -631,72 +524,3 @@ def make_atlas(
         return atlas
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-# --- Serving --------------------------------------------------------------------------------------------------------
-
-
-def shown_name(name: str, limit: int = 40) -> str:
-    """``name`` for a message: quoted, and cut to ``limit`` characters with its length when longer."""
-    return repr(name) if len(name) <= limit else f"{name[:limit]!r}… ({len(name)} characters)"
-
-
-def atlas_folder(root: str | os.PathLike | None, model: str) -> Path:
-    """``root/model``, the folder of a model's atlas; ``AtlasNotFound`` saying why when there is none. The id is
-    checked (``MODEL_ID``: pattern and length) before the file system is touched, and messages name the id,
-    never the folder (they reach clients of the service)."""
-    if not MODEL_ID.fullmatch(model):
-        raise AtlasNotFound(
-            f"no atlas for model {shown_name(model)}: not a model id (1 to {NAME_MAX} characters of A-Z a-z 0-9 _ . -)"
-        )
-    if root is None:
-        raise AtlasNotFound(f"no atlas for model {model!r}: the service has no atlas directory (set LEWEL_ATLAS_DIR)")
-    folder = Path(root) / model
-    if not (folder / ATLAS_NAME).is_file():
-        raise AtlasNotFound(
-            f"no atlas for model {model!r}: the atlas directory has no {model}/{ATLAS_NAME} "
-            f"(make one with `lewel maps` then `lewel atlas OUT --dest ATLAS_DIR/{model}`)"
-        )
-    return folder
-
-
-@lru_cache(maxsize=16)
-def _read(path: str, size: int, mtime_ns: int, shown: str) -> dict[str, Any]:
-    """The atlas at ``path``; errors name it as ``shown``."""
-    try:
-        atlas = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise AtlasError(f"{shown}: not a readable atlas ({type(error).__name__}: {reason})") from None
-    if not isinstance(atlas, dict) or atlas.get("format") != ATLAS_FORMAT or not isinstance(atlas.get("maps"), list):
-        raise AtlasError(f"{shown}: not a {ATLAS_FORMAT} file")
-    return atlas
-
-
-def load_atlas(root: str | os.PathLike | None, model: str) -> dict[str, Any]:
-    """The atlas of ``model`` under ``root`` (cached while the file is unchanged; do not modify it)."""
-    path = atlas_folder(root, model) / ATLAS_NAME
-    stat = path.stat()
-    return _read(os.fspath(path), stat.st_size, stat.st_mtime_ns, f"{model}/{ATLAS_NAME}")
-
-
-def atlas_map(atlas: dict[str, Any], index: int) -> dict[str, Any]:
-    """The record of map ``index`` with the atlas's model, data and settings (without the other maps)."""
-    maps = atlas["maps"]
-    if not 0 <= index < len(maps):
-        raise AtlasNotFound(f"the atlas has maps 0 … {len(maps) - 1}, not {index}")
-    return {**{k: v for k, v in atlas.items() if k != "maps"}, "map": maps[index]}
-
-
-def thumbnail_file(root: str | os.PathLike | None, model: str, name: str) -> Path:
-    """The path of thumbnail ``name`` of ``model``'s atlas (``AtlasNotFound`` for unknown or unsafe names)."""
-    folder = atlas_folder(root, model)
-    if not THUMB_NAME.fullmatch(name):
-        raise AtlasNotFound(
-            f"the atlas of {model!r} has no thumbnail {shown_name(name)}: not a thumbnail name "
-            f"(at most {NAME_MAX} characters of A-Z a-z 0-9 _ . - ending in .png)"
-        )
-    path = folder / THUMB_DIR / name
-    if not path.is_file():
-        raise AtlasNotFound(f"the atlas of {model!r} has no thumbnail {name!r}")
-    return path

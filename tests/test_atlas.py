@@ -20,7 +20,7 @@ from PIL import Image
 from api.main import create_app
 from api.settings import Settings
 from lewel import cli
-from lewel.atlas import ATLAS_NAME, CRITERIA, HTML_NAME, MEAN_STATISTICS, build_atlas, write_atlas
+from lewel.atlas import ATLAS_NAME, CRITERIA, CRITERIA_TITLES, HTML_NAME, MEAN_STATISTICS, build_atlas, write_atlas
 from lewel.data.scenes import STAMPS_DIR
 from lewel.extraction import SCENE_SEED, extract_maps
 from lewel.inference import load_model
@@ -201,3 +201,9 @@ def test_atlas_endpoint(extraction, tmp_path):
     with TestClient(create_app(token)) as client:
         assert client.get("/v1/atlas/tiny_m").status_code == 401
         assert client.get("/v1/atlas/tiny_m", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_the_page_titles_every_criterion_in_order():
+    from lewel.atlas_page import CRITERIA_TITLES as page_titles
+
+    assert tuple(page_titles) == CRITERIA and page_titles is CRITERIA_TITLES

@@ -19,7 +19,8 @@ from api.atlas_builds import TEMPORARY_PREFIX
 from api.main import create_app
 from api.redaction import PathRedactor
 from api.settings import Settings
-from lewel.atlas import ATLAS_NAME, BUILDING_PREFIX, NAME_MAX, REPLACED_PREFIX, remove_stale_builds
+from api.atlas_files import NAME_MAX
+from lewel.atlas import ATLAS_NAME, BUILDING_PREFIX, REPLACED_PREFIX, remove_stale_builds
 
 EMPTY = Path(__file__).parent / "fixtures" / "no-models-here"
 

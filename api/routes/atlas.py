@@ -11,9 +11,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 
-from lewel.atlas import MODEL_ID, NAME_MAX, AtlasError, AtlasNotFound, atlas_map, load_atlas, shown_name, thumbnail_file
-
 from ..atlas_builds import BuildRunning
+from ..atlas_files import MODEL_ID, NAME_MAX, AtlasError, AtlasNotFound, atlas_map, load_atlas, shown_name, thumbnail_file
 from ..errors import ApiError
 from ..schemas import AtlasBuildParams, AtlasBuildStatus, ErrorBody
 from ..service import Service
