@@ -8,6 +8,7 @@ import random
 import re
 import warnings
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -216,7 +217,40 @@ def train(config: TrainConfig) -> dict[str, Any]:
         runtime.leave()
 
 
-def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
+@dataclass
+class _Run:
+    """A training run as ``_train`` carries it from step to step: what the set-up built once, then the
+    position (``step``) and what the run has done so far."""
+
+    config: TrainConfig
+    runtime: Runtime
+    out: Path
+    local_batch: int
+    workers: int
+    source: Any
+    steps_per_epoch: int
+    total_steps: int
+    sampler: EpochSampler
+    loader: DataLoader
+    model: MomentumMethod
+    wrapped: nn.Module
+    optimizer: torch.optim.Optimizer
+    dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler
+    memory_format: torch.memory_format
+    step: int = 0
+    resume: Path | None = None  #: the checkpoint the run continued from
+    logger: MetricsLogger | None = None
+    knn_sources: tuple[Any, Any] | None = None
+    monitor: MapMonitor | None = None
+    maps_interval: int = 0
+    first_step: int = 1
+    last_loss: float = math.nan
+    saved: list[str] = field(default_factory=list)
+
+
+def _set_up(config: TrainConfig, runtime: Runtime, out: Path) -> _Run:
+    """Seeds, the data (source, sampler, loader), the model, its optimiser and gradient scaler."""
     if config.batch_size % runtime.world_size:
         raise ValueError(f"batch_size {config.batch_size} is not divisible by the {runtime.world_size} processes")
     local_batch = config.batch_size // runtime.world_size
@@ -260,158 +294,196 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
     )
     dtype = autocast_dtype(config, runtime.device)
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=dtype == torch.float16)
-    total_steps = config.epochs * steps_per_epoch
+    return _Run(
+        config=config, runtime=runtime, out=out, local_batch=local_batch, workers=workers, source=source,
+        steps_per_epoch=steps_per_epoch, total_steps=config.epochs * steps_per_epoch, sampler=sampler, loader=loader,
+        model=model, wrapped=wrapped, optimizer=optimizer, dtype=dtype, scaler=scaler,
+        memory_format=_memory_format(config, runtime),
+    )
 
-    step = 0
-    resumed = _load_resume(config, runtime)
-    resume: Path | None = None
-    if resumed is not None:
-        resume, state = resumed
-        if (state.get("steps_per_epoch"), state.get("batch_size")) != (steps_per_epoch, config.batch_size):
-            raise ValueError(
-                f"cannot resume from {str(resume)!r}: it was trained with batch {state.get('batch_size')} and "
-                f"{state.get('steps_per_epoch')} steps per epoch, this run has {config.batch_size} and {steps_per_epoch}"
-            )
-        if state.get("model_config") != config.model.to_dict():
-            raise ValueError(
-                f"cannot resume from {str(resume)!r}: it holds a different model "
-                f"({state.get('model_config', {}).get('method')}) than this run's ({config.model.method}, see its "
-                "model_config); use another --out or the same settings"
-            )
-        model.load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        step = int(state["step"])
-        _restore_rng(state["rng"], runtime.device)
 
-    logger = MetricsLogger(out, enabled=runtime.is_main, total=total_steps, initial=step)
-    knn_sources = None
+def _resume(run: _Run) -> None:
+    """Continue from the checkpoint ``--resume`` names (if any): weights, optimiser, scaler, step and RNG."""
+    config = run.config
+    resumed = _load_resume(config, run.runtime)
+    if resumed is None:
+        return
+    resume, state = resumed
+    run.resume = resume
+    if (state.get("steps_per_epoch"), state.get("batch_size")) != (run.steps_per_epoch, config.batch_size):
+        raise ValueError(
+            f"cannot resume from {str(resume)!r}: it was trained with batch {state.get('batch_size')} and "
+            f"{state.get('steps_per_epoch')} steps per epoch, this run has {config.batch_size} and {run.steps_per_epoch}"
+        )
+    if state.get("model_config") != config.model.to_dict():
+        raise ValueError(
+            f"cannot resume from {str(resume)!r}: it holds a different model "
+            f"({state.get('model_config', {}).get('method')}) than this run's ({config.model.method}, see its "
+            "model_config); use another --out or the same settings"
+        )
+    run.model.load_state_dict(state["state_dict"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scaler.load_state_dict(state["scaler"])
+    run.step = int(state["step"])
+    _restore_rng(state["rng"], run.runtime.device)
+
+
+def _set_up_watchers(run: _Run) -> None:
+    """After the resume (the RNG restored, the step known): the metrics logger, the kNN monitor's sources and
+    the map monitor."""
+    config = run.config
+    run.logger = MetricsLogger(run.out, enabled=run.runtime.is_main, total=run.total_steps, initial=run.step)
     if config.val_data:
         val_source = training_images(config.val_data, image_size=config.image_size, seed=config.seed, split="val")
         val_source[0]
-        knn_sources = (source, val_source)
+        run.knn_sources = (run.source, val_source)
+    run.monitor = _map_monitor(config, run.runtime)
+    run.maps_interval = config.maps_every if config.model.is_lewel else 0
 
-    monitor = _map_monitor(config, runtime)
-    maps_interval = config.maps_every if config.model.is_lewel else 0
 
-    def watch_maps() -> None:
-        """A map monitor pass on the main process (the others wait); the online network is back in
-        training mode afterwards."""
-        if monitor is not None:
-            encoder = model.online_encoder
-            scores, png = monitor.measure(
-                LewelModel(encoder.backbone, encoder.neck, config=config.model), label=f"step {step}"
-            )
-            wrapped.train()
-            logger.maps(step, step / steps_per_epoch, scores, png)
-        if maps_interval:
-            runtime.barrier()
+def _watch_maps(run: _Run) -> None:
+    """A map monitor pass on the main process (the others wait); the online network is back in training mode
+    afterwards."""
+    if run.monitor is not None:
+        encoder = run.model.online_encoder
+        scores, png = run.monitor.measure(
+            LewelModel(encoder.backbone, encoder.neck, config=run.config.model), label=f"step {run.step}"
+        )
+        run.wrapped.train()
+        run.logger.maps(run.step, run.step / run.steps_per_epoch, scores, png)
+    if run.maps_interval:
+        run.runtime.barrier()
 
-    def save(name: str) -> Path:
-        path = out / name
+
+def _save(run: _Run, name: str) -> Path:
+    """The training checkpoint ``OUT/name`` (written by the main process; ``last.pt`` follows it)."""
+    out, runtime = run.out, run.runtime
+    path = out / name
+    if runtime.is_main:
+        payload = training_checkpoint(
+            run.model,
+            run.config.model,
+            config=run.config.to_dict(),
+            optimizer=run.optimizer.state_dict(),
+            scaler=run.scaler.state_dict(),
+            epoch=run.step // run.steps_per_epoch,
+            step=run.step,
+            steps_per_epoch=run.steps_per_epoch,
+            batch_size=run.config.batch_size,
+            rng=_rng_state(runtime.device),
+        )
+        atomic_save(payload, path)
+        if name != LAST:
+            temporary = out / f".{LAST}.link"
+            temporary.unlink(missing_ok=True)
+            os.link(path, temporary)
+            os.replace(temporary, out / LAST)
+    runtime.barrier()
+    return path
+
+
+def _step(run: _Run, view1: torch.Tensor, view2: torch.Tensor, epoch: int) -> None:
+    """One optimisation step on a batch of view pairs, then its logging, map monitor pass and step checkpoint."""
+    config, runtime, step = run.config, run.runtime, run.step
+    view1 = view1.to(runtime.device, non_blocking=True, memory_format=run.memory_format)
+    view2 = view2.to(runtime.device, non_blocking=True, memory_format=run.memory_format)
+    lr = warmup_cosine_lr(config.lr, step, run.steps_per_epoch, config.warmup_epochs, config.epochs)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    momentum = (
+        cosine_momentum(config.base_momentum, step, run.total_steps)
+        if config.momentum_schedule == "cosine"
+        else config.base_momentum
+    )
+    context = torch.autocast(runtime.device.type, dtype=run.dtype) if run.dtype is not None else nullcontext()
+    with context:
+        output = run.wrapped(view1, view2)
+    finite = torch.isfinite(output.loss.detach()).float()
+    if runtime.distributed:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    if finite.item() < 1:
+        run.logger.close()
+        out = run.out
+        kept = f"the last good checkpoint is {str(out / LAST)!r}" if (out / LAST).exists() else "no checkpoint was written yet"
+        raise TrainingDiverged(
+            f"loss became {output.loss.item()} at step {step} (epoch {epoch}); training stopped, {kept}. "
+            "Lower the learning rate or use --amp none/bf16."
+        )
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(output.loss).backward()
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.model.update_target(momentum)
+    run.step = step = step + 1
+    run.last_loss = output.loss.item()
+    log = step % config.log_every == 0 or step in (run.first_step, run.total_steps)
+    run.logger.step(step, epoch, output, lr=lr, momentum=momentum, log=log)
+    if run.maps_interval and (step % run.maps_interval == 0 or step == run.total_steps):
+        _watch_maps(run)
+    if config.save_every_steps and step % config.save_every_steps == 0 and step % run.steps_per_epoch:
+        _save(run, LAST)
+
+
+def _end_of_epoch(run: _Run) -> None:
+    """After a whole epoch: the kNN monitor when due (and at the end), and the epoch checkpoint when due."""
+    config, runtime, step = run.config, run.runtime, run.step
+    finished_epoch = step // run.steps_per_epoch
+    periodic = bool(config.knn_every) and finished_epoch % config.knn_every == 0
+    if run.knn_sources is not None and (periodic or step == run.total_steps):
         if runtime.is_main:
-            payload = training_checkpoint(
-                model,
-                config.model,
-                config=config.to_dict(),
-                optimizer=optimizer.state_dict(),
-                scaler=scaler.state_dict(),
-                epoch=step // steps_per_epoch,
-                step=step,
-                steps_per_epoch=steps_per_epoch,
-                batch_size=config.batch_size,
-                rng=_rng_state(runtime.device),
+            top1 = knn_top1(
+                run.model.online_encoder.backbone,
+                *run.knn_sources,
+                transform=center_crop_transform(config.image_size),
+                k=config.knn_k,
+                temperature=config.knn_temperature,
+                batch_size=run.local_batch,
+                workers=run.workers,
+                device=runtime.device,
             )
-            atomic_save(payload, path)
-            if name != LAST:
-                temporary = out / f".{LAST}.link"
-                temporary.unlink(missing_ok=True)
-                os.link(path, temporary)
-                os.replace(temporary, out / LAST)
+            run.logger.scalar("knn_top1", top1, step, epoch=finished_epoch)
         runtime.barrier()
-        return path
+    if finished_epoch % config.save_every == 0 or step == run.total_steps:
+        run.saved.append(str(_save(run, f"epoch_{finished_epoch:04d}.pt")))
 
-    last_loss = math.nan
-    saved: list[str] = []
-    memory_format = _memory_format(config, runtime)
-    first_step = step + 1
-    wrapped.train()
-    if step == 0 and maps_interval:
-        watch_maps()  # the network at its random initialisation: the run's own random control
-    end = min(total_steps, config.stop_after_steps) if config.stop_after_steps else total_steps
-    while step < end:
-        epoch, done_in_epoch = divmod(step, steps_per_epoch)
-        sampler.set_position(epoch, skip=done_in_epoch * local_batch)
-        for (view1, view2), _ in _batches(loader):
-            view1 = view1.to(runtime.device, non_blocking=True, memory_format=memory_format)
-            view2 = view2.to(runtime.device, non_blocking=True, memory_format=memory_format)
-            lr = warmup_cosine_lr(config.lr, step, steps_per_epoch, config.warmup_epochs, config.epochs)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            momentum = (
-                cosine_momentum(config.base_momentum, step, total_steps)
-                if config.momentum_schedule == "cosine"
-                else config.base_momentum
-            )
-            context = torch.autocast(runtime.device.type, dtype=dtype) if dtype is not None else nullcontext()
-            with context:
-                output = wrapped(view1, view2)
-            finite = torch.isfinite(output.loss.detach()).float()
-            if runtime.distributed:
-                dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-            if finite.item() < 1:
-                logger.close()
-                kept = f"the last good checkpoint is {str(out / LAST)!r}" if (out / LAST).exists() else "no checkpoint was written yet"
-                raise TrainingDiverged(
-                    f"loss became {output.loss.item()} at step {step} (epoch {epoch}); training stopped, {kept}. "
-                    "Lower the learning rate or use --amp none/bf16."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(output.loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            model.update_target(momentum)
-            step += 1
-            last_loss = output.loss.item()
-            log = step % config.log_every == 0 or step in (first_step, total_steps)
-            logger.step(step, epoch, output, lr=lr, momentum=momentum, log=log)
-            if maps_interval and (step % maps_interval == 0 or step == total_steps):
-                watch_maps()
-            if config.save_every_steps and step % config.save_every_steps == 0 and step % steps_per_epoch:
-                save(LAST)
-            if step >= end:
-                break
-        if step % steps_per_epoch:  # stopped inside an epoch (stop_after_steps)
-            continue
-        finished_epoch = step // steps_per_epoch
-        periodic = bool(config.knn_every) and finished_epoch % config.knn_every == 0
-        if knn_sources is not None and (periodic or step == total_steps):
-            if runtime.is_main:
-                top1 = knn_top1(
-                    model.online_encoder.backbone,
-                    *knn_sources,
-                    transform=center_crop_transform(config.image_size),
-                    k=config.knn_k,
-                    temperature=config.knn_temperature,
-                    batch_size=local_batch,
-                    workers=workers,
-                    device=runtime.device,
-                )
-                logger.scalar("knn_top1", top1, step, epoch=finished_epoch)
-            runtime.barrier()
-        if finished_epoch % config.save_every == 0 or step == total_steps:
-            saved.append(str(save(f"epoch_{finished_epoch:04d}.pt")))
+
+def _finish(run: _Run) -> dict[str, Any]:
+    """After the last step: ``last.pt`` of a run stopped early, the closing line, and the run's summary."""
+    step, total_steps, saved = run.step, run.total_steps, run.saved
     if step < total_steps:  # stopped early (stop_after_steps): --resume auto goes on from here
-        saved.append(str(save(LAST)))
-    where = saved[-1] if saved else (str(resume) if resume is not None else "none written")
+        saved.append(str(_save(run, LAST)))
+    where = saved[-1] if saved else (str(run.resume) if run.resume is not None else "none written")
     stopped = f" of {total_steps} (stop_after_steps; --resume auto continues)" if step < total_steps else ""
-    trained = step >= first_step  # a resumed run that had already reached its end trains no step
-    note = f"last loss {last_loss:.4f}" if trained else f"the run had already finished: no step trained, {where} kept"
-    logger.finish(
-        f"done: {step} steps{stopped} ({step // steps_per_epoch} epochs), {note}, checkpoint {where}, "
-        f"metrics in {str(out / 'metrics.jsonl')!r}"
+    trained = step >= run.first_step  # a resumed run that had already reached its end trains no step
+    note = f"last loss {run.last_loss:.4f}" if trained else f"the run had already finished: no step trained, {where} kept"
+    run.logger.finish(
+        f"done: {step} steps{stopped} ({step // run.steps_per_epoch} epochs), {note}, checkpoint {where}, "
+        f"metrics in {str(run.out / 'metrics.jsonl')!r}"
     )
     return {
-        "steps": step, "epochs": step // steps_per_epoch, "loss": last_loss if trained else None,
-        "already_finished": not trained, "checkpoints": saved, "out": str(out),
+        "steps": step, "epochs": step // run.steps_per_epoch, "loss": run.last_loss if trained else None,
+        "already_finished": not trained, "checkpoints": saved, "out": str(run.out),
     }
+
+
+def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
+    """Set up, resume, then step through the epochs (``stop_after_steps`` may end the run inside one)."""
+    run = _set_up(config, runtime, out)
+    _resume(run)
+    _set_up_watchers(run)
+    run.first_step = run.step + 1
+    run.wrapped.train()
+    if run.step == 0 and run.maps_interval:
+        _watch_maps(run)  # the network at its random initialisation: the run's own random control
+    end = min(run.total_steps, config.stop_after_steps) if config.stop_after_steps else run.total_steps
+    while run.step < end:
+        epoch, done_in_epoch = divmod(run.step, run.steps_per_epoch)
+        run.sampler.set_position(epoch, skip=done_in_epoch * run.local_batch)
+        for (view1, view2), _ in _batches(run.loader):
+            _step(run, view1, view2, epoch)
+            if run.step >= end:
+                break
+        if run.step % run.steps_per_epoch:  # stopped inside an epoch (stop_after_steps)
+            continue
+        _end_of_epoch(run)
+    return _finish(run)
