@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import html
 import json
+from functools import partial
 from typing import Any
 
+from .formatting import format_number
 from .statistics import PATTERNS
 
 #: the titles of ``lewel.atlas.CRITERIA`` (the scores the top lists are ranked by), in that order
 CRITERIA_TITLES = {"peak_ratio": "peak ÷ uniform", "stretched_mass": "range-stretched top-10 % mass"}
 
 
-def _number(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
+#: a number on the page: a dash for a missing value
+_number = partial(format_number, missing="–")
 
 
 def _category_bar(record: dict[str, Any]) -> str:

@@ -35,6 +35,7 @@ from .augmentations import IMAGENET_MEAN, IMAGENET_STD
 from .checkpoints import atomic_write
 from .data.folders import DataError
 from .data.sources import Source, UnreadableImage, masked_splits
+from .formatting import format_number
 from .controls import CONTROL_SEEDS, INIT_SCHEMES, control_family, mean_se, random_like
 from .controls import verdict as controls_verdict
 from .inference import LewelModel, MapsUnavailableError, load_model
@@ -837,11 +838,9 @@ def format_profile(profile: dict[str, Any]) -> str:
     best = s["random_control"]
     model = profile["model"]
 
-    def number(value: float | None, digits: int = 3) -> str:
-        return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
     schemes = "; ".join(
-        f"{name} {number(v['mean'])} ± {number(v['sd'])} (max {number(v['max'])}, bound {number(v['bound'])})"
+        f"{name} {format_number(v['mean'])} ± {format_number(v['sd'])} "
+        f"(max {format_number(v['max'])}, bound {format_number(v['bound'])})"
         for name, v in family["by_scheme"].items()
     )
     low, high = diff["ci95"]
@@ -851,14 +850,16 @@ def format_profile(profile: dict[str, Any]) -> str:
             f"{data['grid'][0]}×{data['grid'][1]} at {data['size']} px",
             f"object maps: {len(s['object_maps'])} indices chosen on {s['calibration_images']} calibration images "
             f"({', '.join(map(str, s['object_maps'][:8]))}{' …' if len(s['object_maps']) > 8 else ''})",
-            f"held-out AUROC of the object maps {number(s['object_auroc'])} ± {number(s['object_auroc_se'])} "
-            f"({s['heldout_images']} images; all maps {number(s['all_maps_auroc'])}; 0.5 = no relation)",
+            f"held-out AUROC of the object maps {format_number(s['object_auroc'])} "
+            f"± {format_number(s['object_auroc_se'])} "
+            f"({s['heldout_images']} images; all maps {format_number(s['all_maps_auroc'])}; 0.5 = no relation)",
             f"{family['count']} random networks of the same shape ({len(family['seeds'])} seeds of each scheme), "
             f"mean ± sd: {schemes}",
-            f"best random network: {number(best['object_auroc'])} ({best['scheme']} init, seed {best['seed']}); "
-            f"random bound {number(family['random_bound'])}",
-            f"difference from the best {number(diff['object_auroc'])} (95 % interval {number(low)} to {number(high)}), "
-            f"needed above {number(diff['spread_allowance'])} for the controls' spread: {s['verdict']}",
+            f"best random network: {format_number(best['object_auroc'])} ({best['scheme']} init, seed {best['seed']}); "
+            f"random bound {format_number(family['random_bound'])}",
+            f"difference from the best {format_number(diff['object_auroc'])} "
+            f"(95 % interval {format_number(low)} to {format_number(high)}), "
+            f"needed above {format_number(diff['spread_allowance'])} for the controls' spread: {s['verdict']}",
             f"pointing of the object maps {s['object_pointing']:.1%} (chance {s['pointing_chance']:.1%}; "
             f"best random network {best['object_pointing']:.1%})",
         ]
