@@ -208,8 +208,12 @@ def sidebar_image(limits: dict[str, Any]) -> Picked | str | None:
         return upload_problem(upload.name, upload.size, cap) or Picked(upload.getvalue(), upload.name)
     items = gallery_items()
     labels = {item.key: item.label for item in items}
-    if st.session_state.get("gallery_item") not in labels:
-        st.session_state["gallery_item"] = kept("gallery_item") if kept("gallery_item") in labels else items[0].key
+    current = st.session_state.get("gallery_item")
+    if current not in labels:
+        current = kept("gallery_item") if kept("gallery_item") in labels else items[0].key
+    # set on every run: a box drawn again after an Upload detour otherwise shows its first entry while the
+    # state holds another, and the next unrelated click would switch the image to what the box shows
+    st.session_state["gallery_item"] = current
     if "scene_index" not in st.session_state and kept("scene_index") is not None:
         st.session_state["scene_index"] = kept("scene_index")
     st.session_state["scene_index"] = state.checked_index(st.session_state.get("scene_index", 0), state.MAX_SEED + 1)
