@@ -110,7 +110,8 @@ def test_gallery_tabs_inspect_and_downloads(browser, app_url, tmp_path):
     page.get_by_role("button", name="Previous").click()
     settle(page)
     expect(page.get_by_text(re.compile(r"here \d\.\d\d")).first).to_be_visible()  # the scene's mask was sent
-    for tab in ("Background maps (measured)", "Object (heuristic)", "Multi-object (heuristic)", "Global (heuristic)", "All", "Object maps (measured)"):
+    tabs = ("Object pattern (measured)", "Multi-object pattern (measured)", "Global pattern (measured)")
+    for tab in ("Background maps (measured)", *tabs, "All", "Object maps (measured)"):
         page.get_by_role("tab", name=tab, exact=True).click()
         settle(page)
     inspect = page.get_by_role("button", name=re.compile(r"Inspect \d+"))
