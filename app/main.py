@@ -70,7 +70,7 @@ CACHE_SECONDS = 600  #: answers are reused for the same image, settings and mode
 MODEL_KEY_FIELDS = ("file", "method", "backbone", "d", "h", "has_maps", "profile", "profile_error")
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff", "ppm", "tga"]
 COMPARE_MAPS = 4  #: maps per row in the two-model comparison (tiles stay large in half the page)
-GALLERY_COLUMNS = 3
+GALLERY_COLUMNS = 2  #: two thumbnails a row: their labels ("one object", "three objects") fit uncut
 FRAME_CELLS = 32  #: the service's default image-frame grid (cells along the longer side), which the page asks for
 LOG = logging.getLogger("lewel.app")
 
@@ -234,9 +234,9 @@ def sidebar_image(limits: dict[str, Any]) -> Picked | str | None:
     key = st.sidebar.selectbox("Gallery", list(labels), format_func=labels.__getitem__, key="gallery_item")
     if key == SCENE_KEY:
         st.sidebar.number_input("Scene number", min_value=0, max_value=state.MAX_SEED, step=1, key="scene_index")
-        back, forward = st.sidebar.columns(2)
-        back.button("Previous", on_click=previous_scene, icon=":material/arrow_back:", key="previous_scene")
-        forward.button("New scene", on_click=new_scene, icon=":material/shuffle:", key="new_scene")
+        # one button a row: side by side in the sidebar their labels were cut ("New sce…")
+        st.sidebar.button("Previous scene", on_click=previous_scene, icon=":material/arrow_back:", key="previous_scene")
+        st.sidebar.button("New scene", on_click=new_scene, icon=":material/shuffle:", key="new_scene")
     scene_index = int(st.session_state.get("scene_index", 0))
     remembered("gallery_item", key)
     remembered("scene_index", scene_index)
@@ -603,9 +603,11 @@ def selected_map_section(result: MapsResult, small: Image.Image, presets: list[s
         cells[2].metric("aligned representation", f"{result.aligned[index]} of {d // result.h}")
         cells[3].metric(
             "cross-view agreement",
-            f"{agreement:.3f}" if np.isfinite(agreement) else "– (one view)",
+            f"{agreement:.3f}" if np.isfinite(agreement) else "–",
             help=result.agreement_definition or None,
         )
+        if not np.isfinite(agreement):
+            cells[3].caption("one view: agreement needs two")
         table = pd.DataFrame(figures.statistics_rows(result, index, presets)).set_index("view").T
         st.table(table.astype(str))
     figures.prefetch(result, [(view, index) for view in range(result.num_views)], style)

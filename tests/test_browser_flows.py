@@ -107,7 +107,7 @@ def test_gallery_tabs_inspect_and_downloads(browser, app_url, tmp_path):
     thumbnail(page, "scene")
     page.get_by_role("button", name="New scene").click()
     settle(page)
-    page.get_by_role("button", name="Previous").click()
+    page.get_by_role("button", name="Previous scene").click()
     settle(page)
     expect(page.get_by_text(re.compile(r"here \d\.\d\d")).first).to_be_visible()  # the scene's mask was sent
     tabs = ("Object pattern (measured)", "Multi-object pattern (measured)", "Global pattern (measured)")
@@ -119,6 +119,7 @@ def test_gallery_tabs_inspect_and_downloads(browser, app_url, tmp_path):
     inspect.nth(2).click()
     settle(page)
     expect(page.get_by_text(f"map {index} on view 0, enlarged")).to_be_visible()
+    assert page.locator('[data-testid="stMetricDelta"]').count() == 0  # no up-arrow on a measured number
     choose(page, "Selected map", "map 3")
     expect(page.get_by_text("map 3 on view 0, enlarged")).to_be_visible()
     assert "map=3" in page.url and "image=scene" in page.url  # the URL holds the state
