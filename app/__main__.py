@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             api_url = f"http://{browser_host(args.host)}:{args.api_port}"
             service = start_service()
-        print(f"waiting for the LEWEL service at {api_url} …", flush=True)
+        started = f" (pid {service.pid})" if service is not None else ""
+        print(f"waiting for the LEWEL service at {api_url}{started} …", flush=True)
         wait_ready(api_url, service, args.ready_timeout)
         app = subprocess.Popen(
             [

@@ -92,6 +92,24 @@ class MapsResult:
     mask_object_share: np.ndarray | None = None
     has_mask: bool = False
     key: str = ""  #: a digest of the answer: what drawn tiles are cached under
+    measured_patterns: np.ndarray | None = None  #: ``d`` measured Figure-5 pattern per map ("" unmeasured)
+    top_categories: np.ndarray | None = None  #: ``d×3`` the categories each map looks at most, best first
+    preferred_category: np.ndarray | None = None  #: ``d`` the preferred category ("" none)
+
+    @property
+    def has_patterns(self) -> bool:
+        """Whether the model's profile measured Figure 5's patterns (a version-3 profile on instance masks)."""
+        return self.profile is not None and self.profile.get("patterns") is not None
+
+    def pattern_of(self, index: int) -> str:
+        """Map ``index``'s measured pattern, "" when not measured."""
+        return str(self.measured_patterns[index]) if self.has_patterns and self.measured_patterns is not None else ""
+
+    def category_of(self, index: int) -> str:
+        """The category map ``index`` looks at most (its top category), "" when none was measured."""
+        if not self.has_patterns or self.top_categories is None or self.top_categories.ndim != 2:
+            return ""
+        return str(self.top_categories[index][0]) if self.top_categories.shape[1] else ""
 
     @property
     def d(self) -> int:
@@ -175,6 +193,9 @@ def parse_maps_npz(data: bytes) -> MapsResult:
         mask_object_share=arrays["mask_object_share"].astype(np.float64) if meta.get("mask") else None,
         has_mask=bool(meta.get("mask")),
         key=hashlib.blake2b(data, digest_size=12).hexdigest(),
+        measured_patterns=arrays.get("measured_patterns"),
+        top_categories=arrays.get("top_categories"),
+        preferred_category=arrays.get("preferred_category"),
     )
 
 
@@ -241,6 +262,28 @@ class ApiClient:
         data = self._post_image(f"Computing the maps of {model}", "/v1/maps", image, filename, form, mask)
         return parse_maps_npz(data)
 
+    def selection(
+        self,
+        image: bytes,
+        filename: str,
+        model: str,
+        params: ViewParams,
+        *,
+        pattern: str | None = None,
+        category: str | None = None,
+    ) -> list[int]:
+        """The map indices ``/v1/maps`` gives for a measured ``pattern`` or a ``category`` of the model's
+        profile, in the profile's order (best first); the service decides, the page only shows."""
+        form = {**params.form(), "model": model}
+        if pattern is not None:
+            form["pattern"] = pattern
+        if category is not None:
+            form["category"] = category
+        what = f"Choosing the {pattern or category} maps of {model}"
+        data = self._post_image(what, "/v1/maps", image, filename, form)
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            return [int(m) for m in archive["indices"]]
+
     def embeddings(self, image: bytes, filename: str, model: str, params: ViewParams) -> EmbeddingsResult:
         """``POST /v1/embeddings`` (NPZ): the global and aligned embeddings of every view."""
         form = {**params.form(), "model": model}
@@ -295,6 +338,8 @@ def _service_error(what: str, response: httpx.Response) -> ServiceError:
         "model_without_maps": "This model has no alignment maps",
         "invalid_mask": "The object mask was rejected",
         "no_profile": "This model has no map profile",
+        "no_patterns": "This model's profile has no measured patterns",
+        "unknown_category": "The profile has no such category",
         "unauthorized": "The service refused the request",
         "invalid_parameters": "The service rejected the settings",
         "out_of_memory": "The service ran out of memory",

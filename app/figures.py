@@ -193,7 +193,10 @@ def map_caption(result: MapsResult, view: int, index: int) -> str:
     parts = [f"map {index}"]
     if result.profile is not None and result.roles is not None:
         auroc = float(result.profile_auroc[index]) if result.profile_auroc is not None else float("nan")
-        parts.append(f"{result.roles[index]} · AUROC {auroc:.2f} held-out" if np.isfinite(auroc) else str(result.roles[index]))
+        label = result.pattern_of(index) or str(result.roles[index])
+        parts.append(f"{label} · AUROC {auroc:.2f} held-out" if np.isfinite(auroc) else label)
+        if result.category_of(index):
+            parts.append(f"looks at {result.category_of(index)}")
     else:
         parts.append(f"{result.patterns[view, index]} (heuristic)")
     if result.mask_auroc is not None:
@@ -226,7 +229,8 @@ def profile_line(result: MapsResult) -> str:
 def tile_title(result: MapsResult, view: int, index: int) -> str:
     """A figure tile's two-line title: the measured role and held-out AUROC, or the heuristic pattern."""
     if result.profile is not None and result.roles is not None and result.profile_auroc is not None:
-        return f"map {index} · {result.roles[index]}\nAUROC {float(result.profile_auroc[index]):.2f}"
+        label = result.pattern_of(index) or str(result.roles[index])
+        return f"map {index} · {label}\nAUROC {float(result.profile_auroc[index]):.2f}"
     return f"map {index}\n{result.patterns[view, index]} (heuristic)"
 
 

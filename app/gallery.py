@@ -29,6 +29,8 @@ SKIMAGE_PHOTOS = {
     "hubble_deep_field": "Hubble deep field",
     "colorwheel": "colour wheel",
 }
+#: a few words for the thumbnail grid where the photo's name is long
+SKIMAGE_SHORT = {"immunohistochemistry": "microscopy", "hubble_deep_field": "Hubble field", "colorwheel": "colour wheel"}
 SCENE_KEY = "scene"
 SCENE_SIZE = 256
 
@@ -46,7 +48,7 @@ class GalleryItem:
         source, _, name = self.key.partition(":")
         if source == "static":
             return Path(name).stem.replace("_", " ")
-        return name or source
+        return SKIMAGE_SHORT.get(name, name) or source
 
 
 def _png(image: Image.Image | np.ndarray) -> bytes:

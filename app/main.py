@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +44,20 @@ MIME = {"png": "image/png", "pdf": "application/pdf", "svg": "image/svg+xml"}
 DPIS = [72, 100, 150, 200, 300, 600]
 #: tab label -> what it shows: a measured role of the model's profile, a heuristic pattern of view 0, or all
 MEASURED_TABS = {"Object maps (measured)": "role:object", "Background maps (measured)": "role:background"}
+#: with a profile that measured Figure 5's patterns, these replace the heuristic tabs (``/v1/maps?pattern=``)
+PATTERN_TABS = {
+    "Object pattern (measured)": "pattern:object",
+    "Multi-object pattern (measured)": "pattern:multi-object",
+    "Global pattern (measured)": "pattern:global",
+    "All": None,
+}
+PATTERN_MEANING = {
+    "object": "on objects and selective to one instance",
+    "multi-object": "on objects, covering several instances",
+    "global": "spread over the image, no preference between objects and background",
+    "background": "on the background",
+    "mixed": "none of the others",
+}
 HEURISTIC_TABS = {
     "Object (heuristic)": "object",
     "Multi-object (heuristic)": "multi-object",
@@ -56,7 +70,7 @@ CACHE_SECONDS = 600  #: answers are reused for the same image, settings and mode
 MODEL_KEY_FIELDS = ("file", "method", "backbone", "d", "h", "has_maps", "profile", "profile_error")
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff", "ppm", "tga"]
 COMPARE_MAPS = 4  #: maps per row in the two-model comparison (tiles stay large in half the page)
-GALLERY_COLUMNS = 3
+GALLERY_COLUMNS = 2  #: two thumbnails a row: their labels ("one object", "three objects") fit uncut
 FRAME_CELLS = 32  #: the service's default image-frame grid (cells along the longer side), which the page asks for
 LOG = logging.getLogger("lewel.app")
 
@@ -208,17 +222,21 @@ def sidebar_image(limits: dict[str, Any]) -> Picked | str | None:
         return upload_problem(upload.name, upload.size, cap) or Picked(upload.getvalue(), upload.name)
     items = gallery_items()
     labels = {item.key: item.label for item in items}
-    if st.session_state.get("gallery_item") not in labels:
-        st.session_state["gallery_item"] = kept("gallery_item") if kept("gallery_item") in labels else items[0].key
+    current = st.session_state.get("gallery_item")
+    if current not in labels:
+        current = kept("gallery_item") if kept("gallery_item") in labels else items[0].key
+    # set on every run: a box drawn again after an Upload detour otherwise shows its first entry while the
+    # state holds another, and the next unrelated click would switch the image to what the box shows
+    st.session_state["gallery_item"] = current
     if "scene_index" not in st.session_state and kept("scene_index") is not None:
         st.session_state["scene_index"] = kept("scene_index")
     st.session_state["scene_index"] = state.checked_index(st.session_state.get("scene_index", 0), state.MAX_SEED + 1)
     key = st.sidebar.selectbox("Gallery", list(labels), format_func=labels.__getitem__, key="gallery_item")
     if key == SCENE_KEY:
         st.sidebar.number_input("Scene number", min_value=0, max_value=state.MAX_SEED, step=1, key="scene_index")
-        back, forward = st.sidebar.columns(2)
-        back.button("Previous", on_click=previous_scene, icon=":material/arrow_back:", key="previous_scene")
-        forward.button("New scene", on_click=new_scene, icon=":material/shuffle:", key="new_scene")
+        # one button a row: side by side in the sidebar their labels were cut ("New sce…")
+        st.sidebar.button("Previous scene", on_click=previous_scene, icon=":material/arrow_back:", key="previous_scene")
+        st.sidebar.button("New scene", on_click=new_scene, icon=":material/shuffle:", key="new_scene")
     scene_index = int(st.session_state.get("scene_index", 0))
     remembered("gallery_item", key)
     remembered("scene_index", scene_index)
@@ -348,15 +366,23 @@ def sidebar_display() -> tuple[figures.Style, int]:
 # --- the sections -------------------------------------------------------------------------------------------
 
 
+Selector = Callable[..., list[int]]  #: ``select(pattern=…, category=…)``: the service's selection of maps
+
+
 def tabs_for(result: MapsResult) -> dict[str, str | None]:
-    """The tabs of the Figure-5 section: the measured ones first when the model has a profile."""
-    return {**(MEASURED_TABS if result.profile is not None else {}), **HEURISTIC_TABS}
+    """The tabs of the Figure-5 section: the measured ones first when the model has a profile; the measured
+    patterns instead of the shape heuristic when the profile has them."""
+    measured = MEASURED_TABS if result.profile is not None else {}
+    return {**measured, **(PATTERN_TABS if result.has_patterns else HEURISTIC_TABS)}
 
 
-def indices_for(result: MapsResult, pattern: str | None) -> list[int]:
-    """Every map a tab's order gives, without the page around it: measured roles or heuristic ranking."""
+def indices_for(result: MapsResult, pattern: str | None, select: Selector | None = None) -> list[int]:
+    """Every map a tab's order gives, without the page around it: measured roles, measured patterns (from
+    the service), or heuristic ranking."""
     if pattern is not None and pattern.startswith("role:"):
         return result.measured(pattern.removeprefix("role:"))
+    if pattern is not None and pattern.startswith("pattern:"):
+        return select(pattern=pattern.removeprefix("pattern:")) if select is not None else []
     return result.ranked(pattern)
 
 
@@ -366,6 +392,15 @@ def pattern_summary(result: MapsResult, image_name: str = "") -> None:
     kind, text = figures.profile_banner(result)
     icon = ":material/verified:" if kind == "success" else ":material/warning:"
     (st.success if kind == "success" else st.warning)(text, icon=icon)
+    profile = result.profile or {}
+    if result.has_patterns and profile.get("patterns_line"):
+        st.caption(f"Figure 5, measured: {profile['patterns_line']}.")
+    elif result.profile is not None:
+        st.caption(
+            "This profile lacks Figure 5's measured patterns "
+            f"({profile.get('patterns_note') or 'an older profile version'}): the pattern counts below are the "
+            "shape heuristic."
+        )
     mask_note = " · AUROC on this image from the scene's mask" if result.has_mask else ""
     shown = f"**{image_name}** · " if image_name else ""
     st.caption(
@@ -374,7 +409,17 @@ def pattern_summary(result: MapsResult, image_name: str = "") -> None:
         f"representations{mask_note}"
     )
     counts = st.columns(4)
+    measured = (result.profile or {}).get("patterns") if result.has_patterns else None
+    control = (result.profile or {}).get("random_control_patterns") or {}
     for cell, pattern in zip(counts, ["object", "multi-object", "global"], strict=False):
+        if measured is not None:
+            cell.metric(
+                f"{pattern} maps (measured)",
+                f"{measured.get(pattern, 0)} / {d}",
+                help=f"measured from instance masks by lewel profile ({PATTERN_MEANING[pattern]}); the best "
+                f"random control has {control.get(pattern, '?')}",
+            )
+            continue
         cell.metric(
             f"{pattern} maps (view 0, heuristic)",
             f"{result.count(pattern)} / {d}",
@@ -389,9 +434,31 @@ def pattern_summary(result: MapsResult, image_name: str = "") -> None:
     )
 
 
-def tab_indices(result: MapsResult, pattern: str | None, per_row: int, tab: str) -> list[int]:
-    """The maps a tab shows: the profile's object or background maps (``role:…``) in measured order, those
-    of view 0 classified as a heuristic pattern (most typical first), or all by index."""
+def tab_indices(
+    result: MapsResult, pattern: str | None, per_row: int, tab: str, select: Selector | None = None
+) -> list[int]:
+    """The maps a tab shows: the profile's object or background maps (``role:…``) in measured order, the
+    maps of a measured Figure-5 pattern (``pattern:…``, as ``/v1/maps?pattern=`` orders them), those of view 0
+    classified as a heuristic pattern (most typical first), or all by index."""
+    if pattern is not None and pattern.startswith("pattern:"):
+        name = pattern.removeprefix("pattern:")
+        chosen = indices_for(result, pattern, select)
+        counts = (result.profile or {}).get("patterns") or {}
+        control = ((result.profile or {}).get("random_control_patterns") or {}).get(name)
+        against = f" (the best random control: {control})" if control is not None else ""
+        if not chosen:
+            st.info(
+                f"**No {name} maps**: `lewel profile` measured none of this model's {result.d} maps as {name} "
+                f"({PATTERN_MEANING.get(name, '')}){against}. An absent pattern is a measurement, not an error."
+            )
+            return []
+        st.caption(
+            f"The model's **{counts.get(name, len(chosen))} {name} maps**, measured from instance masks by "
+            f"`lewel profile` ({PATTERN_MEANING.get(name, '')}){against}; best first, as `/v1/maps?pattern={name}` "
+            f"orders them. The {min(per_row, len(chosen))} first are shown; under each tile its measured pattern, "
+            "held-out AUROC and the category it looks at most."
+        )
+        return chosen[:per_row]
     if pattern is not None and pattern.startswith("role:"):
         role = pattern.removeprefix("role:")
         chosen = result.measured(role)
@@ -405,6 +472,12 @@ def tab_indices(result: MapsResult, pattern: str | None, per_row: int, tab: str)
         return chosen[:per_row]
     ranked = result.ranked(pattern)
     if pattern is not None:
+        if result.profile is not None and not result.has_patterns:
+            note = result.profile.get("patterns_note") or "its profile did not measure them"
+            st.caption(
+                f"This model's profile has no measured patterns ({note}): the tab below is the shape heuristic. "
+                "A version-3 profile on instance masks measures them (`lewel profile`, docs/maps.md)."
+            )
         if not ranked:
             st.info(f"No map of view 0 is classified as a {pattern} map (docs/maps.md has the rule).")
             return []
@@ -516,16 +589,25 @@ def selected_map_section(result: MapsResult, small: Image.Image, presets: list[s
         cells = st.columns(4)
         if result.roles is not None and result.profile is not None:
             auroc = float(result.profile_auroc[index])
-            cells[0].metric("role (measured)", str(result.roles[index]), f"AUROC {auroc:.2f} held-out", delta_color="off")
+            label = result.pattern_of(index) or str(result.roles[index])
+            cells[0].metric(
+                "pattern (measured)" if result.pattern_of(index) else "role (measured)",
+                label,
+                help=f"held-out AUROC {auroc:.2f} (0.5 = no relation)"
+                + (f"; looks most at {result.category_of(index)}" if result.category_of(index) else ""),
+            )
+            cells[0].caption(f"AUROC {auroc:.2f} held-out")
         else:
             cells[0].metric("pattern (view 0, heuristic)", str(result.patterns[0, index]))
         cells[1].metric("channel group", f"{result.groups[index]} of {result.h}")
         cells[2].metric("aligned representation", f"{result.aligned[index]} of {d // result.h}")
         cells[3].metric(
             "cross-view agreement",
-            f"{agreement:.3f}" if np.isfinite(agreement) else "– (one view)",
+            f"{agreement:.3f}" if np.isfinite(agreement) else "–",
             help=result.agreement_definition or None,
         )
+        if not np.isfinite(agreement):
+            cells[3].caption("one view: agreement needs two")
         table = pd.DataFrame(figures.statistics_rows(result, index, presets)).set_index("view").T
         st.table(table.astype(str))
     figures.prefetch(result, [(view, index) for view in range(result.num_views)], style)
@@ -634,6 +716,60 @@ def comparison_section(
                     cell.image(figures.map_tile(result, view, index, style), caption=figures.map_caption(result, view, index))
 
 
+@st.cache_data(max_entries=64, ttl=CACHE_SECONDS, show_spinner=False)
+def fetch_selection(
+    base_url: str,
+    image: bytes,
+    name: str,
+    model: str,
+    params: ViewParams,
+    pattern: str | None,
+    category: str | None,
+    described: str = "",
+) -> list[int]:
+    """The maps ``/v1/maps`` selects by measured ``pattern`` or ``category``, cached like ``fetch_maps``."""
+    return ApiClient(base_url).selection(image, name, model, params, pattern=pattern, category=category)
+
+
+def category_section(result: MapsResult, select: Selector, presets: list[str], style: figures.Style) -> None:
+    """A selector "maps that look at CATEGORY" over the profile's categories; the service picks and orders
+    the maps (``/v1/maps?category=``), their tiles on view 0 with Inspect buttons."""
+    profile = result.profile or {}
+    names = list(profile.get("categories") or [])
+    st.markdown("**Maps that look at a category**")
+    if profile.get("dissection_line"):
+        st.caption(f"Dissection of the profile's held-out images: {profile['dissection_line']}.")
+    if st.session_state.get("look_category") not in [None, *names]:
+        st.session_state["look_category"] = None
+    chosen = st.selectbox(
+        "Maps that look at",
+        names,
+        index=None,
+        placeholder="choose a category",
+        key="look_category",
+        help="the maps whose held-out AUROC of this category's object cells is highest, as the profile measured",
+    )
+    if chosen is None:
+        return
+    indices = select(category=chosen)
+    if not indices:
+        st.info(f"No map of this model looks at {chosen} more than at other things, by its profile.")
+        return
+    shown = indices[:COMPARE_MAPS * 2]
+    st.caption(f"{len(indices)} maps look at **{chosen}**, best first (`/v1/maps?category={chosen}`); view 0.")
+    cells = st.columns(max(len(shown), 4))
+    for cell, index in zip(cells, shown, strict=False):
+        cell.image(figures.map_tile(result, 0, index, style), caption=figures.map_caption(result, 0, index))
+        cell.button(
+            f"Inspect {index}",
+            key=f"inspect-category-{index}",
+            on_click=select_map,
+            args=(index, int(result.aligned[index])),
+            type="tertiary",
+            icon=":material/zoom_in:",
+        )
+
+
 POINT_MAPS = 8  #: maps the "Maps that look here" section lists
 
 
@@ -662,7 +798,7 @@ def clicked_point(small: Image.Image, source_size: tuple[int, int]) -> None:
 
     point = st.session_state.get("point")
     marked = figures.mark_point(small, point, source_size) if isinstance(point, tuple) else small
-    click = streamlit_image_coordinates(marked, key="point_click", cursor="crosshair")
+    click = streamlit_image_coordinates(marked, key="point_click", cursor="crosshair", image_format="JPEG", jpeg_quality=88)
     if not click or click.get("unix_time") == st.session_state.get("_point_click_time"):
         return
     st.session_state["_point_click_time"] = click.get("unix_time")
@@ -851,6 +987,11 @@ def main() -> None:
     presets = ["whole image"] + [params.preset] * params.views
     result = results[model]
 
+    described = model_key(models[model])
+
+    def select(pattern: str | None = None, category: str | None = None) -> list[int]:
+        return fetch_selection(api.base_url, picked.data, picked.name, model, params, pattern, category, described)
+
     pattern, indices = None, []
     with section("The summary"):
         pattern_summary(result, picked.name)
@@ -863,14 +1004,17 @@ def main() -> None:
             if not tab.open:
                 continue
             with tab:
-                indices = tab_indices(result, tab_pattern, per_row, label)
+                indices = tab_indices(result, tab_pattern, per_row, label, select)
                 figure_rows(result, indices, small, source_size, presets, style, tab=label)
                 pattern = tab_pattern
+    if result.has_patterns and (result.profile or {}).get("categories"):
+        with section("Maps that look at a category"):
+            category_section(result, select, presets, style)
     with section("Downloads"):
         downloads(result, small, source_size, indices, presets, style, pattern)
     if second:
         with section("The comparison"):
-            comparison_section(results, indices or indices_for(result, pattern)[:per_row], presets, style)
+            comparison_section(results, indices or indices_for(result, pattern, select)[:per_row], presets, style)
     st.divider()
     with section("Maps that look here"):
         looking_section(api, picked, model, model_key(models[model]), params, small, source_size, result, style)

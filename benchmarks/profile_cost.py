@@ -35,13 +35,27 @@ SHAPES = {
 }
 WORKER = """
 import json, sys, time
-from lewel.profiles import build_profile
+import lewel.profiles as profiles
+spent = {"patterns_s": 0.0}
+def timed(function):  # the seconds spent in the measured patterns' own work, whatever else loads the machine
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent["patterns_s"] += time.perf_counter() - start
+    return wrapper
+if hasattr(profiles, "score_patterns"):
+    profiles.score_patterns = timed(profiles.score_patterns)
+    profiles.PreparedImages.cells = timed(profiles.PreparedImages.cells)
 start = time.perf_counter()
 kwargs = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
-profile = build_profile(sys.argv[1], data="scenes:" + sys.argv[2], size=int(sys.argv[3]), **kwargs)
+profile = profiles.build_profile(sys.argv[1], data="scenes:" + sys.argv[2], size=int(sys.argv[3]), **kwargs)
 summary = profile["summary"]
 controls = summary["controls"]["count"] if "controls" in summary else 1
-print(json.dumps({"seconds": time.perf_counter() - start, "verdict": summary["verdict"], "networks": 1 + controls}))
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "verdict": summary["verdict"], "networks": 1 + controls, **spent,
+                  "patterns_share": spent["patterns_s"] / seconds}))
 """
 
 
@@ -85,9 +99,12 @@ def main() -> None:
                 if done.returncode != 0:
                     raise SystemExit(f"the {label} profile of {backbone} failed:\n{done.stderr[-3000:]}")
                 entry[label] = json.loads(done.stdout.strip().splitlines()[-1])
-                print(f"{backbone} {label}: {entry[label]['seconds']:.1f} s, {entry[label]['networks']} networks, {entry[label]['verdict']}")
+                print(f"{backbone} {label}: {entry[label]['seconds']:.1f} s ({entry[label]['patterns_s']:.1f} s in the patterns), "
+                      f"{entry[label]['networks']} networks, {entry[label]['verdict']}")
             if "before" in entry:
                 entry["ratio_after_over_before"] = entry["after"]["seconds"] / entry["before"]["seconds"]
+            if args.patterns_compare:  # the added work itself, measured inside the run: robust to the machine's load
+                entry["patterns_overhead"] = entry["after"]["patterns_s"] / (entry["after"]["seconds"] - entry["after"]["patterns_s"])
             results[backbone] = entry
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

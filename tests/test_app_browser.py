@@ -101,14 +101,17 @@ def test_upload_see_the_grid_select_a_map(tmp_path):
             # the default demo model has a profile: its measured object maps come first, with their numbers
             expect(page.get_by_role("tab", name="Object maps (measured)", exact=True)).to_be_visible()
             expect(page.get_by_text("beat every random network", exact=False)).to_be_visible()
-            expect(page.get_by_text(re.compile(r"object · AUROC 0\.\d\d held-out")).first).to_be_visible()
+            # under each tile its measured Figure-5 pattern, held-out AUROC and the category it looks at most
+            measured = r"map \d+ · (object|multi-object|global|background|mixed) · AUROC 0\.\d\d held-out"
+            expect(page.get_by_text(re.compile(measured)).first).to_be_visible()
             page.get_by_role("tab", name="Background maps (measured)", exact=True).click()
-            expect(page.get_by_text(re.compile(r"background · AUROC 0\.\d\d held-out")).first).to_be_visible()
-            expect(page.get_by_role("tab", name="Object (heuristic)", exact=True)).to_be_visible()
-            page.get_by_role("tab", name="Global (heuristic)", exact=True).click()
-            expect(page.get_by_text(re.compile(r"maps of view 0 are global maps|No map of view 0 is classified"))).to_be_visible()
-            page.get_by_role("tab", name="Object (heuristic)", exact=True).click()
-            expect(page.get_by_text(re.compile(r"maps of view 0 are object maps|No map of view 0 is classified"))).to_be_visible()
+            expect(page.get_by_text(re.compile(measured)).first).to_be_visible()
+            # the profile measured Figure 5's patterns: those tabs, not the shape heuristic
+            assert page.get_by_role("tab", name="Object (heuristic)", exact=True).count() == 0
+            page.get_by_role("tab", name="Global pattern (measured)", exact=True).click()
+            expect(page.get_by_text(re.compile(r"The model's \*?\*?\d+ global maps|measured from instance masks"))).to_be_visible()
+            page.get_by_role("tab", name="Multi-object pattern (measured)", exact=True).click()
+            expect(page.get_by_text(re.compile(r"multi-object maps.*measured from instance masks|No multi-object maps"))).to_be_visible()
             page.get_by_role("tab", name="Object maps (measured)", exact=True).click()
             expect(page.get_by_text(re.compile(r"The model's \d+ object maps"))).to_be_visible()
 

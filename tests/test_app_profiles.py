@@ -15,7 +15,7 @@ from test_app import MAIN, inspect_buttons, texts
 from app import figures
 from app.client import ApiClient, ViewParams
 from app.gallery import SCENE_KEY, load_item, load_mask, scenes_available
-from lewel.profiles import build_profile, profile_indices, sidecar_path, write_profile
+from lewel.profiles import build_profile, pattern_indices, profile_indices, sidecar_path, write_profile
 from lewel.render import colour_bar, colour_limits, overlay_with_bar
 
 pytestmark = pytest.mark.skipif(not scenes_available(), reason="the profile's scenes need tuxpaint-stamps-default")
@@ -48,7 +48,9 @@ def test_measured_tabs_come_first_with_auroc_under_each_tile(app, profiled):
     assert not app.exception
     labels = [t.label for t in app.tabs]
     assert labels[:2] == ["Object maps (measured)", "Background maps (measured)"]
-    assert labels[2:] == ["Object (heuristic)", "Multi-object (heuristic)", "Global (heuristic)", "All"]
+    assert labels[2:] == [  # the profile measured Figure 5's patterns: no shape heuristic
+        "Object pattern (measured)", "Multi-object pattern (measured)", "Global pattern (measured)", "All"
+    ]
     shown = [int(b.label.split()[-1]) for b in inspect_buttons(app)]
     assert shown == profile_indices(profile, "object")[:6]
     page = texts(app)
@@ -116,3 +118,71 @@ def test_colour_bar_states_the_scale_in_units_of_the_uniform_value():
     assert tile.shape == (82, 64, 3)
     with pytest.raises(ValueError, match="scale"):
         colour_limits(heat, "log")
+
+
+# --- issue 23: the measured Figure 5 in the page --------------------------------------------------------------
+
+
+def test_pattern_tabs_show_the_services_measured_selection(app, profiled):
+    _, profile = profiled
+    counts = profile["summary"]["patterns"]
+    app.session_state["pattern_tab"] = "Global pattern (measured)"
+    app.run()
+    assert not app.exception and not app.error
+    shown = [int(b.label.split()[-1]) for b in inspect_buttons(app) if not b.key.startswith("inspect-category")]
+    assert shown[:6] == pattern_indices(profile, "global")[:6]  # /v1/maps?pattern=global, best first
+    page = texts(app)
+    assert f"{counts['global']} global maps**, measured from instance masks" in page
+    first = shown[0]
+    next(b for b in inspect_buttons(app) if b.label == f"Inspect {first}").click().run()
+    assert not app.exception
+    caption = next(c.value for c in app.caption if c.value.startswith(f"map {first} · "))  # under "One map"
+    assert caption.startswith(f"map {first} · global · AUROC")
+    top = profile["maps"][first]["categories"][0]["name"]
+    assert f"looks at {top}" in caption
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["global maps (measured)"] == f"{counts['global']} / 32" and "object maps (view 0, heuristic)" not in metrics
+    if counts["object"] == 0:  # an absent pattern says so
+        app.session_state["pattern_tab"] = "Object pattern (measured)"
+        app.run()
+        assert not app.exception and "**No object maps**" in texts(app)
+
+
+def test_maps_that_look_at_a_category(app, profiled):
+    _, profile = profiled
+    from lewel.profiles import category_indices, profile_categories
+
+    names = profile_categories(profile)
+    app.run()
+    assert not app.exception
+    box = app.selectbox(key="look_category")
+    assert list(box.options) == names and box.value is None
+    box.set_value(names[0]).run()
+    assert not app.exception and not app.error
+    expected = category_indices(profile, names[0])
+    shown = [int(b.label.split()[-1]) for b in inspect_buttons(app) if b.key.startswith("inspect-category")]
+    assert shown == expected[: len(shown)] and (shown or "No map of this model looks at" in texts(app))
+
+
+def test_a_version_2_profile_says_it_lacks_patterns(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    from test_api_profiles import version_2
+
+    paths = build_models(tmp_path / "models")
+    profile = build_profile(paths["tiny"], data="scenes:6", size=128, batch_size=6, control_seeds=1)
+    sidecar_path(paths["tiny"]).write_text(json.dumps(version_2(profile)))
+    shutil.rmtree(tmp_path / "unused", ignore_errors=True)
+    with running_service(paths["tiny"].parent, "tiny") as url:
+        monkeypatch.setenv("LEWEL_API_URL", url)
+        at = AppTest.from_file(str(MAIN), default_timeout=120)
+        at.session_state["size"] = 64
+        at.session_state["gallery_item"] = "skimage:coffee"
+        at.run()
+        assert not at.exception and not at.error
+        labels = [t.label for t in at.tabs]
+        assert labels[:2] == ["Object maps (measured)", "Background maps (measured)"] and "Object (heuristic)" in labels
+        page = texts(at)
+        assert "This profile lacks Figure 5's measured patterns" in page and "version-2" in page
+        assert "look_category" not in [b.key for b in at.selectbox]

@@ -107,10 +107,11 @@ def test_gallery_tabs_inspect_and_downloads(browser, app_url, tmp_path):
     thumbnail(page, "scene")
     page.get_by_role("button", name="New scene").click()
     settle(page)
-    page.get_by_role("button", name="Previous").click()
+    page.get_by_role("button", name="Previous scene").click()
     settle(page)
     expect(page.get_by_text(re.compile(r"here \d\.\d\d")).first).to_be_visible()  # the scene's mask was sent
-    for tab in ("Background maps (measured)", "Object (heuristic)", "Multi-object (heuristic)", "Global (heuristic)", "All", "Object maps (measured)"):
+    tabs = ("Object pattern (measured)", "Multi-object pattern (measured)", "Global pattern (measured)")
+    for tab in ("Background maps (measured)", *tabs, "All", "Object maps (measured)"):
         page.get_by_role("tab", name=tab, exact=True).click()
         settle(page)
     inspect = page.get_by_role("button", name=re.compile(r"Inspect \d+"))
@@ -118,6 +119,7 @@ def test_gallery_tabs_inspect_and_downloads(browser, app_url, tmp_path):
     inspect.nth(2).click()
     settle(page)
     expect(page.get_by_text(f"map {index} on view 0, enlarged")).to_be_visible()
+    assert page.locator('[data-testid="stMetricDelta"]').count() == 0  # no up-arrow on a measured number
     choose(page, "Selected map", "map 3")
     expect(page.get_by_text("map 3 on view 0, enlarged")).to_be_visible()
     assert "map=3" in page.url and "image=scene" in page.url  # the URL holds the state
@@ -220,3 +222,178 @@ def test_an_atlas_built_from_the_button_shows_its_thumbnails(browser, app_url):
     expect(page.get_by_text("Map 9", exact=True)).to_be_visible()  # the atlas follows the selected map
     assert page.get_by_role("button", name="Build an atlas for lewel_m_demo").count() == 0
     page.close()
+
+
+# --- issue 25: state that tells the truth, limits, failures, compare, maps that look here ----------------------
+
+
+def page_text(page) -> str:
+    return page.locator("body").inner_text()
+
+
+def test_upload_and_back_keeps_the_gallery_image_and_a_far_first_index_is_lowered(browser, app_url):
+    from playwright.sync_api import expect
+
+    page = open_page(browser, app_url + "/?image=skimage:coffee&size=128")
+    expect(page.get_by_text("coffee.png").first).to_be_visible()
+    page.get_by_text("Upload", exact=True).click()
+    settle(page)
+    page.get_by_text("Gallery", exact=True).click()
+    settle(page)
+    box = page.get_by_role("combobox", name="Gallery", exact=True)
+    assert "coffee" in box.input_value() or "coffee" in page.locator('[data-testid="stSidebar"]').inner_text()
+    expect(page.get_by_text("coffee.png").first).to_be_visible()
+    page.get_by_role("tab", name="All", exact=True).click()  # the next, unrelated click keeps the image
+    settle(page)
+    expect(page.get_by_text("coffee.png").first).to_be_visible()
+    assert "image=skimage%3Acoffee" in page.url or "image=skimage:coffee" in page.url
+    first = page.get_by_label("First map index")
+    first.fill("125")
+    first.press("Enter")
+    settle(page)
+    expect(page.get_by_text(re.compile(r"125 is past the end: the last 6 maps start at 122"))).to_be_visible()
+    assert first.input_value() == "122"
+    page.close()
+
+
+def test_views_and_size_over_the_limit_are_clamped_and_the_page_stays(browser, app_url):
+    from playwright.sync_api import expect
+
+    page = open_page(browser, app_url + "/?image=skimage:coffee&views=8&size=512")
+    expect(page.get_by_text(re.compile(r"8 views at 512 px would be 2,359,296 input pixels"))).to_be_visible()
+    assert "over the limit" not in page_text(page)
+    expect(page.get_by_text("view 8 · byol1").first).to_be_visible()  # the page is drawn, at 320 px
+    assert "size=320" in page.url
+    page.close()
+
+
+def test_a_refused_upload_type_replaces_the_previous_error(browser, app_url, tmp_path):
+    from playwright.sync_api import expect
+
+    page = open_page(browser, app_url)
+    page.get_by_text("Upload", exact=True).click()
+    settle(page)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image at all")
+    page.locator("input[type=file]").set_input_files(str(broken))
+    expect(page.get_by_text("The image was rejected (broken.png).")).to_be_visible()
+    settle(page)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("some notes")
+    page.locator("input[type=file]").set_input_files(str(notes))
+    expect(page.get_by_text(re.compile(r"notes\.txt is not an image type"))).to_be_visible()
+    settle(page)
+    assert "broken.png" not in page.locator('[data-testid="stMain"]').inner_text()
+    page.close()
+
+
+def test_compare_shows_each_models_own_maps_unless_asked(browser, app_url):
+    from playwright.sync_api import expect
+
+    page = open_page(browser, app_url + "/?image=skimage:coffee&size=128&compare=lewel_b_demo")
+    expect(page.get_by_role("heading", name="Two models, the same views")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Each model's own maps")).first).to_be_visible()
+    assert page_text(page).count("shown: its measured object maps") == 2
+    page.get_by_text("Same map indices for both").click()
+    settle(page)
+    expect(page.get_by_text(re.compile(r"The same map indices \(")).first).to_be_visible()
+    page.close()
+
+
+def test_maps_that_look_here_from_the_url_and_from_a_click(browser, app_url):
+    from playwright.sync_api import expect
+
+    page = open_page(browser, app_url + "/?image=skimage:coffee&size=128&point=300,200")
+    expect(page.get_by_text(re.compile(r"At x=300, y=200")).first).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile(r"Inspect \d+")).last).to_be_visible()
+    target = page.frame_locator('iframe[title*="streamlit_image_coordinates"]').locator("#image")
+    expect(target).to_be_visible()
+    box = target.bounding_box()
+    target.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.75})
+    settle(page)
+    expect(page.get_by_text(re.compile(r"At x=1\d\d, y=[23]\d\d")).first).to_be_visible()
+    point = re.search(r"point=(\d+)(?:%2C|,)(\d+)", page.url)
+    assert point and 130 <= int(point.group(1)) <= 170 and 280 <= int(point.group(2)) <= 320, page.url
+    page.close()
+
+
+def start_service_on(port: int, models: Path) -> "subprocess.Popen":
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LEWEL_MODELS_DIR": str(models / "none"), "LEWEL_WARMUP_SIZE": "64"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "lewel.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def test_a_stopped_service_keeps_the_sidebar_and_retry_brings_the_page_back(browser, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import httpx2
+    from playwright.sync_api import expect
+    from servers import free_port, wait_until_ready
+
+    port, app_port = free_port(), free_port()
+    service = start_service_on(port, tmp_path)
+    with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        wait_until_ready(service, client, seconds=120)
+    log = (tmp_path / "app.log").open("w")
+    app = subprocess.Popen(
+        [sys.executable, "-m", "app", "--port", str(app_port), "--api-url", f"http://127.0.0.1:{port}"],
+        cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while "LEWEL explorer: " not in (tmp_path / "app.log").read_text():
+            assert time.monotonic() < deadline and app.poll() is None, (tmp_path / "app.log").read_text()
+            time.sleep(0.3)
+        page = open_page(browser, f"http://127.0.0.1:{app_port}/?image=skimage:coffee&size=128")
+        stop(service)
+        page.get_by_role("button", name="New views").click()
+        settle(page)
+        expect(page.get_by_text("The LEWEL service is not reachable").first).to_be_visible()
+        expect(page.get_by_role("button", name="Retry")).to_be_visible()
+        expect(page.get_by_role("button", name="New views")).to_be_visible()  # the sidebar stays
+        service = start_service_on(port, tmp_path)
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            wait_until_ready(service, client, seconds=120)
+        page.get_by_role("button", name="Retry").click()
+        settle(page)
+        expect(page.get_by_role("button", name=re.compile(r"Inspect \d+")).first).to_be_visible()
+        assert "not reachable" not in page_text(page)
+        page.close()
+    finally:
+        stop(app)
+        stop(service)
+
+
+def test_the_launcher_restarts_a_killed_service_and_the_page_comes_back(browser, tmp_path):
+    import os
+    import signal
+
+    from playwright.sync_api import expect
+    from test_app_browser import _start_app
+
+    process, url = _start_app(tmp_path)
+    try:
+        page = open_page(browser, url + "/?image=skimage:coffee&size=128")
+        pid = int(re.search(r"\(pid (\d+)\)", (tmp_path / "app.log").read_text()).group(1))
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 180
+        while "the service is back" not in (tmp_path / "app.log").read_text():
+            assert time.monotonic() < deadline and process.poll() is None, (tmp_path / "app.log").read_text()
+            time.sleep(0.3)
+        output = (tmp_path / "app.log").read_text()
+        assert f"the LEWEL service (pid {pid}) stopped: killed by signal SIGKILL" in output
+        assert "restarting the service (1 of 3)" in output
+        page.get_by_role("button", name="New views").click()
+        settle(page)
+        expect(page.get_by_role("button", name=re.compile(r"Inspect \d+")).first).to_be_visible()
+        page.close()
+    finally:
+        stop(process)

@@ -4,6 +4,7 @@ their profile, and their cards quote the measured numbers of docs/demo_models.js
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,20 @@ def test_python_m_api_serves_the_bundled_demo_model_by_default(tmp_path):
         server.communicate(timeout=30)
 
 
+def test_readme_and_docs_show_the_patterns_of_the_shipped_profiles():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from write_demo_model_cards import PATTERNS_END, PATTERNS_START, patterns_table
+
+    results = json.loads((ROOT / "docs" / "demo_models.json").read_text())
+    for name, shipped in results["shipped"].items():  # the JSON holds the shipped sidecars' summaries
+        sidecar = json.loads((ROOT / "models" / f"{name}.profile.json").read_text())
+        assert results["models"][shipped["run"]]["profile"]["summary"] == sidecar["summary"]
+    table = patterns_table(results)
+    for page in (ROOT / "README.md", ROOT / "docs" / "maps.md"):
+        text = page.read_text()
+        assert text.split(PATTERNS_START)[1].split(PATTERNS_END)[0].strip() == table
+
+
 def test_readme_and_docs_show_the_same_measured_table():
     page = (ROOT / "docs" / "demo_models.md").read_text()
     table = page.split("<!-- measured table: written by scripts/write_demo_model_cards.py -->")[1].split("<!-- end of measured table -->")[0]
@@ -114,7 +129,10 @@ def test_shipped_models_carry_their_profile(path):
     summary = profile["summary"]
     assert profile["data"]["size"] == 224 and profile["data"]["grid"] == [7, 7]
     assert summary["heldout_images"] >= 200 and summary["calibration_images"] >= 200
-    assert profile["version"] == 2 and summary["controls"]["count"] == 15  # 5 seeds of each of 3 schemes
+    assert profile["version"] == 3 and summary["controls"]["count"] == 15  # 5 seeds of each of 3 schemes
+    # Figure 5 measured: object maps (selective to one instance) where random networks have at most one
+    assert summary["patterns"]["object"] > 10 * max(1, summary["control_patterns"]["by_role"]["object"]["max"])
+    assert summary["dissection"]["preferring_maps"] > summary["dissection"]["control_preferring_maps"]["max"]
     if path.stem == "lewel_m_demo":  # measured: 0.894 against the best of 15 random networks' 0.824 (bound 0.863)
         assert summary["verdict"] == "localises" and summary["difference"]["margin"] > 0
         assert summary["object_auroc"] > summary["controls"]["random_bound"]
