@@ -1,4 +1,4 @@
-"""``python -m app``: start the inference service (``lewel serve``) and the Streamlit app together, print the
+"""``python -m app``: start the inference service (``python -m api``) and the Streamlit app together, print the
 address, and stop both on Ctrl-C / SIGTERM. When the service stops on its own the launcher says so (exit
 status or signal) and starts it again, up to ``--restarts`` times, while the app stays up and its page says
 the service is not reachable, with a Retry; when the app stops, the launcher says so and stops the service.

@@ -324,7 +324,7 @@ def start_service_on(port: int, models: Path) -> "subprocess.Popen":
 
     env = {**os.environ, "LEWEL_MODELS_DIR": str(models / "none"), "LEWEL_WARMUP_SIZE": "64"}
     return subprocess.Popen(
-        [sys.executable, "-m", "lewel.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
 
