@@ -1,5 +1,6 @@
-"""``python -m app``: start the inference service (``python -m api``) and the Streamlit app together, print the
-address, and stop both on Ctrl-C / SIGTERM. When the service stops on its own the launcher says so (exit
+"""``python -m app``: start the inference service (``python -m api``) and the Streamlit app together (the app
+with its imports done beforehand, ``app.preload``), print the address, and stop both on Ctrl-C / SIGTERM.
+When the service stops on its own the launcher says so (exit
 status or signal) and starts it again, up to ``--restarts`` times, while the app stays up and its page says
 the service is not reachable, with a Retry; when the app stops, the launcher says so and stops the service.
 ``--api-url`` uses a running service instead of starting one."""
@@ -181,14 +182,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             api_url = f"http://{browser_host(args.host)}:{args.api_port}"
             service = start_service()
-        started = f" (pid {service.pid})" if service is not None else ""
-        print(f"waiting for the LEWEL service at {api_url}{started} …", flush=True)
-        wait_ready(api_url, service, args.ready_timeout)
+        # the app starts beside the service (it needs the service only when a page opens): both boot at once
         app = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "streamlit",
+                "app.preload",
                 "run",
                 str(MAIN),
                 "--server.address",
@@ -205,8 +204,12 @@ def main(argv: list[str] | None = None) -> int:
                 str(upload_limit_mb(env)),
             ],
             env={**env, "LEWEL_API_URL": api_url},
+            cwd=MAIN.parent.parent,
         )
         children.append(app)
+        started = f" (pid {service.pid})" if service is not None else ""
+        print(f"waiting for the LEWEL service at {api_url}{started} …", flush=True)
+        wait_ready(api_url, service, args.ready_timeout)
         wait_app(f"http://{browser_host(args.host)}:{args.port}", app, args.ready_timeout)
         print(
             f"LEWEL explorer: http://{browser_host(args.host)}:{args.port}  (service: {api_url}/docs)",

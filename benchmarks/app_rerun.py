@@ -2,7 +2,9 @@
 through Playwright, timing from the click until the page has received the whole answer (the last websocket
 message of the rerun and the last image it fetched, with nothing more arriving for ``QUIET_S``), for a tab
 switch, a colormap change, an opacity change and a new gallery image; next to the service's own time for that
-image's ``/v1/maps`` request (NPZ, the same settings), measured in the same run. Writes
+image's ``/v1/maps`` request (NPZ, the same settings), measured in the same run. Also the launcher's time
+from start to printing the address, and a fresh page's first render (from opening the address until the
+first Inspect button shows: targets <= 3 s). Writes
 ``benchmarks/results/app_rerun_cpu.json``.
 
     .venv/bin/python benchmarks/app_rerun.py [--repeats 3] [--out benchmarks/results/app_rerun_cpu.json]
@@ -27,10 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
-IMAGES = ["coffee", "chelsea", "rocket", "astronaut", "colorwheel", "three objects"]  #: thumbnails, each new to the app
+IMAGES = ["coffee", "chelsea", "rocket", "astronaut", "colour wheel", "three objects"]  #: thumbnails, each new to the app
 
 
 def start_app(folder: Path) -> tuple[subprocess.Popen, str, str]:
+    """``python -m app`` on fixed ports; the process, the app's and the service's address (once printed)."""
     log = (folder / "app.log").open("w")
     env = {**os.environ, "LEWEL_MODELS_DIR": str(folder / "none")}
     process = subprocess.Popen([sys.executable, "-m", "app", "--port", "8765", "--api-port", "8766"], cwd=ROOT, env=env,
@@ -85,7 +88,9 @@ def main() -> None:
 
     folder = Path("/tmp/lewel_app_bench")
     folder.mkdir(exist_ok=True)
+    launched = time.perf_counter()
     process, url, api = start_app(folder)
+    address_seconds = time.perf_counter() - launched
     results: dict[str, list[float]] = {"tab_switch": [], "colormap": [], "opacity": [], "new_image": []}
     try:
         with sync_playwright() as playwright:
@@ -94,8 +99,10 @@ def main() -> None:
             events: list[float] = []
             page.on("websocket", lambda ws: ws.on("framereceived", lambda _: events.append(time.perf_counter())))
             page.on("requestfinished", lambda _: events.append(time.perf_counter()))
+            opened = time.perf_counter()
             page.goto(url)
             page.get_by_role("button", name=re.compile(r"Inspect \d+")).first.wait_for(timeout=300_000)
+            first_render = time.perf_counter() - opened
             page.get_by_text("Browse the gallery").click()
             tabs = ["Background maps (measured)", "Object maps (measured)"]
             for repeat in range(args.repeats):
@@ -127,16 +134,24 @@ def main() -> None:
         "repeats": args.repeats,
         "seconds": results,
         "median_seconds": medians,
+        "launcher_address_seconds": address_seconds,
+        "first_render_seconds": first_render,
         "service_maps_seconds_median": statistics.median(service),
         "new_image_minus_service_seconds": medians["new_image"] - statistics.median(service),
-        "targets": {"tab_switch, colormap, opacity": "<= 1 s", "new_image": "<= service + 1 s"},
+        "targets": {
+            "tab_switch, colormap, opacity": "<= 1 s",
+            "new_image": "<= service + 1 s",
+            "first_render": "<= 3 s after the address is printed",
+        },
         "met": {
             "widget_changes": max(medians["tab_switch"], medians["colormap"], medians["opacity"]) <= 1.0,
             "new_image": medians["new_image"] - statistics.median(service) <= 1.0,
+            "first_render": first_render <= 3.0,
         },
     }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report["median_seconds"]), "service", report["service_maps_seconds_median"], "met", report["met"])
+    print(json.dumps(report["median_seconds"]), "service", report["service_maps_seconds_median"],
+          "address", round(address_seconds, 2), "first render", round(first_render, 2), "met", report["met"])
 
 
 if __name__ == "__main__":
