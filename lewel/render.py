@@ -62,7 +62,7 @@ def colour_bar(
     equals ``unit`` when it lies inside. Drawn with Pillow (a few of these per page: no matplotlib figure)."""
     from PIL import ImageFont
 
-    strip = max(4, height // 2 - 2)
+    strip = max(4, height // 4)  # the labels get the rest: read at the size the page shows a tile
     gradient = colormaps[cmap](np.linspace(0, 1, width))[None, :, :3] * 255.0
     bar = np.full((height, width, 3), 255, dtype=np.uint8)
     bar[:strip] = np.repeat(gradient, strip, axis=0).astype(np.uint8)
@@ -92,7 +92,8 @@ def overlay_with_bar(
     what the colours mean, so that a nearly flat map stretched to its range is not read as a peaked one."""
     blended = overlay(image, heatmap, alpha=alpha, cmap=cmap, scale=scale)
     low, high = colour_limits(heatmap, scale)
-    bar = colour_bar(blended.shape[1], low, high, cmap=cmap, unit=unit, height=max(18, blended.shape[1] // 9))
+    # about a sixth of the tile's width: a 224-px tile shown 110 px wide in a row of maps keeps labels ~10 px high
+    bar = colour_bar(blended.shape[1], low, high, cmap=cmap, unit=unit, height=max(18, blended.shape[1] // 6))
     return np.concatenate([blended, bar], axis=0)
 
 

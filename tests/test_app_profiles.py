@@ -118,6 +118,9 @@ def test_colour_bar_states_the_scale_in_units_of_the_uniform_value():
     assert tile.shape == (82, 64, 3)
     with pytest.raises(ValueError, match="scale"):
         colour_limits(heat, "log")
+    large = overlay_with_bar(np.zeros((224, 224, 3), np.uint8), heat, unit=1 / 16, scale="range")[224:]
+    ink = np.flatnonzero((large.min(axis=2) < 128).any(axis=1) & (np.arange(len(large)) > len(large) // 4))
+    assert ink.max() - ink.min() >= 224 // 16  # label glyphs at least 14 px high on a 224-px tile (they were ~8)
 
 
 # --- issue 23: the measured Figure 5 in the page --------------------------------------------------------------
