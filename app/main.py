@@ -138,6 +138,31 @@ def section(name: str) -> Iterator[None]:
 # --- callbacks (they run before the next rerun, so they may set widget keys) ---------------------------------
 
 
+def map_cell(
+    cell: Any,
+    result: MapsResult,
+    view: int,
+    index: int,
+    style: figures.Style,
+    *,
+    inspect: str | None = None,
+    hint: str | None = None,
+) -> None:
+    """Map ``index`` of view ``view`` as a tile with its caption in ``cell``, and with ``inspect`` (a key
+    prefix) an "Inspect" button under it that selects the map for One map."""
+    cell.image(figures.map_tile(result, view, index, style), caption=figures.map_caption(result, view, index))
+    if inspect is not None:
+        cell.button(
+            f"Inspect {index}",
+            key=f"{inspect}-{index}",
+            on_click=select_map,
+            args=(index, int(result.aligned[index])),
+            type="tertiary",
+            icon=":material/zoom_in:",
+            help=hint,
+        )
+
+
 def select_map(index: int, aligned: int) -> None:
     """Inspect buttons: make ``index`` the selected map and its aligned representation the one shown."""
     st.session_state["selected_map"] = index
@@ -519,16 +544,7 @@ def figure_rows(
         cells[0].image(figures.input_tile(small, result, view, source_size), caption="input and crop")
         cells[1].image(figures.view_tile(result, view), caption="augmented view" if view else "model input")
         for cell, index in zip(cells[2:], indices, strict=True):
-            cell.image(figures.map_tile(result, view, index, style), caption=figures.map_caption(result, view, index))
-            if view == 0:
-                cell.button(
-                    f"Inspect {index}",
-                    key=f"inspect-{tab}-{index}",
-                    on_click=select_map,
-                    args=(index, int(result.aligned[index])),
-                    type="tertiary",
-                    icon=":material/zoom_in:",
-                )
+            map_cell(cell, result, view, index, style, inspect=f"inspect-{tab}" if view == 0 else None)
 
 
 def downloads(
@@ -759,15 +775,7 @@ def category_section(result: MapsResult, select: Selector, presets: list[str], s
     st.caption(f"{len(indices)} maps look at **{chosen}**, best first (`/v1/maps?category={chosen}`); view 0.")
     cells = st.columns(max(len(shown), 4))
     for cell, index in zip(cells, shown, strict=False):
-        cell.image(figures.map_tile(result, 0, index, style), caption=figures.map_caption(result, 0, index))
-        cell.button(
-            f"Inspect {index}",
-            key=f"inspect-category-{index}",
-            on_click=select_map,
-            args=(index, int(result.aligned[index])),
-            type="tertiary",
-            icon=":material/zoom_in:",
-        )
+        map_cell(cell, result, 0, index, style, inspect="inspect-category")
 
 
 POINT_MAPS = 8  #: maps the "Maps that look here" section lists
@@ -868,16 +876,8 @@ def looking_section(
     shown = [m["index"] for m in answer["maps"]][:6]
     cells = st.columns(max(len(shown), 4))
     for cell, index in zip(cells, shown, strict=False):
-        cell.image(figures.map_tile(result, 0, index, style), caption=figures.map_caption(result, 0, index))
-        cell.button(
-            f"Inspect {index}",
-            key=f"inspect-here-{index}",
-            on_click=select_map,
-            args=(index, int(result.aligned[index])),
-            type="tertiary",
-            icon=":material/zoom_in:",
-            help="show this map below (One map), with its atlas entry",
-        )
+        hint = "show this map below (One map), with its atlas entry"
+        map_cell(cell, result, 0, index, style, inspect="inspect-here", hint=hint)
 
 
 def header() -> None:
