@@ -39,7 +39,7 @@ SIZES = [64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512]
 DEFAULT_SIZE = 224  #: the size the shipped profiles were measured at (7×7 maps on a ResNet)
 SCALES = {"range": "each map's range (min → max)", "peak": "zero to peak"}
 COLORMAPS = ["jet", "turbo", "viridis", "magma", "inferno", "plasma", "hot"]
-FIGURE_FORMATS = {"PNG": "png", "PDF": "pdf", "SVG": "svg"}
+FORMAT_CHOICES = {"PNG": "png", "PDF": "pdf", "SVG": "svg"}  #: the figure download's label -> lewel.render format
 MIME = {"png": "image/png", "pdf": "application/pdf", "svg": "image/svg+xml"}
 DPIS = [72, 100, 150, 200, 300, 600]
 #: tab label -> what it shows: a measured role of the model's profile, a heuristic pattern of view 0, or all
@@ -560,7 +560,7 @@ def downloads(
     map of every view (the service's NPZ answer, byte for byte)."""
     model = result.model["id"]
     chooser, quality, figure_button, npz_button = st.columns([1, 1, 1.3, 1.3], vertical_alignment="bottom")
-    fmt = FIGURE_FORMATS[chooser.selectbox("Figure format", list(FIGURE_FORMATS), key="figure_format")]
+    fmt = FORMAT_CHOICES[chooser.selectbox("Figure format", list(FORMAT_CHOICES), key="figure_format")]
     dpi = quality.select_slider("Figure dpi", DPIS, value=200, key="figure_dpi", disabled=fmt != "png")
     name = (pattern or "index").replace("role:", "measured_")
     refusal = figures.figure_refusal(result, small, indices, fmt, dpi) if indices else None

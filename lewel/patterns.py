@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .maps import BACKGROUND_CELL, OBJECT_CELL, cell_labels, object_coverage
+from .maps import OBJECT_CELL, cell_labels, object_coverage
 
 PATTERN_ROLES = ("object", "multi-object", "global", "background", "mixed")  #: measured roles, Figure 5's first
 CONTROL_QUANTILE = 0.95  #: "above random": above this quantile of the control family's per-index values

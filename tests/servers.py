@@ -82,3 +82,19 @@ def running_service(models_dir: Path, default: str, *, seconds: float = 90) -> I
         yield base
     finally:
         stop(server)
+
+
+APP_MAIN = Path(__file__).parent.parent / "app" / "main.py"
+
+
+def app_page(url: str, monkeypatch, **state):
+    """The app's page (Streamlit's ``AppTest``) pointed at the service at ``url`` without a token, with
+    ``state`` preset in its session (e.g. ``size=64``, ``gallery_item="skimage:coffee"``)."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("LEWEL_API_URL", url)
+    monkeypatch.delenv("LEWEL_API_TOKEN", raising=False)
+    page = AppTest.from_file(str(APP_MAIN), default_timeout=120)
+    for key, value in state.items():
+        page.session_state[key] = value
+    return page

@@ -7,13 +7,13 @@ import io
 import subprocess
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 from api_factory import build_models, image_bytes
 from PIL import Image
-from servers import free_port, running_service
+from servers import APP_MAIN as MAIN
+from servers import app_page, free_port, running_service
 from streamlit.testing.v1 import AppTest
 
 from app import figures
@@ -22,7 +22,6 @@ from app.gallery import SCENE_KEY, gallery_items, load_item, scenes_available
 from lewel.maps import PATTERNS
 from lewel.render import FigureTooCostly
 
-MAIN = Path(__file__).parent.parent / "app" / "main.py"
 SMALL = ViewParams(views=2, preset="byol1", seed=3, size=64)
 
 
@@ -37,12 +36,7 @@ def service(tmp_path_factory) -> str:
 @pytest.fixture
 def app(service, monkeypatch) -> AppTest:
     """The page pointed at the service, on the gallery's astronaut at 64 px."""
-    monkeypatch.setenv("LEWEL_API_URL", service)
-    monkeypatch.delenv("LEWEL_API_TOKEN", raising=False)
-    at = AppTest.from_file(str(MAIN), default_timeout=120)
-    at.session_state["size"] = 64
-    at.session_state["gallery_item"] = "skimage:astronaut"
-    return at
+    return app_page(service, monkeypatch, size=64, gallery_item="skimage:astronaut")
 
 
 def texts(at: AppTest) -> str:

@@ -6,17 +6,15 @@ build button, and the build it starts ends in thumbnails."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
-from servers import ROOT, running_service
+from servers import ROOT, app_page, running_service
 from streamlit.testing.v1 import AppTest
 
 from lewel.atlas import make_atlas
 from lewel.data.scenes import STAMPS_DIR
 
 pytestmark = pytest.mark.skipif(not STAMPS_DIR.is_dir(), reason="generated scenes need tuxpaint-stamps-default")
-MAIN = Path(__file__).parent.parent / "app" / "main.py"
 MODELS = ROOT / "models"
 TOP = 3
 
@@ -33,13 +31,7 @@ def service(tmp_path_factory) -> str:
 
 @pytest.fixture
 def app(service, monkeypatch) -> AppTest:
-    monkeypatch.setenv("LEWEL_API_URL", service)
-    monkeypatch.delenv("LEWEL_API_TOKEN", raising=False)
-    at = AppTest.from_file(str(MAIN), default_timeout=120)
-    at.session_state["size"] = 64
-    at.session_state["views"] = 0
-    at.session_state["gallery_item"] = "skimage:astronaut"
-    return at
+    return app_page(service, monkeypatch, size=64, views=0, gallery_item="skimage:astronaut")
 
 
 def thumbnails(at: AppTest) -> list[str]:

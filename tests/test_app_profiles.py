@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from api_factory import build_models
-from servers import running_service
+from servers import app_page, running_service
 from streamlit.testing.v1 import AppTest
 from test_app import MAIN, inspect_buttons, texts
 
@@ -33,13 +33,7 @@ def profiled(tmp_path_factory):
 
 @pytest.fixture
 def app(profiled, monkeypatch) -> AppTest:
-    url, _ = profiled
-    monkeypatch.setenv("LEWEL_API_URL", url)
-    monkeypatch.delenv("LEWEL_API_TOKEN", raising=False)
-    at = AppTest.from_file(str(MAIN), default_timeout=120)
-    at.session_state["size"] = 64
-    at.session_state["gallery_item"] = SCENE_KEY
-    return at
+    return app_page(profiled[0], monkeypatch, size=64, gallery_item=SCENE_KEY)
 
 
 def test_measured_tabs_come_first_with_auroc_under_each_tile(app, profiled):

@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 import pytest
-from api_factory import build_models, image_bytes
-from servers import free_port, running_service
+from api_factory import build_models
+from servers import app_page, free_port, running_service
 from streamlit.testing.v1 import AppTest
 from test_app import MAIN, inspect_buttons, texts
 
@@ -30,12 +30,7 @@ def served(tmp_path_factory):
 
 @pytest.fixture
 def app(served, monkeypatch) -> AppTest:
-    monkeypatch.setenv("LEWEL_API_URL", served[0])
-    monkeypatch.delenv("LEWEL_API_TOKEN", raising=False)
-    at = AppTest.from_file(str(MAIN), default_timeout=120)
-    at.session_state["size"] = 64
-    at.session_state["gallery_item"] = "skimage:coffee"
-    return at
+    return app_page(served[0], monkeypatch, size=64, gallery_item="skimage:coffee")
 
 
 def clean(at: AppTest) -> None:

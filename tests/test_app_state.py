@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_app import MAIN, inspect_buttons, service  # noqa: F401 - the service fixture
+from servers import app_page
+from test_app import inspect_buttons, service  # noqa: F401 - the service fixture
 
 from app import state
 
@@ -54,9 +55,7 @@ def test_checked_index():
 
 @pytest.fixture
 def app(service, monkeypatch) -> AppTest:
-    monkeypatch.setenv("LEWEL_API_URL", service)
-    monkeypatch.delenv("LEWEL_API_TOKEN", raising=False)
-    return AppTest.from_file(str(MAIN), default_timeout=120)
+    return app_page(service, monkeypatch)
 
 
 def test_a_shared_url_opens_the_same_page(app):
