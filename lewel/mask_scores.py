@@ -125,6 +125,15 @@ def cell_labels(coverage: ArrayLike) -> torch.Tensor:
     return labels
 
 
+def cell_auroc(values: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+    """``values`` (d×n cells), bool ``positive`` and ``negative`` (n) -> d AUROCs of positive cells above
+    negative ones, ties half (the Mann–Whitney statistic over all pairs; NaN when either set is empty)."""
+    if not bool(positive.any()) or not bool(negative.any()):
+        return torch.full(values.shape[:1], math.nan, dtype=torch.float64)
+    difference = values[:, positive][:, :, None] - values[:, negative][:, None, :]  # d × positives × negatives
+    return ((difference > 0).to(torch.float64) + 0.5 * (difference == 0).to(torch.float64)).mean(dim=(1, 2))
+
+
 def map_auroc(maps: ArrayLike, coverage: ArrayLike) -> torch.Tensor:
     """How well each map's values rank object cells above background cells: ``B×d×h×w`` maps and ``B×h×w``
     coverage (``object_coverage``) -> ``B×d`` float64 AUROC, NaN for images without both kinds of cells.
@@ -143,15 +152,8 @@ def map_auroc(maps: ArrayLike, coverage: ArrayLike) -> torch.Tensor:
     if labels.shape != (p.shape[0], *p.shape[-2:]):
         raise ValueError(f"coverage must be B×h×w = {(p.shape[0], *p.shape[-2:])}, got {tuple(labels.shape)}")
     values, labels = p.flatten(2), labels.flatten(1)
-    result = torch.full(p.shape[:2], math.nan, dtype=torch.float64)
-    for image in range(p.shape[0]):
-        positive, negative = values[image][:, labels[image] == 1], values[image][:, labels[image] == 0]
-        if positive.shape[1] == 0 or negative.shape[1] == 0:
-            continue
-        difference = positive[:, :, None] - negative[:, None, :]  # d × objects × backgrounds
-        wins = (difference > 0).to(torch.float64) + 0.5 * (difference == 0).to(torch.float64)
-        result[image] = wins.mean(dim=(1, 2))
-    return result
+    rows = [cell_auroc(values[image], labels[image] == 1, labels[image] == 0) for image in range(p.shape[0])]
+    return torch.stack(rows) if rows else torch.zeros(0, p.shape[1], dtype=torch.float64)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 The paper sorts LEWEL's maps into three patterns by eye. Here they are measured from instance masks, per map
 index, on a profile's splits (``lewel.profiles``):
 
-- **object AUROC**: object cells against background cells (``lewel.maps.map_auroc``);
+- **object AUROC**: object cells against background cells (``lewel.mask_scores.map_auroc``; every AUROC here
+  is ``lewel.mask_scores.cell_auroc`` of two sets of cells);
 - **instance selectivity**: on images with two or more instances that own cells, the AUROC of one instance's
   cells against the other instances' cells, for the instance that scores highest (1: the map singles out one
   instance; 0.5: it treats the instances alike);
@@ -28,14 +29,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .maps import OBJECT_CELL, cell_labels, object_coverage
+from .mask_scores import OBJECT_CELL, cell_auroc, cell_labels, object_coverage
 
 PATTERN_ROLES = ("object", "multi-object", "global", "background", "mixed")  #: measured roles, Figure 5's first
 CONTROL_QUANTILE = 0.95  #: "above random": above this quantile of the control family's per-index values
 DISSECTION_QUANTILE = 0.005  #: Network Dissection's top quantile of a unit's activations over the data set
 MIN_CATEGORY_IMAGES = 5  #: a category needs this many calibration images to be a map's preferred category
 TOP_CATEGORIES = 5  #: categories kept per map index in a profile, best first
-NO_INSTANCE = 0  #: ``instance_labels``: pixels of no instance
 
 
 def instance_labels(instances: np.ndarray) -> np.ndarray:
@@ -84,15 +84,6 @@ def instance_cells(
             members = [k for k, c in enumerate(categories) if c == name]
             coverage[name] = shares[members].sum(dim=0).clamp(max=1.0)
     return InstanceCells(labels=cells, categories=tuple(categories), category_coverage=coverage)
-
-
-def cell_auroc(values: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
-    """``values`` (d×n cells), bool ``positive`` and ``negative`` (n) -> d AUROCs of positive cells above
-    negative ones, ties half (NaN when either set is empty)."""
-    if not bool(positive.any()) or not bool(negative.any()):
-        return torch.full(values.shape[:1], math.nan, dtype=torch.float64)
-    difference = values[:, positive][:, :, None] - values[:, negative][:, None, :]
-    return ((difference > 0).to(torch.float64) + 0.5 * (difference == 0).to(torch.float64)).mean(dim=(1, 2))
 
 
 def instance_aurocs(values: torch.Tensor, cells: torch.Tensor, count: int) -> torch.Tensor:

@@ -474,6 +474,7 @@ def summarize_patterns(
             }
         )
     preferring = [m for m in range(d) if significant[m]]
+    control_mean = sum(control_significant) / len(control_significant)
     covered = sorted({preferred[m] for m in preferring if preferred[m]})
     counts = count_patterns(roles)
     family = {
@@ -499,7 +500,7 @@ def summarize_patterns(
             "preferring_maps": len(preferring),
             "preference_threshold": limit,
             "control_preferring_maps": {
-                "mean": sum(control_significant) / len(control_significant),
+                "mean": control_mean,
                 "max": max(control_significant),
             },
             "covered": covered,
@@ -507,7 +508,7 @@ def summarize_patterns(
             "min_category_images": MIN_CATEGORY_IMAGES,
             "line": f"{len(preferring)} of {d} maps prefer one category"
             + (f"; categories covered: {', '.join(covered)}" if covered else "")
-            + f" (random networks: {sum(control_significant) / len(control_significant):.1f} on average, at most {max(control_significant)})",
+            + f" (random networks: {control_mean:.1f} on average, at most {max(control_significant)})",
         },
     }
     return summary, records
