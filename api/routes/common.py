@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
@@ -254,6 +255,23 @@ def run_views(
 def get_model(service: Service, model_id: str | None) -> LoadedModel:
     with model_errors(service):
         return service.registry.get(model_id)
+
+
+def get_maps_model(service: Service, model_id: str | None) -> LoadedModel:
+    """``get_model``, and 422 ``model_without_maps`` for a model without LEWEL's coupled head (the map routes)."""
+    loaded = get_model(service, model_id)
+    if not loaded.model.has_maps:
+        raise ApiError(
+            422,
+            "model_without_maps",
+            f"model {loaded.id!r} ({loaded.model.method}) has no alignment maps: choose a LEWEL model from /v1/models",
+        )
+    return loaded
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """``value`` as a float, or ``None`` for a missing, NaN or infinite one (JSON has no NaN)."""
+    return float(value) if value is not None and math.isfinite(value) else None
 
 
 def model_summary(loaded: LoadedModel) -> ModelSummary:

@@ -50,7 +50,8 @@ from .common import (
     ServiceDep,
     check_view_params,
     decode,
-    get_model,
+    finite_or_none,
+    get_maps_model,
     image_info,
     model_summary,
     plan_upload,
@@ -183,13 +184,7 @@ def _select(analysis: MapAnalysis, params: MapsParams, profile: dict | None, loa
 def _compute(service: Service, data: bytes, params: MapsParams, mask_data: bytes | None = None) -> Response | MapsResponse:
     picture = decode(data, service, params.background)
     mask = _decode_mask(mask_data, picture, service) if mask_data is not None else None
-    loaded = get_model(service, params.model)
-    if not loaded.model.has_maps:
-        raise ApiError(
-            422,
-            "model_without_maps",
-            f"model {loaded.id!r} ({loaded.model.method}) has no alignment maps: choose a LEWEL model from /v1/models",
-        )
+    loaded = get_maps_model(service, params.model)
     d = loaded.model.d or 0
     if params.top_k > d:
         raise ApiError(422, "invalid_parameters", f"top_k={params.top_k} exceeds the model's d={d} maps")
@@ -245,10 +240,6 @@ def _profile_columns(profile: dict | None, indices: list[int]) -> dict[str, list
 def _by_profile(params: MapsParams) -> bool:
     """Whether the selection follows the profile's measured patterns or categories."""
     return params.pattern is not None or params.category is not None
-
-
-def _nan_to_none(value: float) -> float | None:
-    return None if np.isnan(value) else float(value)
 
 
 def _figure(
@@ -311,9 +302,9 @@ def _statistics(
             pattern=PATTERNS[patterns[m]],
             **{name: column[m] for name, column in columns.items()},
             typicality={pattern: typical[pattern][m] for pattern in PATTERNS},
-            auroc=None if scores is None else _nan_to_none(float(scores.auroc[view, m])),
+            auroc=None if scores is None else finite_or_none(float(scores.auroc[view, m])),
             pointing_hit=None if scores is None else bool(scores.pointing[view, m]),
-            instance_auroc=None if per_instance is None else [_nan_to_none(v) for v in per_instance[m]],
+            instance_auroc=None if per_instance is None else [finite_or_none(v) for v in per_instance[m]],
         )
         for m in indices
     ]

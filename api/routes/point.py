@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -19,7 +18,8 @@ from .common import (
     ServiceDep,
     check_view_params,
     decode,
-    get_model,
+    finite_or_none,
+    get_maps_model,
     image_info,
     model_summary,
     plan_upload,
@@ -61,10 +61,6 @@ async def point(
     return await run_bounded(service, plan, _compute, service, data, params)
 
 
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
-
-
 def _compute(service: Service, data: bytes, params: PointParams) -> PointResponse:
     picture = decode(data, service, params.background)
     if params.x >= picture.width or params.y >= picture.height:
@@ -74,13 +70,7 @@ def _compute(service: Service, data: bytes, params: PointParams) -> PointRespons
             f"the point ({params.x:g}, {params.y:g}) lies outside the image ({picture.width}×{picture.height} "
             "pixels; x and y count from 0 at the top left)",
         )
-    loaded = get_model(service, params.model)
-    if not loaded.model.has_maps:
-        raise ApiError(
-            422,
-            "model_without_maps",
-            f"model {loaded.id!r} ({loaded.model.method}) has no alignment maps: choose a LEWEL model from /v1/models",
-        )
+    loaded = get_maps_model(service, params.model)
     profile, _ = service.registry.profile(loaded.file, d=loaded.model.d or 0)
     views, extraction = run_views(service, loaded, picture, params, aligned_projection=False)
     analysis = analyze_maps(views, extraction)
@@ -104,11 +94,11 @@ def _compute(service: Service, data: bytes, params: PointParams) -> PointRespons
                 relative=m.relative,
                 per_view=m.per_view,
                 views_above=m.views_above,
-                agreement=_finite(agreement[m.index]),
+                agreement=finite_or_none(agreement[m.index]),
                 group=groups[m.index],
                 aligned=aligned[m.index],
                 role=records[m.index].get("role") if records else None,
-                auroc_heldout=_finite(records[m.index].get("auroc_heldout")) if records else None,
+                auroc_heldout=finite_or_none(records[m.index].get("auroc_heldout")) if records else None,
                 measured_pattern=records[m.index].get("pattern") if records else None,
             )
             for m in ranked
