@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lewel.atlas import ATLAS_FORMAT, ATLAS_NAME, THUMB_DIR
+from lewel.atlas_page import CRITERIA_TITLES
 
 NAME_MAX = 128  #: longest model id or thumbnail name served: checked before any file-system call (NAME_MAX is 255)
 MODEL_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{NAME_MAX - 1}}}")
@@ -73,11 +74,12 @@ def load_atlas(root: str | os.PathLike | None, model: str) -> dict[str, Any]:
 
 
 def atlas_map(atlas: dict[str, Any], index: int) -> dict[str, Any]:
-    """The record of map ``index`` with the atlas's model, data and settings (without the other maps)."""
+    """The record of map ``index`` with the atlas's model, data and settings (without the other maps), and
+    ``criteria``: the scores its top lists are ranked by, name -> title, in the order they are shown."""
     maps = atlas["maps"]
     if not 0 <= index < len(maps):
         raise AtlasNotFound(f"the atlas has maps 0 … {len(maps) - 1}, not {index}")
-    return {**{k: v for k, v in atlas.items() if k != "maps"}, "map": maps[index]}
+    return {**{k: v for k, v in atlas.items() if k != "maps"}, "map": maps[index], "criteria": dict(CRITERIA_TITLES)}
 
 
 def thumbnail_file(root: str | os.PathLike | None, model: str, name: str) -> Path:

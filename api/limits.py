@@ -49,6 +49,9 @@ JSON_EXPANSION = 4 / 3  #: base64
 STATISTICS_BYTES = 600  #: one map's statistics in JSON
 FIGURE_MAX_MAPS = 16  #: a figure draws at most this many maps (the first of the selection)
 FIGURE_SOURCE_SIDE = 512  #: a figure's input column shows the image downscaled to this longer side
+NPZ_SOURCE_SIDE = 384  #: the NPZ answer's ``source_image``: the decoded upload downscaled to this longer side
+#: per map in an NPZ answer, its orderings (``api.routes.maps._orders``): ten lists and up to 100 categories, int64
+NPZ_ORDER_BYTES = 8 * (10 + 100)
 FEATURE_CHANNELS = 2048  #: D assumed for an embeddings answer (ResNet-50's; ResNet-18 has 512)
 
 
@@ -172,7 +175,9 @@ def plan_request(
             per_view = size * size * 3 + shown * (cells + rows * cols) * 2 + rows * cols * 2
             answer = int(count * (per_view * JSON_EXPANSION + shown * STATISTICS_BYTES))
         elif output == "npz":
-            answer = count * (size * size * 3 + shown * (cells + rows * cols) * 4 + shown * 40 * 8)
+            # per view: the view, its maps, frame maps and frame densities (float32), 40 statistics per map
+            per_view = size * size * 3 + shown * (cells + 2 * rows * cols) * 4 + shown * 40 * 8
+            answer = count * per_view + NPZ_SOURCE_SIDE**2 * 3 + d * NPZ_ORDER_BYTES
         else:  # a figure (lewel.render.figure_cost): at most FIGURE_MAX_MAPS maps, the input as a thumbnail
             source = thumbnail_size(declared, FIGURE_SOURCE_SIDE)
             cost = figure_cost(

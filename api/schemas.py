@@ -160,6 +160,10 @@ class Limits(BaseModel):
         None, description="most frame-map values per /v1/maps request, (views + 1) × d × rows × cols (LEWEL_MAX_FRAME_VALUES)"
     )
     max_response_bytes: int | None = Field(None, description="largest answer (LEWEL_MAX_RESPONSE_MB)")
+    figure_max_maps: int | None = Field(None, description="most maps a figure (format=png|pdf|svg) draws: the first of the selection")
+    figure_source_side: int | None = Field(
+        None, description="a figure's input column shows the image downscaled to this longer side (pixels)"
+    )
 
 
 class ModelList(BaseModel):
@@ -232,6 +236,7 @@ class MapsParams(ViewParams):
     scale: Literal["range", "peak"] = Field(
         "range", description="figures: colours span each map's own range (min → max), or zero to its peak"
     )
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="figures: opacity of the overlays (0 the view only, 1 the map only)")
     dpi: int = Field(100, ge=50, le=600, description="figures: resolution of PNG (and of the overlays in PDF/SVG)")
     frame_cells: int = Field(
         32, ge=1, le=256, description="cells of the image-frame grid along the image's longer side"
@@ -248,6 +253,15 @@ class MapsParams(ViewParams):
         max_length=200,
         description="only the maps that look at this category of the profile's dissection (its significant "
         "preferers first, then by held-out AUROC against background); names in /v1/models profile.categories",
+    )
+    indices: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2000,
+        pattern=r"^[0-9]{1,5}(,[0-9]{1,5})*$",
+        description="exactly these maps, in this order, as comma-separated indices (e.g. 7,3,12; each below the "
+        "model's d, none twice): what a client shows, e.g. to download its figure; with maps=all and order=index, "
+        "without pattern= or category=",
     )
 
 

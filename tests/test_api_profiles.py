@@ -265,6 +265,73 @@ def test_pattern_and_category_errors(client, models):
         assert response.status_code == 422 and field in response.text
 
 
+def test_the_npz_carries_every_ordering_a_client_shows(client, models):
+    """One NPZ answer holds what the front end orders and selects by (it computes nothing itself): the
+    heuristic tabs of view 0, the profile's roles, the measured patterns and the categories."""
+    _, profile = models
+    npz = np.load(io.BytesIO(post(client, size=64, format="npz").content), allow_pickle=False)
+    assert list(npz["order_profile_object"]) == profile_indices(profile, "object")
+    assert list(npz["order_profile_background"]) == profile_indices(profile, "background")
+    for pattern in PATTERN_ROLES:
+        assert list(npz[f"order_pattern_{pattern.replace('-', '_')}"]) == pattern_indices(profile, pattern)
+    names = profile_categories(profile)
+    assert list(npz["category_names"]) == names and npz["category_order"].shape == (len(names), 32)
+    for name, row in zip(names, npz["category_order"], strict=True):
+        assert [m for m in row if m >= 0] == category_indices(profile, name)
+    patterns = npz["pattern_names"][npz["patterns"][0]]
+    for pattern in ("object", "multi-object", "global"):
+        order = list(npz[f"order_heuristic_{pattern.replace('-', '_')}"])
+        assert sorted(order) == sorted(np.flatnonzero(patterns == pattern).tolist())
+        typicality = npz[f"typicality_{pattern.replace('-', '_')}"][0, order]
+        assert list(typicality) == sorted(typicality, reverse=True)
+    without = np.load(io.BytesIO(post(client, size=64, format="npz", model="tiny_m").content), allow_pickle=False)
+    assert without["order_profile_object"].size == 0 and without["category_order"].shape == (0, 32)
+
+
+def test_the_npz_carries_the_decoded_image_and_frame_densities(client):
+    npz = np.load(io.BytesIO(post(client, size=64, format="npz").content), allow_pickle=False)
+    assert list(npz["source_size"]) == list(SIZE) and npz["source_image"].shape == (SIZE[1], SIZE[0], 3)
+    expected = np.asarray(decode_image(image_bytes(size=SIZE, seed=2)).convert("RGB"))
+    assert np.array_equal(npz["source_image"], expected)
+    density, mass, cover = npz["frame_density"], npz["frame_maps"], npz["coverage"][:, None]
+    covered = np.broadcast_to(cover > 0, mass.shape)
+    assert np.allclose(density[covered], (mass / np.where(cover > 0, cover, 1))[covered], rtol=1e-5)
+    assert np.isnan(density[~covered]).all()
+    big = np.load(io.BytesIO(post_image(client, (900, 300), format="npz", size=64).content), allow_pickle=False)
+    assert big["source_image"].shape == (128, 384, 3) and list(big["source_size"]) == [900, 300]
+
+
+def post_image(client, shape: tuple[int, int], **params):
+    files = {"image": ("image.png", image_bytes(size=shape, seed=3), "image/png")}
+    return client.post("/v1/maps", files=files, data={k: str(v) for k, v in params.items()})
+
+
+def test_indices_choose_exactly_the_maps_and_their_order(client, models):
+    _, profile = models
+    body = post(client, size=64, indices="7,3,12").json()
+    assert body["selection"]["indices"] == [7, 3, 12] and [m["index"] for m in body["maps"]] == [7, 3, 12]
+    npz = np.load(io.BytesIO(post(client, size=64, indices="5,0", format="npz").content), allow_pickle=False)
+    assert list(npz["indices"]) == [5, 0] and npz["maps"].shape[1] == 2
+    figure = post(client, size=64, indices="9,2", format="svg", dpi=60)
+    assert figure.status_code == 200 and figure.headers["X-Lewel-Maps"] == "9,2"
+    assert f"map 9 · {profile['maps'][9]['pattern']}" in figure.content.decode()
+    assert_error(post(client, size=64, indices="3,32"), 422, "invalid_parameters", "32", "d=32")
+    assert_error(post(client, size=64, indices="3,3"), 422, "invalid_parameters", "3 more than once")
+    assert_error(post(client, size=64, indices="3", maps="top"), 422, "invalid_parameters", "maps=all")
+    assert_error(post(client, size=64, indices="3", pattern="object"), 422, "invalid_parameters", "pattern=")
+    for value in ("", "a", "3,", "-1", "1;2"):
+        response = post(client, size=64, indices=value)
+        assert response.status_code == 422 and "indices" in response.text, value
+
+
+def test_alpha_changes_the_figure_and_is_bounded(client):
+    pictures = [post(client, size=64, indices="1", format="png", dpi=50, alpha=a).content for a in (0.0, 1.0)]
+    assert pictures[0] != pictures[1]
+    for value in ("-0.1", "1.5", "x"):
+        response = post(client, size=64, alpha=value)
+        assert response.status_code == 422 and "alpha" in response.text
+
+
 def version_2(profile: dict) -> dict:
     """``profile`` as a version-2 sidecar: no measured patterns, no dissection."""
     dropped = ("patterns", "patterns_note", "pattern_thresholds", "patterns_heldout_agreement", "patterns_images",

@@ -81,7 +81,9 @@ def plan_upload(
     d, shown = entry.get("d"), None
     maps, top_k = getattr(params, "maps", "all"), getattr(params, "top_k", 1)
     if kind == "maps" and d:
-        if maps == "top":
+        if getattr(params, "indices", None) is not None:
+            shown = len(params.indices.split(","))
+        elif maps == "top":
             shown = min(d, len(PATTERNS) * top_k)
         elif maps in ("object", "background"):
             profile, _ = registry.profile(file, d=d)

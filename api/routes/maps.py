@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields
-from typing import Annotated
+from typing import Annotated, get_args
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from PIL import Image
 
 from lewel.analysis import InstanceScores, MapAnalysis, MaskScores, analyze_maps, score_instances, score_views
 from lewel.images import ImageTooLargeError, MaskError, UnsupportedImageError, UploadedMask, read_mask
-from lewel.maps import PATTERNS, MapStatistics, select_maps, top_per_pattern
+from lewel.maps import PATTERNS, MapStatistics, frame_density, select_maps, top_per_pattern
 from lewel.profiles import (
     category_indices,
     has_patterns,
@@ -30,7 +30,7 @@ from lewel.render import FIGURE_FORMATS, figure5, figure_bytes
 from ..decode_warnings import collect
 from ..encoding import encode_array, npz_bytes, png_base64
 from ..errors import ApiError
-from ..limits import FIGURE_MAX_MAPS, FIGURE_SOURCE_SIDE, MEBIBYTE, answer_too_large
+from ..limits import FIGURE_MAX_MAPS, FIGURE_SOURCE_SIDE, MEBIBYTE, NPZ_SOURCE_SIDE, answer_too_large
 from ..registry import LoadedModel
 from ..schemas import (
     CategoryScoreBody,
@@ -39,6 +39,7 @@ from ..schemas import (
     MapsResponse,
     MapStatisticsBody,
     MapsViewBody,
+    MeasuredPattern,
     PreferredCategoryBody,
     Selection,
     ViewInstanceBody,
@@ -159,6 +160,30 @@ def _measured_selection(params: MapsParams, profile: dict | None, loaded: Loaded
     return chosen
 
 
+def parse_indices(params: MapsParams, d: int) -> list[int] | None:
+    """The maps of ``indices=`` (``None``: not given): 422 ``invalid_parameters`` for an index of d or more, an
+    index given twice, or with another selection (``maps``, ``order``, ``pattern``, ``category``)."""
+    if params.indices is None:
+        return None
+    if params.maps != "all" or params.order != "index" or params.pattern is not None or params.category is not None:
+        raise ApiError(
+            422,
+            "invalid_parameters",
+            "indices= chooses the maps and their order itself: use it with maps=all and order=index, without "
+            f"pattern= or category= (got maps={params.maps} order={params.order})",
+        )
+    chosen = [int(value) for value in params.indices.split(",")]
+    beyond = sorted({m for m in chosen if m >= d})
+    if beyond:
+        raise ApiError(
+            422, "invalid_parameters", f"indices= {', '.join(map(str, beyond))}: the model has d={d} maps (0 to {d - 1})"
+        )
+    twice = sorted({m for m in chosen if chosen.count(m) > 1})
+    if twice:
+        raise ApiError(422, "invalid_parameters", f"indices= gives {', '.join(map(str, twice))} more than once")
+    return chosen
+
+
 def _select(analysis: MapAnalysis, params: MapsParams, profile: dict | None, loaded: LoadedModel) -> list[int]:
     """The returned map indices: measured selections from the profile, heuristic ones from view 0."""
     measured = params.maps in ("object", "background") or params.order == "measured"
@@ -189,7 +214,9 @@ def _compute(service: Service, data: bytes, params: MapsParams, mask_data: bytes
     if params.top_k > d:
         raise ApiError(422, "invalid_parameters", f"top_k={params.top_k} exceeds the model's d={d} maps")
     profile, _ = service.registry.profile(loaded.file, d=d)
-    measured = _measured_selection(params, profile, loaded)
+    measured = parse_indices(params, d)
+    if measured is None:
+        measured = _measured_selection(params, profile, loaded)
     views, extraction = run_views(service, loaded, picture, params, aligned_projection=False)
     analysis = analyze_maps(views, extraction, frame_cells=params.frame_cells)
     indices = measured if measured is not None else _select(analysis, params, profile, loaded)
@@ -203,7 +230,7 @@ def _compute(service: Service, data: bytes, params: MapsParams, mask_data: bytes
     if params.format in FIGURE_FORMATS:
         return _figure(analysis, indices, picture, params, profile, loaded, service.settings.max_response_bytes)
     if params.format == "npz":
-        return _npz(analysis, indices, loaded, params, profile, scores, instances)
+        return _npz(analysis, indices, loaded, params, profile, scores, instances, picture)
     return _json(analysis, indices, top, loaded, picture, params, profile, scores, instances)
 
 
@@ -271,7 +298,7 @@ def _figure(
         titles = [[f"map {m}\n{PATTERNS[int(patterns[v, m])]} (heuristic)" for m in shown] for v in range(len(analysis.views))]
         heading = f"{loaded.id}: no map profile (maps not measured against objects)"
     figure = figure5(
-        analysis, shown, thumbnail, cmap=params.cmap, scale=params.scale, titles=titles, title=heading
+        analysis, shown, thumbnail, cmap=params.cmap, alpha=params.alpha, scale=params.scale, titles=titles, title=heading
     )
     data = figure_bytes(figure, params.format, dpi=params.dpi)
     if len(data) > max_bytes:  # the estimate (api.limits.plan_request) is an upper bound: this is a safety net
@@ -392,6 +419,47 @@ def _json(
     )
 
 
+def _orders(analysis: MapAnalysis, profile: dict | None) -> dict[str, np.ndarray]:
+    """Every ordering of the maps a client shows, so that it needs no second request and no library of its own
+    (map indices, best first; empty where there is nothing to order):
+
+    - ``order_heuristic_{object,multi_object,global}``: the maps of view 0 classified as that shape pattern,
+      most typical first (``lewel.maps.top_per_pattern``);
+    - ``order_profile_{object,background}``: the profile's measured object / background maps
+      (``lewel.profiles.profile_indices``);
+    - ``order_pattern_{object,multi_object,global,background,mixed}``: the maps of each measured Figure-5
+      pattern (``lewel.profiles.pattern_indices``);
+    - ``category_names`` ``C`` and ``category_order`` ``C×d`` (-1 padded): the maps that look at each
+      category of the profile's dissection (``lewel.profiles.category_indices``)."""
+    d = int(analysis.maps.shape[1])
+    key = lambda name: name.replace("-", "_")  # noqa: E731 - NPZ names are identifiers
+    heuristic = top_per_pattern(analysis.view_statistics(0), d)
+    orders = {f"order_heuristic_{key(p)}": np.array(heuristic[p], dtype=np.int64) for p in PATTERNS}
+    for role in ("object", "background"):
+        chosen = profile_indices(profile, role) if profile is not None else []
+        orders[f"order_profile_{role}"] = np.array(chosen, dtype=np.int64)
+    measured = has_patterns(profile)
+    for pattern in get_args(MeasuredPattern):
+        chosen = pattern_indices(profile, pattern) if measured else []
+        orders[f"order_pattern_{key(pattern)}"] = np.array(chosen, dtype=np.int64)
+    names = profile_categories(profile) if measured else []
+    table = np.full((len(names), d), -1, dtype=np.int64)
+    for row, name in enumerate(names):
+        looking = category_indices(profile, name)
+        table[row, : len(looking)] = looking
+    orders["category_names"] = np.array(names, dtype=str)
+    orders["category_order"] = table
+    return orders
+
+
+def _source_image(picture: Image.Image) -> np.ndarray:
+    """The decoded upload as the service read it (orientation, background), downscaled to ``NPZ_SOURCE_SIDE``:
+    ``H×W×3`` uint8, for a client to draw crops and warped maps on without decoding the file itself."""
+    small = picture.convert("RGB")
+    small.thumbnail((NPZ_SOURCE_SIDE, NPZ_SOURCE_SIDE))
+    return np.asarray(small, dtype=np.uint8)
+
+
 def _npz(
     analysis: MapAnalysis,
     indices: list[int],
@@ -400,7 +468,11 @@ def _npz(
     profile: dict | None = None,
     scores: MaskScores | None = None,
     instances: InstanceScores | None = None,
+    picture: Image.Image | None = None,
 ) -> Response:
+    """The answer as NPZ arrays: the selected maps of every view with their statistics, profile columns and
+    mask scores, each map's frame density (mass ÷ covered share, NaN outside the crop), every ordering a
+    client shows (``_orders``) and the decoded upload (``source_image``, ``source_size`` W, H)."""
     chosen = torch.tensor(indices, dtype=torch.int64)
     stats = analysis.statistics
     columns = _profile_columns(profile, indices)
@@ -416,6 +488,7 @@ def _npz(
         "agreement": analysis.agreement[chosen].numpy(),
         "maps": analysis.maps[:, chosen].numpy(),
         "frame_maps": analysis.frame_maps[:, chosen].numpy(),
+        "frame_density": frame_density(analysis.frame_maps[:, chosen], analysis.coverage[:, None]).float().numpy(),
         "coverage": analysis.coverage.numpy(),
         "view_images": torch.stack([v.image for v in analysis.views]).permute(0, 2, 3, 1).numpy(),
         "boxes": np.array([v.box for v in analysis.views], dtype=np.int64),
@@ -442,6 +515,12 @@ def _npz(
         ).reshape(len(indices), SHOWN_CATEGORIES),
         "preferred_category": np.array(["" if c is None else c.name for c in columns["category"]], dtype=str),
         "preferred_category_significant": np.array([c is not None and c.significant for c in columns["category"]], dtype=bool),
+        **_orders(analysis, profile),
+        **(
+            {"source_image": _source_image(picture), "source_size": np.array(picture.size, dtype=np.int64)}
+            if picture is not None
+            else {}
+        ),
         **{f"statistics_{name}": getattr(stats, name)[:, chosen].numpy() for name in STATISTICS},
         **{f"typicality_{p.replace('-', '_')}": stats.typicality(p)[:, chosen].numpy() for p in PATTERNS},
         "meta": np.array(

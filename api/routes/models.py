@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
+from ..limits import FIGURE_MAX_MAPS, FIGURE_SOURCE_SIDE
 from ..schemas import Limits, ModelInfo, ModelList
 from .common import ServiceDep, profile_body
 
@@ -32,6 +33,8 @@ async def list_models(service: ServiceDep) -> ModelList:
         max_request_pixels=settings.max_request_pixels,
         max_frame_values=settings.max_frame_values,
         max_response_bytes=settings.max_response_bytes,
+        figure_max_maps=FIGURE_MAX_MAPS,
+        figure_source_side=FIGURE_SOURCE_SIDE,
     )
     return ModelList(
         default=default, device=str(registry.device), limits=limits, searched=registry.searched(), models=models
