@@ -6,7 +6,8 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from ..schemas import Limits, ModelInfo, ModelList
-from .common import ServiceDep, profile_body
+from .dependencies import ServiceDep
+from .responses import profile_body
 
 router = APIRouter(prefix="/v1", tags=["models"])
 
