@@ -9,8 +9,9 @@ import torch
 from .atlas_builds import AtlasBuilds
 from .limits import MemoryBudget
 from .metrics import Metrics
+from .readiness import Readiness
 from .redaction import PathRedactor
-from .registry import ModelRegistry, Readiness
+from .registry import ModelRegistry
 from .settings import Settings
 
 

@@ -16,7 +16,7 @@ from ..atlas_files import MODEL_ID, NAME_MAX, AtlasError, AtlasNotFound, atlas_m
 from ..errors import ApiError
 from ..schemas import AtlasBuildParams, AtlasBuildStatus, ErrorBody
 from ..service import Service
-from .common import ERROR_RESPONSES, ServiceDep, model_errors, require_token
+from .dependencies import ERROR_RESPONSES, ServiceDep, model_errors, require_token
 
 DEFAULT_SCENES = 200  #: scenes of a build that does not say (fewer when LEWEL_ATLAS_MAX_SCENES is lower)
 #: the errors these routes answer (no uploads here: no 413 or 415)

@@ -15,20 +15,9 @@ from lewel.analysis import grouped_aligned_features
 from ..encoding import encode_array, npz_bytes, png_base64
 from ..schemas import EmbeddingsParams, EmbeddingsResponse, EmbeddingsViewBody
 from ..service import Service
-from .common import (
-    ERROR_RESPONSES,
-    ServiceDep,
-    check_view_params,
-    decode,
-    get_model,
-    image_info,
-    model_summary,
-    plan_upload,
-    read_upload,
-    require_token,
-    run_bounded,
-    run_views,
-)
+from .dependencies import ERROR_RESPONSES, ServiceDep, get_model, require_token
+from .responses import image_info, model_summary
+from .uploads import check_view_params, decode, plan_upload, read_upload, run_bounded, run_views
 
 router = APIRouter(prefix="/v1", tags=["embeddings"], dependencies=[Depends(require_token)])
 

@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from ..errors import ApiError
 from ..schemas import ErrorBody, Health, Ready
-from .common import ServiceDep
+from .dependencies import ServiceDep
 
 router = APIRouter(tags=["health"])
 

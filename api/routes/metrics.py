@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from .common import ServiceDep
+from .dependencies import ServiceDep
 
 router = APIRouter(tags=["metrics"])
 

@@ -7,7 +7,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from ..limits import FIGURE_MAX_MAPS, FIGURE_SOURCE_SIDE
 from ..schemas import Limits, ModelInfo, ModelList
-from .common import ServiceDep, profile_body
+from .dependencies import ServiceDep
+from .responses import profile_body
 
 router = APIRouter(prefix="/v1", tags=["models"])
 

@@ -13,22 +13,9 @@ from lewel.looking import maps_looking_at
 from ..errors import ApiError
 from ..schemas_point import LookingMapBody, PointParams, PointResponse
 from ..service import Service
-from .common import (
-    ERROR_RESPONSES,
-    ServiceDep,
-    check_view_params,
-    decode,
-    finite_or_none,
-    get_maps_model,
-    image_info,
-    model_summary,
-    plan_upload,
-    profile_body,
-    read_upload,
-    require_token,
-    run_bounded,
-    run_views,
-)
+from .dependencies import ERROR_RESPONSES, ServiceDep, get_maps_model, require_token
+from .responses import finite_or_none, image_info, model_summary, profile_body
+from .uploads import check_view_params, decode, plan_upload, read_upload, run_bounded, run_views
 
 router = APIRouter(prefix="/v1", tags=["maps"], dependencies=[Depends(require_token)])
 

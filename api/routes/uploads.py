@@ -1,61 +1,31 @@
-"""What the routes share: the service, the upload, the model, running the views, and error translation."""
+"""An upload request's path: reading the file, checking the form, pricing the request, decoding the image,
+and running its views through the model within the memory budget."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Annotated, Any, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-import torch
-from fastapi import Depends, Request, UploadFile
+from fastapi import Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from PIL import Image
 
 from lewel.analysis import extract_views
 from lewel.images import Background, ImageTooLargeError, UnsupportedImageError, decode_image
-from lewel.inference import Extraction, MapsUnavailableError
+from lewel.inference import Extraction
 from lewel.maps import PATTERNS
-from lewel.profiles import (
-    describe_data,
-    has_patterns,
-    pattern_indices,
-    patterns_line,
-    patterns_note,
-    profile_categories,
-    profile_indices,
-)
+from lewel.profiles import has_patterns, pattern_indices, profile_indices
 from lewel.views import View
 
 from ..decode_warnings import collect
 from ..errors import ApiError
 from ..limits import Plan, declared_image, plan_request
-from ..middleware import token_matches, unauthorized
-from ..registry import LoadedModel, ModelLoadFailed, ModelNotFound, ModelRefused
-from ..schemas import ErrorBody, ImageInfo, ModelSummary, ProfileSummary, ViewParams
+from ..registry import LoadedModel
+from ..schemas import ViewParams
 from ..service import Service
+from .dependencies import model_errors
 
-#: the JSON error bodies the upload endpoints document in OpenAPI (401 only with a token: ``api.openapi``)
-ERROR_RESPONSES = {status: {"model": ErrorBody} for status in (400, 401, 403, 404, 413, 415, 422, 500, 503)}
 T = TypeVar("T")
-
-
-def get_service(request: Request) -> Service:
-    return request.app.state.service
-
-
-ServiceDep = Annotated[Service, Depends(get_service)]
-
-
-def require_token(service: ServiceDep, request: Request) -> None:
-    """With ``LEWEL_API_TOKEN`` set, the request must carry ``Authorization: Bearer <token>``
-    (``TokenMiddleware`` already refuses others before their body is read; ``api.openapi`` documents it
-    only when a token is set)."""
-    token = service.settings.api_token
-    if token is None:
-        return
-    if not token_matches(request.headers.get("authorization"), token.get_secret_value()):
-        raise unauthorized(request.url.path)
 
 
 async def read_upload(upload: UploadFile, service: Service) -> bytes:
@@ -127,43 +97,6 @@ def decode(data: bytes, service: Service, background: Background) -> Image.Image
         raise ApiError(415, "unsupported_media_type", f"the upload 'image' is not a usable image: {error}") from None
 
 
-#: ``ProfileSummary`` fields built from a version-3 profile's measured patterns, not copied from its summary
-PATTERN_FIELDS = (
-    "patterns", "patterns_note", "patterns_line", "control_patterns", "random_control_patterns", "dissection_line",
-    "categories",
-)
-
-
-def profile_body(profile: dict | None) -> ProfileSummary | None:
-    """The ``ProfileSummary`` of a profile file's contents (``None`` passes through)."""
-    if profile is None:
-        return None
-    summary, data = profile["summary"], profile["data"]
-    measured = has_patterns(profile)
-    return ProfileSummary(
-        **{k: v for k, v in summary.items() if k in ProfileSummary.model_fields and k not in PATTERN_FIELDS},
-        data=describe_data(profile),
-        size=data["size"],
-        grid=data["grid"],
-        patterns=summary["patterns"] if measured else None,
-        patterns_note=patterns_note(profile),
-        patterns_line=patterns_line(summary) if measured else None,
-        control_patterns=summary["control_patterns"]["by_role"] if measured else None,
-        random_control_patterns=summary["random_control"].get("patterns") if measured else None,
-        dissection_line=summary["dissection"]["line"] if measured else None,
-        categories=profile_categories(profile),
-    )
-
-
-def image_info(image: Image.Image) -> ImageInfo:
-    return ImageInfo(
-        width=image.width,
-        height=image.height,
-        format=image.info.get("source_format"),
-        mode=str(image.info.get("source_mode", image.mode)),
-    )
-
-
 async def check_view_params(
     params: ViewParams, service: Service, request: Request, files: tuple[str, ...] = ("image",)
 ) -> None:
@@ -206,31 +139,6 @@ async def check_view_params(
         )
 
 
-@contextmanager
-def model_errors(service: Service) -> Iterator[None]:
-    """Translate model-side failures: unknown model 404, unloadable file 500, no maps 422, out of GPU
-    memory 503 with Retry-After."""
-    try:
-        yield
-    except ModelNotFound as error:
-        raise ApiError(404, "model_not_found", str(error), model=error.model_id) from None
-    except ModelRefused as error:
-        raise ApiError(403, "model_refused", str(error), model=error.model_id, file=error.file) from None
-    except ModelLoadFailed as error:
-        raise ApiError(500, "model_load_failed", str(error), model=error.model_id, file=error.file) from None
-    except MapsUnavailableError as error:
-        raise ApiError(422, "model_without_maps", f"this model has no alignment maps: {error}") from None
-    except torch.OutOfMemoryError:
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        raise ApiError(
-            503,
-            "out_of_memory",
-            "the GPU ran out of memory; retry later, or ask for fewer views or a smaller size",
-            headers={"Retry-After": str(service.settings.retry_after_s)},
-        ) from None
-
-
 def run_views(
     service: Service,
     loaded: LoadedModel,
@@ -252,38 +160,3 @@ def run_views(
             aligned_projection=aligned_projection,
             extract=loaded.extract,
         )
-
-
-def get_model(service: Service, model_id: str | None) -> LoadedModel:
-    with model_errors(service):
-        return service.registry.get(model_id)
-
-
-def get_maps_model(service: Service, model_id: str | None) -> LoadedModel:
-    """``get_model``, and 422 ``model_without_maps`` for a model without LEWEL's coupled head (the map routes)."""
-    loaded = get_model(service, model_id)
-    if not loaded.model.has_maps:
-        raise ApiError(
-            422,
-            "model_without_maps",
-            f"model {loaded.id!r} ({loaded.model.method}) has no alignment maps: choose a LEWEL model from /v1/models",
-        )
-    return loaded
-
-
-def finite_or_none(value: float | None) -> float | None:
-    """``value`` as a float, or ``None`` for a missing, NaN or infinite one (JSON has no NaN)."""
-    return float(value) if value is not None and math.isfinite(value) else None
-
-
-def model_summary(loaded: LoadedModel) -> ModelSummary:
-    info = loaded.info()
-    return ModelSummary(
-        id=loaded.id,
-        method=info["method"],
-        backbone=info["backbone"],
-        d=info["d"],
-        h=info["h"],
-        device=str(loaded.device),
-        source=loaded.file.folder,
-    )
