@@ -1,15 +1,41 @@
-# LEWEL explorer: the inference API (`python -m api`, port 8000) and the Streamlit app (port 8501) in one image.
+# LEWEL explorer. Two targets:
 #
-#   docker build -t lewel-explorer .
-#   docker run --rm -p 8501:8501 -p 8000:8000 -v ~/checkpoints:/models lewel-explorer
-#   docker run --rm --gpus all -p 8501:8501 -p 8000:8000 -v ~/checkpoints:/models lewel-explorer   # on the GPU
+# - the default (last) one, the inference API (`python -m api`, port 8000) and the Streamlit app (port 8501) in one
+#   image:
+#     docker build -t lewel-explorer .
+#     docker run --rm -p 8501:8501 -p 8000:8000 -v ~/checkpoints:/models lewel-explorer
+#     docker run --rm --gpus all -p 8501:8501 -p 8000:8000 -v ~/checkpoints:/models lewel-explorer   # on the GPU
+# - `frontend`, the Streamlit app alone (no torch: some 300 MB instead of gigabytes), talking to a service that runs
+#   elsewhere, e.g. the image above on a GPU machine:
+#     docker build --target frontend -t lewel-explorer-app .
+#     docker run --rm -p 8501:8501 -e LEWEL_API_URL=http://gpu-host:8000 lewel-explorer-app
 #
 # No step downloads model weights: the demo models are copied from models/, the user's or the authors'
 # checkpoints come in through the /models volume, and torchvision backbones are built with weights=None.
 
+# The front end alone: the base dependencies and the [app] extra (numpy, Pillow, matplotlib, Streamlit, httpx).
+# It imports from lewel/ only the torch-free drawing (lewel.render), so lewel/ is copied but none of its model
+# dependencies are installed; the gallery, the maps and the figures come from the service.
+FROM python:3.11-slim-bookworm AS frontend
+ENV PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    STREAMLIT_BROWSER_GATHER_USAGE_STATS=false \
+    STREAMLIT_SERVER_HEADLESS=true \
+    LEWEL_API_URL=http://127.0.0.1:8000
+RUN useradd --uid 1000 --create-home --shell /usr/sbin/nologin lewel
+WORKDIR /opt/lewel
+COPY pyproject.toml README.md ./
+COPY lewel/ ./lewel/
+COPY app/ ./app/
+RUN pip install --no-cache-dir -e ".[app]"
+USER 1000:1000
+EXPOSE 8501
+# sh only to read LEWEL_API_URL; exec hands PID 1 (and SIGTERM) to the launcher, which waits for the service
+CMD ["sh", "-c", "exec python -m app --api-url \"$LEWEL_API_URL\" --host 0.0.0.0 --port 8501"]
+
 # The Debian release is named in the tag (python:3.11-slim alone now follows Debian's newest release) so that
 # the apt package below comes from bookworm.
-FROM python:3.11-slim-bookworm
+FROM python:3.11-slim-bookworm AS service
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -44,9 +70,9 @@ COPY static/ ./static/
 # Editable install (-e), the way ./scripts/setup installs for development and CI: the code stays in /opt/lewel
 # (one copy, no second one in site-packages), so every path computed from a package's location points into
 # /opt/lewel: api/settings.py's bundled models folder (Path(__file__).parent.parent / "models") and the app's
-# sample images (app/gallery.py: Path(__file__).parent.parent / "static" / "samples").
-# torch is already there at the pinned version and is not reinstalled.
-RUN pip install --no-cache-dir -e ".[app]"
+# sample images (lewel/gallery.py: Path(__file__).parent.parent / "static" / "samples").
+# torch is already there at the pinned version and is not reinstalled ([service] brings the library's [library]).
+RUN pip install --no-cache-dir -e ".[service,app]"
 
 # The demo models' folder, set explicitly so that it does not depend on the install mode above (a non-editable
 # install would put api/ in site-packages, where Path(__file__).parent.parent / "models" does not exist).

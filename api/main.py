@@ -21,7 +21,7 @@ from .errors import install_error_handlers
 from .metrics import MetricsMiddleware
 from .middleware import BodySizeLimitMiddleware, TokenMiddleware
 from .openapi import install_openapi
-from .routes import atlas, embeddings, health, maps, metrics, models, point
+from .routes import atlas, embeddings, gallery, health, maps, metrics, models, point
 from .service import Service
 from .settings import Settings
 
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(atlas.router)
     app.include_router(point.router)
+    app.include_router(gallery.router)
     install_openapi(app, settings)
     # the last added runs first: metrics, CORS (so that refusals carry its headers), token, body cap
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -14,7 +14,6 @@ import streamlit as st
 
 from app import state
 from app.client import ApiClient, MapsResult, ServiceError
-from lewel.atlas import CRITERIA, CRITERIA_TITLES
 
 Guard = Callable[[str], AbstractContextManager[None]]
 POLL_S = 1.0  #: how often the progress bar asks the service about a running build
@@ -126,9 +125,9 @@ def top_rows(api: ApiClient, model: str, atlas: dict[str, Any]) -> None:
     """Both top lists of the map: a row of thumbnails each, with their image, view and score."""
     record = atlas["map"]
     sha = atlas["checkpoint"].get("sha256", "")[:12]
-    for criterion in CRITERIA:
+    for criterion, title in atlas["criteria"].items():  # the scores the top lists are ranked by, in order
         entries = record["top"][criterion]
-        st.markdown(f"**Top {len(entries)} by {CRITERIA_TITLES[criterion]}**")
+        st.markdown(f"**Top {len(entries)} by {title}**")
         cells = st.columns(max(len(entries), 4), gap="small")
         for cell, entry in zip(cells, entries, strict=False):
             stamp = f"{sha}:{entry['id']}:{entry['view']}:{entry['score']!r}:{atlas['size']}"

@@ -1,8 +1,10 @@
-"""The app's view of the inference service: an HTTP client for ``/v1/models``, ``/v1/maps`` and
-``/v1/embeddings`` that turns every failure into a ``ServiceError`` a person can read.
+"""The app's view of the inference service: an HTTP client for ``/v1/models``, ``/v1/maps``,
+``/v1/embeddings``, ``/v1/point``, the gallery and the atlas that turns every failure into a ``ServiceError`` a
+person can read.
 
-The app asks ``/v1/maps`` for ``format=npz`` (all d maps of every view, their statistics and the warped
-maps): the same bytes are parsed for display and offered as the download, so what is saved is what is shown.
+The app asks ``/v1/maps`` for ``format=npz`` (all d maps of every view, their statistics, the warped maps, every
+ordering the page shows and the decoded image): the same bytes are parsed for display and offered as the
+download, so what is saved is what is shown. The app computes nothing the library computes: it has no torch.
 """
 
 from __future__ import annotations
@@ -11,15 +13,11 @@ import hashlib
 import io
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import numpy as np
-import torch
-
-from lewel.maps import MapStatistics, top_per_pattern
-from lewel.profiles import profile_indices
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 PATTERN_KEYS = {"object": "object", "multi-object": "multi_object", "global": "global"}
@@ -55,9 +53,15 @@ class MapsResult:
       (mass per cell of the original image, NaN where the view does not reach); ``coverage``: ``V×rows×cols``;
     - ``view_images``: ``V×S×S×3`` uint8, the views as the model saw them; ``boxes`` ``V×4`` (x0, y0, x1,
       y1) in original-image pixels; ``flips`` ``V``;
+    - ``frame_density``: ``V×d×rows×cols`` the frame maps as density (mass ÷ covered share of the cell, NaN
+      outside the crop), what is drawn on the image;
+    - ``source_image``: ``H×W×3`` uint8, the image as the service decoded it, downscaled (longer side 384);
+      ``source_size``: (W, H) of the decoded image, the frame of ``boxes``;
     - ``groups``, ``aligned``: ``d``, channel group and aligned representation of each map; ``agreement``
-      ``d`` (NaN with one view); ``patterns`` ``V×d`` pattern names, ``pattern_index`` the same as indices
-      into ``lewel.maps.PATTERNS``;
+      ``d`` (NaN with one view); ``patterns`` ``V×d`` heuristic pattern names;
+    - ``orders``: the service's orderings, name -> map indices best first (``order_heuristic_object``,
+      ``order_profile_background``, ``order_pattern_multi_object`` …); ``category_names`` ``C`` and
+      ``category_order`` ``C×d`` (-1 padded): the maps that look at each category of the profile;
     - ``statistics``: name -> ``V×d`` (entropy, effective_area, ...); ``typicality``: pattern -> ``V×d``;
     - ``model``: the service's model summary (id, method, backbone, d, h, device); ``npz``: the raw answer;
     - ``profile``: the model's map-profile summary (``None`` without one); ``roles`` ``d`` (object,
@@ -70,7 +74,10 @@ class MapsResult:
     model: dict[str, Any]
     maps: np.ndarray
     frame_maps: np.ndarray
+    frame_density: np.ndarray
     coverage: np.ndarray
+    source_image: np.ndarray
+    source_size: tuple[int, int]
     view_images: np.ndarray
     boxes: np.ndarray
     flips: np.ndarray
@@ -78,7 +85,6 @@ class MapsResult:
     aligned: np.ndarray
     agreement: np.ndarray
     patterns: np.ndarray
-    pattern_index: np.ndarray
     statistics: dict[str, np.ndarray]
     typicality: dict[str, np.ndarray]
     agreement_definition: str
@@ -95,6 +101,9 @@ class MapsResult:
     measured_patterns: np.ndarray | None = None  #: ``d`` measured Figure-5 pattern per map ("" unmeasured)
     top_categories: np.ndarray | None = None  #: ``d×3`` the categories each map looks at most, best first
     preferred_category: np.ndarray | None = None  #: ``d`` the preferred category ("" none)
+    orders: dict[str, np.ndarray] = field(default_factory=dict)
+    category_names: tuple[str, ...] = ()
+    category_order: np.ndarray | None = None
 
     @property
     def has_patterns(self) -> bool:
@@ -123,28 +132,32 @@ class MapsResult:
     def num_views(self) -> int:
         return int(self.maps.shape[0])
 
-    def view_statistics(self, view: int) -> MapStatistics:
-        """``lewel.maps.MapStatistics`` of one view's maps (fields of shape ``d``)."""
-        fields = {name: torch.as_tensor(values[view]) for name, values in self.statistics.items()}
-        return MapStatistics(**fields, pattern=torch.as_tensor(self.pattern_index[view]))
+    def _order(self, name: str) -> list[int]:
+        return [int(m) for m in self.orders.get(name, ())]
 
     def ranked(self, pattern: str | None) -> list[int]:
-        """Map indices for a tab: the maps of view 0 classified as ``pattern``, most typical of it first
-        (``lewel.maps.top_per_pattern``), or every map by index when ``pattern`` is None."""
+        """Map indices for a tab: the maps of view 0 classified as the heuristic ``pattern``, most typical of it
+        first (the service's ``lewel.maps.top_per_pattern``), or every map by index when ``pattern`` is None."""
         if pattern is None:
             return list(range(self.d))
-        return top_per_pattern(self.view_statistics(0), self.d)[pattern]
+        return self._order(f"order_heuristic_{pattern.replace('-', '_')}")
 
     def measured(self, role: str) -> list[int]:
         """The profile's ``object`` or ``background`` maps in its measured order (best held-out AUROC first
-        for objects, lowest first for background; ``lewel.profiles.profile_indices``); [] without a profile."""
-        if self.profile is None or self.roles is None or self.profile_auroc is None:
+        for objects, lowest first for background; the service's ``lewel.profiles.profile_indices``); [] without
+        a profile."""
+        return self._order(f"order_profile_{role}") if self.profile is not None else []
+
+    def by_pattern(self, pattern: str) -> list[int]:
+        """The maps of a measured Figure-5 ``pattern`` in the profile's order for it ([] when not measured)."""
+        return self._order(f"order_pattern_{pattern.replace('-', '_')}")
+
+    def by_category(self, category: str) -> list[int]:
+        """The maps that look at ``category`` of the profile's dissection, best first ([] for an unknown one)."""
+        if self.category_order is None or category not in self.category_names:
             return []
-        records = [
-            {"index": m, "role": str(self.roles[m]) or "mixed", "auroc_heldout": float(self.profile_auroc[m])}
-            for m in range(self.d)
-        ]
-        return profile_indices({"maps": records}, role)
+        row = self.category_order[self.category_names.index(category)]
+        return [int(m) for m in row if m >= 0]
 
     def count(self, pattern: str) -> int:
         """How many maps of view 0 are of ``pattern``."""
@@ -167,11 +180,15 @@ def parse_maps_npz(data: bytes) -> MapsResult:
         for name, value in arrays.items()
         if name.startswith("statistics_")
     }
+    masked = bool(meta.get("mask"))
     return MapsResult(
         model=meta["model"],
         maps=arrays["maps"].astype(np.float32),
         frame_maps=arrays["frame_maps"].astype(np.float32),
+        frame_density=arrays["frame_density"].astype(np.float32),
         coverage=arrays["coverage"].astype(np.float32),
+        source_image=arrays["source_image"],
+        source_size=(int(arrays["source_size"][0]), int(arrays["source_size"][1])),
         view_images=arrays["view_images"],
         boxes=arrays["boxes"],
         flips=arrays["flips"],
@@ -179,7 +196,6 @@ def parse_maps_npz(data: bytes) -> MapsResult:
         aligned=arrays["aligned"],
         agreement=arrays["agreement"].astype(np.float64),
         patterns=names[arrays["patterns"]],
-        pattern_index=arrays["patterns"],
         statistics=statistics,
         typicality={p: arrays[f"typicality_{key}"].astype(np.float64) for p, key in PATTERN_KEYS.items()},
         agreement_definition=meta.get("agreement", ""),
@@ -188,14 +204,17 @@ def parse_maps_npz(data: bytes) -> MapsResult:
         roles=arrays.get("roles"),
         profile_auroc=arrays["profile_auroc_heldout"].astype(np.float64) if "profile_auroc_heldout" in arrays else None,
         profile_pointing=arrays["profile_pointing_heldout"].astype(np.float64) if "profile_pointing_heldout" in arrays else None,
-        mask_auroc=arrays["mask_auroc"].astype(np.float64) if meta.get("mask") else None,
-        mask_pointing=arrays["mask_pointing"] if meta.get("mask") else None,
-        mask_object_share=arrays["mask_object_share"].astype(np.float64) if meta.get("mask") else None,
-        has_mask=bool(meta.get("mask")),
+        mask_auroc=arrays["mask_auroc"].astype(np.float64) if masked else None,
+        mask_pointing=arrays["mask_pointing"] if masked else None,
+        mask_object_share=arrays["mask_object_share"].astype(np.float64) if masked else None,
+        has_mask=masked,
         key=hashlib.blake2b(data, digest_size=12).hexdigest(),
         measured_patterns=arrays.get("measured_patterns"),
         top_categories=arrays.get("top_categories"),
         preferred_category=arrays.get("preferred_category"),
+        orders={name: value for name, value in arrays.items() if name.startswith("order_")},
+        category_names=tuple(str(name) for name in arrays.get("category_names", ())),
+        category_order=arrays.get("category_order"),
     )
 
 
@@ -262,27 +281,42 @@ class ApiClient:
         data = self._post_image(f"Computing the maps of {model}", "/v1/maps", image, filename, form, mask)
         return parse_maps_npz(data)
 
-    def selection(
+    def figure(
         self,
         image: bytes,
         filename: str,
         model: str,
         params: ViewParams,
+        indices: list[int],
         *,
-        pattern: str | None = None,
-        category: str | None = None,
-    ) -> list[int]:
-        """The map indices ``/v1/maps`` gives for a measured ``pattern`` or a ``category`` of the model's
-        profile, in the profile's order (best first); the service decides, the page only shows."""
-        form = {**params.form(), "model": model}
-        if pattern is not None:
-            form["pattern"] = pattern
-        if category is not None:
-            form["category"] = category
-        what = f"Choosing the {pattern or category} maps of {model}"
-        data = self._post_image(what, "/v1/maps", image, filename, form)
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            return [int(m) for m in archive["indices"]]
+        fmt: str,
+        dpi: int,
+        cmap: str,
+        alpha: float,
+        scale: str,
+    ) -> bytes:
+        """``POST /v1/maps`` with ``format=png|pdf|svg``: the service draws Figure 5 of exactly ``indices``
+        (every view a row) in the page's colours, titled with each map's measured pattern and AUROC."""
+        form = {
+            **params.form(),
+            "model": model,
+            "indices": ",".join(map(str, indices)),
+            "format": fmt,
+            "dpi": str(dpi),
+            "cmap": cmap,
+            "alpha": str(alpha),
+            "scale": scale,
+        }
+        files = {"image": (filename, image, "application/octet-stream")}
+        return self._request(f"Drawing the figure of {model}", "POST", "/v1/maps", files=files, data=form).content
+
+    def gallery(self) -> dict[str, Any]:
+        """``GET /v1/gallery``: ``{"items": [{"key", "label", "short", "has_mask", "scenes"}], "max_scene"}``."""
+        return self._request("Listing the gallery", "GET", "/v1/gallery").json()
+
+    def gallery_file(self, kind: str, key: str, scene: int = 0) -> httpx.Response:
+        """``GET /v1/gallery/{kind}`` (``image``, ``mask`` or ``thumbnail``) of gallery item ``key``."""
+        return self._request(f"Reading the gallery's {key}", "GET", f"/v1/gallery/{kind}", params={"key": key, "scene": scene})
 
     def embeddings(self, image: bytes, filename: str, model: str, params: ViewParams) -> EmbeddingsResult:
         """``POST /v1/embeddings`` (NPZ): the global and aligned embeddings of every view."""
@@ -345,6 +379,8 @@ def _service_error(what: str, response: httpx.Response) -> ServiceError:
         "out_of_memory": "The service ran out of memory",
         "not_ready": "The service is not ready yet",
         "build_running": "Another atlas is being built",
+        "too_costly": "The request is too costly",
+        "no_mask": "This gallery item has no mask",
         "atlas_error": "The atlas cannot be read",
     }
     return ServiceError(titles.get(code, f"{what} failed"), message, code=code, status=response.status_code)

@@ -1,5 +1,7 @@
 """What the app draws and tabulates from a ``MapsResult``: pure functions (no Streamlit), so that they are
-tested on their own. Pictures come from ``lewel.render``; this module only picks the arrays."""
+tested on their own. Tiles are drawn with ``lewel.render`` (numpy, Pillow and matplotlib, no torch: the
+renderer the service draws its figures with, so that a tile looks like the figure); every number drawn comes
+from the service's answer. Downloadable figures are drawn by the service (``ApiClient.figure``)."""
 
 from __future__ import annotations
 
@@ -15,24 +17,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lewel.maps import frame_density
-from lewel.render import (
-    DEFAULT_FIGURE_MAX_BYTES,
-    DEFAULT_FIGURE_MAX_MEMORY,
-    FIGURE_FORMATS,
-    FigureTooCostly,
-    Scale,
-    check_figure,
-    draw_box,
-    figure5_grid,
-    figure_cost,
-    overlay_with_bar,
-)
-from lewel.render import figure_bytes as encode_figure
+from lewel.render import FigureTooCostly, Scale, check_figure, draw_box, figure_cost, overlay_with_bar
 
 from .client import EmbeddingsResult, MapsResult
 
-THUMBNAIL_SIDE = 384  #: the input column shows the image downscaled to this longer side
 TILE_CACHE_SIZE = 2048  #: drawn tiles kept (JPEG bytes, about 10–20 KB each): a rerun redraws only what changed
 #: statistics shown for a selected map, with their labels (fields of ``lewel.maps.MapStatistics``)
 STATISTICS = {
@@ -118,13 +106,6 @@ def prefetch(result: MapsResult, pairs: Sequence[tuple[int, int]], style: Style)
     list(_pool.map(lambda pair: map_tile(result, pair[0], pair[1], style), missing))
 
 
-def thumbnail(image: Image.Image, side: int = THUMBNAIL_SIDE) -> Image.Image:
-    """A copy of ``image`` whose longer side is at most ``side`` pixels."""
-    small = image.copy()
-    small.thumbnail((side, side))
-    return small
-
-
 def mark_point(small: Image.Image, point: tuple[int, int], source_size: tuple[int, int]) -> Image.Image:
     """A copy of the thumbnail ``small`` with a ring at ``point`` (original-image pixels of ``source_size``)."""
     from PIL import ImageDraw
@@ -164,7 +145,7 @@ def frame_overlay(small: Image.Image, result: MapsResult, view: int, index: int,
     """Map ``index`` of view ``view`` warped back into the original image frame and blended onto the input
     (where the view's crop does not reach, the image shows unchanged). The frame maps hold mass per cell, so
     a cell the crop only partly covers holds less; drawn is the density, mass ÷ covered share of the cell."""
-    density = frame_density(result.frame_maps[view, index], result.coverage[view])
+    density = result.frame_density[view, index]
     uniform = 1.0 / max(float(np.asarray(result.coverage[view], dtype=np.float64).sum()), 1e-12)
     return overlay_with_bar(small, density, unit=uniform, cmap=style.cmap, alpha=style.alpha, scale=style.scale)
 
@@ -226,14 +207,6 @@ def profile_line(result: MapsResult) -> str:
     return f"profile: {profile['verdict']} ({measured(profile)}, held-out AUROC)"
 
 
-def tile_title(result: MapsResult, view: int, index: int) -> str:
-    """A figure tile's two-line title: the measured role and held-out AUROC, or the heuristic pattern."""
-    if result.profile is not None and result.roles is not None and result.profile_auroc is not None:
-        label = result.pattern_of(index) or str(result.roles[index])
-        return f"map {index} · {label}\nAUROC {float(result.profile_auroc[index]):.2f}"
-    return f"map {index}\n{result.patterns[view, index]} (heuristic)"
-
-
 def profile_banner(result: MapsResult) -> tuple[str, str]:
     """What the page says about reading this model's maps: ``(kind, text)`` with kind ``success`` (its
     object maps beat a random network of the same shape on held-out images) or ``warning`` (no profile, or
@@ -274,57 +247,24 @@ def profile_banner(result: MapsResult) -> tuple[str, str]:
     )
 
 
-def figure_refusal(
-    result: MapsResult, small: Image.Image, indices: Sequence[int], fmt: str, dpi: int
-) -> str | None:
-    """Why the figure of ``indices`` cannot be drawn as ``fmt`` at ``dpi`` (over the file or memory bound that the
-    service holds too: ``lewel.render.check_figure``), or ``None`` when it can."""
+def figure_refusal(result: MapsResult, indices: Sequence[int], fmt: str, dpi: int, limits: dict[str, Any]) -> str | None:
+    """Why the service would refuse the figure of ``indices`` as ``fmt`` at ``dpi`` (its file over the service's
+    ``max_response_bytes``: ``lewel.render.figure_cost``, the estimate the service checks too, on the input
+    downscaled as the service draws it), or ``None`` when it can be drawn; said before the button is pressed."""
     side = int(np.asarray(result.view_images[0]).shape[0])
-    cost = figure_cost(fmt, dpi, rows=result.num_views, maps=len(indices), view_side=side, source_size=small.size)
+    shown = min(len(indices), int(limits.get("figure_max_maps") or len(indices)))
+    source_side = int(limits.get("figure_source_side") or max(result.source_size))
+    scale = min(1.0, source_side / max(result.source_size))
+    source = (max(1, round(result.source_size[0] * scale)), max(1, round(result.source_size[1] * scale)))
+    cost = figure_cost(fmt, dpi, rows=result.num_views, maps=shown, view_side=side, source_size=source)
+    max_bytes = limits.get("max_response_bytes")
+    if max_bytes is None:
+        return None
     try:
-        check_figure(cost, fmt, max_bytes=DEFAULT_FIGURE_MAX_BYTES, max_memory=DEFAULT_FIGURE_MAX_MEMORY)
+        check_figure(cost, fmt, max_bytes=int(max_bytes))
     except FigureTooCostly as error:
         return str(error)
     return None
-
-
-def figure_bytes(
-    result: MapsResult,
-    small: Image.Image,
-    source_size: tuple[int, int],
-    indices: Sequence[int],
-    presets: Sequence[str],
-    style: Style,
-    fmt: str = "png",
-    dpi: int = 200,
-) -> bytes:
-    """The Figure-5 grid of ``indices`` (every view a row) as PNG at ``dpi``, PDF or SVG, drawn as the page
-    shows it: each map titled with its measured role and AUROC (or its heuristic pattern) and with a colour
-    bar in units of the uniform value, the model and its profile in the title (``lewel.render``, the same
-    renderer as the service's ``format=png|pdf|svg``). ``FigureTooCostly`` (before drawing) over the bounds of
-    ``figure_refusal``."""
-    if fmt not in FIGURE_FORMATS:
-        raise ValueError(f"format must be one of {list(FIGURE_FORMATS)}, got {fmt!r}")
-    chosen = list(indices)
-    refusal = figure_refusal(result, small, chosen, fmt, dpi)
-    if refusal is not None:
-        raise FigureTooCostly(refusal)
-    titles = [[tile_title(result, v, m) for m in chosen] for v in range(result.num_views)]
-    figure = figure5_grid(
-        small,
-        list(result.view_images),
-        result.boxes.tolist(),
-        result.flips.tolist(),
-        source_size,
-        result.maps[:, chosen],
-        titles,
-        presets=[None, *presets[1:]],
-        cmap=style.cmap,
-        alpha=style.alpha,
-        scale=style.scale,
-        title=f"{result.model.get('id', '')} · {profile_line(result)}",
-    )
-    return encode_figure(figure, fmt, dpi=dpi)
 
 
 def statistics_rows(result: MapsResult, index: int, presets: Sequence[str]) -> list[dict[str, Any]]:

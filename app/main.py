@@ -25,7 +25,6 @@ from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlExcepti
 from app import figures, state
 from app.client import ApiClient, EmbeddingsResult, MapsResult, ServiceError, ViewParams
 from app.gallery import SCENE_KEY, gallery_items, load_item, load_mask, thumbnail_png
-from lewel.images import ImageDecodeError, decode_image
 
 PAPER_URL = "https://arxiv.org/abs/2203.14898"
 CODE_URL = "https://github.com/hlh981029/LEWEL"  #: the authors' code and checkpoint release
@@ -232,7 +231,7 @@ def upload_problem(name: str, size: int, cap: int) -> str | None:
     return None
 
 
-def sidebar_image(limits: dict[str, Any]) -> Picked | str | None:
+def sidebar_image(base_url: str, limits: dict[str, Any]) -> Picked | str | None:
     """The chosen image, a message saying why an upload is not used, or None (nothing uploaded yet)."""
     st.sidebar.header("Image")
     source = st.sidebar.radio("Source", ["Gallery", "Upload"], horizontal=True, key="image_source")
@@ -245,7 +244,7 @@ def sidebar_image(limits: dict[str, Any]) -> Picked | str | None:
         if upload is None:
             return None
         return upload_problem(upload.name, upload.size, cap) or Picked(upload.getvalue(), upload.name)
-    items = gallery_items()
+    items = gallery_items(base_url)
     labels = {item.key: item.label for item in items}
     current = st.session_state.get("gallery_item")
     if current not in labels:
@@ -265,12 +264,12 @@ def sidebar_image(limits: dict[str, Any]) -> Picked | str | None:
     scene_index = int(st.session_state.get("scene_index", 0))
     remembered("gallery_item", key)
     remembered("scene_index", scene_index)
-    data, name = load_item(key, scene_index)
+    data, name = load_item(base_url, key, scene_index)
     with st.sidebar.expander("Browse the gallery", icon=":material/photo_library:"):
         cells = st.columns(GALLERY_COLUMNS)
         for position, item in enumerate(items):
             cell = cells[position % GALLERY_COLUMNS]
-            cell.image(thumbnail_png(item.key, scene_index if item.key == SCENE_KEY else 0), width="stretch")
+            cell.image(thumbnail_png(base_url, item.key, scene_index if item.key == SCENE_KEY else 0), width="stretch")
             cell.button(
                 item.short,
                 key=f"thumb-{item.key}",
@@ -279,7 +278,7 @@ def sidebar_image(limits: dict[str, Any]) -> Picked | str | None:
                 type="tertiary",
                 help=item.label,
             )
-    return Picked(data, name, load_mask(key, scene_index))
+    return Picked(data, name, load_mask(base_url, key, scene_index))
 
 
 def sidebar_models(models: dict[str, dict], default: str | None) -> tuple[str, str | None]:
@@ -391,9 +390,6 @@ def sidebar_display() -> tuple[figures.Style, int]:
 # --- the sections -------------------------------------------------------------------------------------------
 
 
-Selector = Callable[..., list[int]]  #: ``select(pattern=…, category=…)``: the service's selection of maps
-
-
 def tabs_for(result: MapsResult) -> dict[str, str | None]:
     """The tabs of the Figure-5 section: the measured ones first when the model has a profile; the measured
     patterns instead of the shape heuristic when the profile has them."""
@@ -401,13 +397,13 @@ def tabs_for(result: MapsResult) -> dict[str, str | None]:
     return {**measured, **(PATTERN_TABS if result.has_patterns else HEURISTIC_TABS)}
 
 
-def indices_for(result: MapsResult, pattern: str | None, select: Selector | None = None) -> list[int]:
-    """Every map a tab's order gives, without the page around it: measured roles, measured patterns (from
-    the service), or heuristic ranking."""
+def indices_for(result: MapsResult, pattern: str | None) -> list[int]:
+    """Every map a tab's order gives, without the page around it: measured roles, measured patterns, or the
+    heuristic ranking (each as the service ordered it in its answer)."""
     if pattern is not None and pattern.startswith("role:"):
         return result.measured(pattern.removeprefix("role:"))
     if pattern is not None and pattern.startswith("pattern:"):
-        return select(pattern=pattern.removeprefix("pattern:")) if select is not None else []
+        return result.by_pattern(pattern.removeprefix("pattern:"))
     return result.ranked(pattern)
 
 
@@ -459,15 +455,13 @@ def pattern_summary(result: MapsResult, image_name: str = "") -> None:
     )
 
 
-def tab_indices(
-    result: MapsResult, pattern: str | None, per_row: int, tab: str, select: Selector | None = None
-) -> list[int]:
+def tab_indices(result: MapsResult, pattern: str | None, per_row: int, tab: str) -> list[int]:
     """The maps a tab shows: the profile's object or background maps (``role:…``) in measured order, the
     maps of a measured Figure-5 pattern (``pattern:…``, as ``/v1/maps?pattern=`` orders them), those of view 0
     classified as a heuristic pattern (most typical first), or all by index."""
     if pattern is not None and pattern.startswith("pattern:"):
         name = pattern.removeprefix("pattern:")
-        chosen = indices_for(result, pattern, select)
+        chosen = indices_for(result, pattern)
         counts = (result.profile or {}).get("patterns") or {}
         control = ((result.profile or {}).get("random_control_patterns") or {}).get(name)
         against = f" (the best random control: {control})" if control is not None else ""
@@ -548,27 +542,31 @@ def figure_rows(
 
 
 def downloads(
+    api: ApiClient,
+    picked: Picked,
+    params: ViewParams,
     result: MapsResult,
-    small: Image.Image,
-    source_size: tuple[int, int],
     indices: list[int],
-    presets: list[str],
     style: figures.Style,
     pattern: str | None,
+    limits: dict[str, Any],
 ) -> None:
-    """The figure of the shown maps (PNG at a chosen dpi, PDF or SVG, with titles and colour bars) and every
-    map of every view (the service's NPZ answer, byte for byte)."""
+    """The figure of the shown maps (PNG at a chosen dpi, PDF or SVG, with titles and colour bars, drawn by the
+    service when the button is pressed) and every map of every view (the service's NPZ answer, byte for byte)."""
     model = result.model["id"]
     chooser, quality, figure_button, npz_button = st.columns([1, 1, 1.3, 1.3], vertical_alignment="bottom")
     fmt = FORMAT_CHOICES[chooser.selectbox("Figure format", list(FORMAT_CHOICES), key="figure_format")]
     dpi = quality.select_slider("Figure dpi", DPIS, value=200, key="figure_dpi", disabled=fmt != "png")
     name = (pattern or "index").replace("role:", "measured_")
-    refusal = figures.figure_refusal(result, small, indices, fmt, dpi) if indices else None
+    refusal = figures.figure_refusal(result, indices, fmt, dpi, limits) if indices else None
     if refusal is not None:
         st.caption(f"The figure cannot be downloaded as it is: {refusal}.")
     figure_button.download_button(
         f"Download this figure ({fmt.upper()})",
-        data=lambda: figures.figure_bytes(result, small, source_size, indices, presets, style, fmt, dpi),
+        data=lambda: api.figure(
+            picked.data, picked.name, model, params, indices,
+            fmt=fmt, dpi=dpi, cmap=style.cmap, alpha=style.alpha, scale=style.scale,
+        ),
         file_name=f"lewel_figure5_{model}_{name}.{fmt}",
         mime=MIME[fmt],
         icon=":material/image:",
@@ -732,22 +730,7 @@ def comparison_section(
                     cell.image(figures.map_tile(result, view, index, style), caption=figures.map_caption(result, view, index))
 
 
-@st.cache_data(max_entries=64, ttl=CACHE_SECONDS, show_spinner=False)
-def fetch_selection(
-    base_url: str,
-    image: bytes,
-    name: str,
-    model: str,
-    params: ViewParams,
-    pattern: str | None,
-    category: str | None,
-    described: str = "",
-) -> list[int]:
-    """The maps ``/v1/maps`` selects by measured ``pattern`` or ``category``, cached like ``fetch_maps``."""
-    return ApiClient(base_url).selection(image, name, model, params, pattern=pattern, category=category)
-
-
-def category_section(result: MapsResult, select: Selector, presets: list[str], style: figures.Style) -> None:
+def category_section(result: MapsResult, presets: list[str], style: figures.Style) -> None:
     """A selector "maps that look at CATEGORY" over the profile's categories; the service picks and orders
     the maps (``/v1/maps?category=``), their tiles on view 0 with Inspect buttons."""
     profile = result.profile or {}
@@ -767,7 +750,7 @@ def category_section(result: MapsResult, select: Selector, presets: list[str], s
     )
     if chosen is None:
         return
-    indices = select(category=chosen)
+    indices = result.by_category(chosen)
     if not indices:
         st.info(f"No map of this model looks at {chosen} more than at other things, by its profile.")
         return
@@ -891,19 +874,19 @@ def header() -> None:
     )
 
 
-def apply_query(models: list[str], max_views: int) -> None:
+def apply_query(base_url: str, models: list[str], max_views: int) -> None:
     """On a session's first run, take the settings a shared URL carries (``app.state.from_query``)."""
     if st.session_state.get("_query_applied"):
         return
-    st.session_state["_query_applied"] = True
     values = state.from_query(
         st.query_params.to_dict(),
-        gallery=[item.key for item in gallery_items()],
+        gallery=[item.key for item in gallery_items(base_url)],  # first: a failure leaves the query for the next run
         models=models,
         presets=list(PRESETS),
         sizes=SIZES,
         max_views=max_views,
     )
+    st.session_state["_query_applied"] = True
     st.session_state.update(values)
 
 
@@ -943,13 +926,21 @@ def main() -> None:
         retry_button()
         st.stop()
     limits = listing.get("limits") or {}
-    apply_query(list(models), int(limits.get("max_views", 8)))
-    picked = sidebar_image(limits)
+    gallery_error = None
+    try:  # the gallery comes from the service too: when it fails, the rest of the sidebar is still drawn
+        apply_query(api.base_url, list(models), int(limits.get("max_views", 8)))
+        picked = sidebar_image(api.base_url, limits)
+    except ServiceError as error:
+        gallery_error, picked = error, None
     model, second = sidebar_models(models, listing.get("default"))
     profile = models[model].get("profile")
     params = sidebar_views(limits, profile["size"] if profile else None, models[model].get("d"))
     style, per_row = sidebar_display()
     st.query_params.from_dict(state.to_query(st.session_state))
+    if gallery_error is not None:
+        show_error(gallery_error)
+        retry_button(key="retry-gallery")
+        st.stop()
     if isinstance(picked, str):
         st.error(f"**The upload is not used.** {picked}", icon=":material/error:")
         st.stop()
@@ -977,20 +968,10 @@ def main() -> None:
             st.stop()
     progress.empty()
 
-    try:
-        image = decode_image(picked.data)
-    except ImageDecodeError as error:  # the service accepted it, so this only happens with a different Pillow
-        st.error(f"**The image cannot be shown here.** {error}")
-        st.stop()
-    small = figures.thumbnail(image)
-    source_size = image.size
-    presets = ["whole image"] + [params.preset] * params.views
     result = results[model]
-
-    described = model_key(models[model])
-
-    def select(pattern: str | None = None, category: str | None = None) -> list[int]:
-        return fetch_selection(api.base_url, picked.data, picked.name, model, params, pattern, category, described)
+    small = Image.fromarray(result.source_image)  # the image as the service decoded it, downscaled
+    source_size = result.source_size
+    presets = ["whole image"] + [params.preset] * params.views
 
     pattern, indices = None, []
     with section("The summary"):
@@ -1004,17 +985,17 @@ def main() -> None:
             if not tab.open:
                 continue
             with tab:
-                indices = tab_indices(result, tab_pattern, per_row, label, select)
+                indices = tab_indices(result, tab_pattern, per_row, label)
                 figure_rows(result, indices, small, source_size, presets, style, tab=label)
                 pattern = tab_pattern
     if result.has_patterns and (result.profile or {}).get("categories"):
         with section("Maps that look at a category"):
-            category_section(result, select, presets, style)
+            category_section(result, presets, style)
     with section("Downloads"):
-        downloads(result, small, source_size, indices, presets, style, pattern)
+        downloads(api, picked, params, result, indices, style, pattern, limits)
     if second:
         with section("The comparison"):
-            comparison_section(results, indices or indices_for(result, pattern, select)[:per_row], presets, style)
+            comparison_section(results, indices or indices_for(result, pattern)[:per_row], presets, style)
     st.divider()
     with section("Maps that look here"):
         looking_section(api, picked, model, model_key(models[model]), params, small, source_size, result, style)

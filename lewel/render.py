@@ -12,29 +12,32 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image, ImageDraw
 
-from .analysis import MapAnalysis
-from .statistics import PATTERNS
+from .pattern_names import PATTERNS
+
+if TYPE_CHECKING:  # this module runs without torch (the front end draws its tiles with it): names for hints only
+    import torch
+
+    from .analysis import MapAnalysis
 
 Scale = Literal["peak", "range"]
 
 
 def _as_rgb_array(image: Image.Image | np.ndarray | torch.Tensor) -> np.ndarray:
-    """PIL image, ``H×W×3`` uint8 array or ``3×H×W`` uint8 tensor -> ``H×W×3`` uint8 array."""
+    """PIL image, ``H×W×3`` uint8 array or ``3×H×W`` uint8 tensor -> ``H×W×3`` uint8 array. A tensor is
+    recognised by its ``detach`` method, so that this module need not import torch."""
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"))
-    if isinstance(image, torch.Tensor):
-        return image.detach().cpu().permute(1, 2, 0).numpy().astype(np.uint8)
+    if hasattr(image, "detach"):
+        return np.asarray(image.detach().cpu()).transpose(1, 2, 0).astype(np.uint8)
     array = np.asarray(image)
     if array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f"image must be H×W×3, got {array.shape}")
@@ -44,11 +47,11 @@ def _as_rgb_array(image: Image.Image | np.ndarray | torch.Tensor) -> np.ndarray:
 def colour_limits(heatmap: np.ndarray | torch.Tensor, scale: Scale) -> tuple[float, float]:
     """The map values drawn at the two ends of the colour scale of ``overlay``: ``range``: the map's own
     minimum and maximum (over its finite cells); ``peak``: 0 and its maximum."""
-    values = torch.as_tensor(np.asarray(heatmap, dtype=np.float64))
-    finite = values[torch.isfinite(values)]
+    values = np.asarray(heatmap, dtype=np.float64)
+    finite = values[np.isfinite(values)]
     if scale not in ("peak", "range"):
         raise ValueError(f"scale must be 'peak' or 'range', got {scale!r}")
-    if not finite.numel():
+    if not finite.size:
         return 0.0, 0.0
     high = float(finite.max())
     return (float(finite.min()) if scale == "range" else 0.0), high
@@ -114,21 +117,55 @@ def overlay(
     """
     rgb = _as_rgb_array(image)
     height, width = rgb.shape[:2]
-    values = torch.as_tensor(np.asarray(heatmap, dtype=np.float64)).float()
-    if values.dim() != 2:
+    values = np.asarray(heatmap, dtype=np.float64).astype(np.float32)
+    if values.ndim != 2:
         raise ValueError(f"heatmap must be h×w, got {tuple(values.shape)}")
-    valid = torch.isfinite(values)
-    filled = torch.where(valid, values, torch.zeros_like(values))
+    valid = np.isfinite(values)
+    filled = np.where(valid, values, np.float32(0.0))
     # normalised interpolation: unseen cells get no weight, so they do not darken the edge of what is seen
-    support = F.interpolate(valid[None, None].float(), size=(height, width), mode="bilinear", align_corners=False)
-    total = F.interpolate(filled[None, None], size=(height, width), mode="bilinear", align_corners=False)
-    up = (total / support.clamp_min(1e-6))[0, 0]
-    seen = F.interpolate(valid[None, None].float(), size=(height, width), mode="nearest")[0, 0] > 0.5
+    support = _bilinear(valid.astype(np.float32), height, width)
+    total = _bilinear(filled, height, width)
+    up = total / np.maximum(support, np.float32(1e-6))
+    seen = valid[np.ix_(_nearest_index(values.shape[0], height), _nearest_index(values.shape[1], width))]
     low, high = colour_limits(values, scale)
-    scaled = ((up - low) / (high - low) if high > low else torch.zeros_like(up)).clamp(0, 1).numpy()
+    scaled = np.clip((up - np.float32(low)) / np.float32(high - low) if high > low else np.zeros_like(up), 0, 1)
     colour = _lookup(cmap)[np.rint(scaled * (LUT_SIZE - 1)).astype(np.intp)]
-    weight = np.where(seen.numpy(), np.float32(alpha), np.float32(0.0))[..., None]
+    weight = np.where(seen, np.float32(alpha), np.float32(0.0))[..., None]
     return np.clip(rgb.astype(np.float32) * (1 - weight) + colour * weight, 0, 255).astype(np.uint8)
+
+
+# The two resamplings below are torch's ``F.interpolate`` (``mode="bilinear", align_corners=False`` and
+# ``mode="nearest"``) written in numpy, so that this module draws without torch (the front end has none);
+# Pillow's BILINEAR filter would agree only when upscaling (it antialiases a downscale) and its NEAREST picks
+# other source cells. tests/test_render_without_torch.py compares them with torch's.
+
+
+def _linear_weights(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Along one axis, torch's ``align_corners=False`` linear resampling from ``size_in`` to ``size_out``
+    cells: per output cell the two source indices (``size_out`` intp each) and the second one's weight
+    (``size_out`` float32). Source position ``(dst + 0.5)·in/out − 0.5``, clamped at 0, in float32 as torch
+    computes it; the last cell repeats past the edge."""
+    scale = np.float32(size_in) / np.float32(size_out)
+    source = np.maximum((np.arange(size_out, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5), 0)
+    first = np.minimum(source.astype(np.intp), size_in - 1)
+    second = np.minimum(first + 1, size_in - 1)
+    return first, second, np.clip(source - first.astype(np.float32), 0, 1)
+
+
+def _bilinear(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``h×w`` float32 -> ``height×width`` float32, as ``F.interpolate(mode="bilinear", align_corners=False)``
+    (no antialiasing when it shrinks), in torch's order: along each row first, then between rows."""
+    top, bottom, down = _linear_weights(values.shape[0], height)
+    left, right, across = _linear_weights(values.shape[1], width)
+    rows = values[:, left] * (1 - across) + values[:, right] * across
+    return rows[top] * (1 - down)[:, None] + rows[bottom] * down[:, None]
+
+
+def _nearest_index(size_in: int, size_out: int) -> np.ndarray:
+    """Along one axis, the source index of each of ``size_out`` cells as ``F.interpolate(mode="nearest")``
+    picks it: ``floor(dst·in/out)`` in float32, at most ``size_in − 1`` (``size_out`` intp)."""
+    scale = np.float32(size_in) / np.float32(size_out)
+    return np.minimum(np.floor(np.arange(size_out, dtype=np.float32) * scale).astype(np.intp), size_in - 1)
 
 
 LUT_SIZE = 1024  #: colormap entries: a table lookup instead of matplotlib's per-pixel call (finer than 8 bits)

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-PATTERNS = ("object", "multi-object", "global")  #: the paper's three kinds of maps, in index order
+from .pattern_names import PATTERNS
+
 BLOB_THRESHOLD = 0.5  #: a blob is a connected set of cells above this share of the map's range: >= min + 0.5·(max − min)
 MIN_BLOB_MASS = 0.05  #: blobs holding less of the map's mass than this are not counted
 GLOBAL_AREA = 0.5  #: a map whose active area (share of cells in the upper half of its range) reaches this is "global"

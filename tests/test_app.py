@@ -18,9 +18,10 @@ from streamlit.testing.v1 import AppTest
 
 from app import figures
 from app.client import ApiClient, EmbeddingsResult, ServiceError, ViewParams
-from app.gallery import SCENE_KEY, gallery_items, load_item, scenes_available
+from app import gallery
+from app.gallery import SCENE_KEY
+from lewel.gallery import load_item, scenes_available
 from lewel.maps import PATTERNS
-from lewel.render import FigureTooCostly
 
 SMALL = ViewParams(views=2, preset="byol1", seed=3, size=64)
 
@@ -206,14 +207,16 @@ def test_client_errors_are_readable(service):
     assert error.value.title == "The image was rejected"
 
 
-def test_figures_from_a_result(service, monkeypatch):
+def test_figures_from_a_result(service):
     image, name = load_item("skimage:chelsea")
-    result = ApiClient(service).maps(image, name, "tiny", SMALL)
+    api = ApiClient(service)
+    result = api.maps(image, name, "tiny", SMALL)
     picture = Image.open(io.BytesIO(image)).convert("RGB")
-    small = figures.thumbnail(picture)
-    assert max(small.size) == figures.THUMBNAIL_SIDE
+    small = Image.fromarray(result.source_image)  # the service's decode, downscaled: the app decodes nothing
+    assert result.source_size == picture.size and max(small.size) == 384
+    assert np.abs(np.asarray(small.resize((32, 24)), float) - np.asarray(picture.resize((32, 24)), float)).mean() < 4
     style = figures.Style(cmap="viridis", alpha=0.7, scale="range")
-    boxed = figures.input_with_box(small, result, 1, picture.size)
+    boxed = figures.input_with_box(small, result, 1, result.source_size)
     assert boxed.shape == (*small.size[::-1], 3) and not np.array_equal(boxed, np.asarray(small))
     tile = figures.map_overlay(result, 2, 7, style)
     assert tile.shape == (64 + 18, 64, 3)  # the view, and a colour bar in units of the uniform value under it
@@ -222,21 +225,22 @@ def test_figures_from_a_result(service, monkeypatch):
     caption = figures.map_caption(result, 2, 7)
     assert caption.startswith("map 7 · ") and "(heuristic)" in caption and "× uniform" in caption
     presets = ["whole image", "byol1", "byol1"]
-    png = figures.figure_bytes(result, small, picture.size, [3, 1, 4], presets, style)
+    png = api.figure(image, name, "tiny", SMALL, [3, 1, 4], fmt="png", dpi=100, cmap="viridis", alpha=0.7, scale="range")
     drawn = Image.open(io.BytesIO(png))
     assert drawn.format == "PNG" and drawn.width > drawn.height  # 3 rows, 5 columns
-    # the bounds the service holds, checked before drawing: every map at 600 dpi takes some 0.9 GB to draw, over a
-    # 256 MiB bound, and is refused saying what to lower; the same figure as SVG embeds its pictures unresampled
+    assert b"<svg" in api.figure(image, name, "tiny", SMALL, [3], fmt="svg", dpi=100, cmap="jet", alpha=0.5, scale="peak")
+    # the service's bound on its answers, said before the button is pressed: the 16 maps a figure holds at most are
+    # some 7.4 MiB of PNG by the service's estimate (lewel.render.figure_cost), over a 6 MiB limit, and are refused
+    # saying what to lower; three maps (5.4 MiB) are not
+    limits = {**api.models()["limits"], "max_response_bytes": 6 * 2**20}
     everything = list(range(result.d))
-    monkeypatch.setattr(figures, "DEFAULT_FIGURE_MAX_MEMORY", 256 * 2**20)
-    assert figures.figure_refusal(result, small, [3, 1, 4], "png", 200) is None
-    refusal = figures.figure_refusal(result, small, everything, "png", 600)
-    assert refusal is not None and "memory" in refusal and "lower dpi" in refusal and "MiB" in refusal
-    with pytest.raises(FigureTooCostly, match="lower dpi"):
-        figures.figure_bytes(result, small, picture.size, everything, presets, style, "png", 600)
-    assert figures.figure_refusal(result, small, everything, "svg", 600) is None
-    monkeypatch.setattr(figures, "DEFAULT_FIGURE_MAX_BYTES", 2**20)
-    assert "smaller size" in figures.figure_refusal(result, small, everything, "svg", 600)
+    assert figures.figure_refusal(result, [3, 1, 4], "png", 200, limits) is None
+    refusal = figures.figure_refusal(result, everything, "png", 600, limits)
+    assert refusal is not None and "lower dpi" in refusal and "MiB" in refusal
+    assert figures.figure_refusal(result, everything, "png", 600, api.models()["limits"]) is None
+    with pytest.raises(ServiceError) as error:
+        api.figure(image, name, "tiny", SMALL, [3, 3], fmt="png", dpi=100, cmap="jet", alpha=0.5, scale="peak")
+    assert error.value.code == "invalid_parameters" and "more than once" in error.value.message
     rows = figures.statistics_rows(result, 7, presets)
     assert [r["view"] for r in rows] == [figures.view_label(result, v, presets[v]) for v in range(3)]
     assert rows[1]["view"].startswith("view 1 · byol1") and rows[1]["view"].endswith("flipped") == result.flips[1]
@@ -256,22 +260,27 @@ def test_embedding_rows_measure_agreement_with_view_0():
     assert rows[1]["cos(aligned 5, view 0)"] == pytest.approx(-1.0)
 
 
-def test_gallery_offers_photos_and_scenes_without_downloads():
-    keys = [item.key for item in gallery_items()]
+def test_gallery_comes_from_the_service(service):
+    keys = [item.key for item in gallery.gallery_items(service)]
     assert {"skimage:astronaut", "skimage:chelsea", "skimage:coffee", "skimage:rocket"} <= set(keys)
     assert any(k.startswith("static:") for k in keys)
     for key in keys:
         if key == SCENE_KEY:
             continue
-        data, name = load_item(key)
-        assert Image.open(io.BytesIO(data)).size[0] > 0 and name
+        data, name = gallery.load_item(service, key)
+        assert (data, name) == load_item(key)  # the bytes and file name the library gives
+        assert gallery.load_mask(service, key) is None
+        assert max(Image.open(io.BytesIO(gallery.thumbnail_png(service, key))).size) <= 96
     if scenes_available():
-        first, second = load_item(SCENE_KEY, 0), load_item(SCENE_KEY, 1)
-        assert first == load_item(SCENE_KEY, 0) and first[0] != second[0]
-    with pytest.raises(KeyError):
-        load_item("elsewhere:x")
-    with pytest.raises(FileNotFoundError):
-        load_item("static:../../pyproject.toml")
+        first, second = gallery.load_item(service, SCENE_KEY, 0), gallery.load_item(service, SCENE_KEY, 1)
+        assert first[0] != second[0] and first[1] == "scene_0000.png"
+        mask = np.asarray(Image.open(io.BytesIO(gallery.load_mask(service, SCENE_KEY, 1))))
+        assert mask.shape == Image.open(io.BytesIO(second[0])).size[::-1] and set(np.unique(mask)) == {0, 255}
+    with pytest.raises(ServiceError) as error:
+        gallery.load_item(service, "elsewhere:x")
+    assert error.value.status == 404 and "elsewhere:x" in error.value.message
+    with pytest.raises(ServiceError):
+        gallery.load_item(service, "static:../../pyproject.toml")
 
 
 def test_launcher_reports_a_service_that_is_never_ready():
@@ -306,10 +315,12 @@ def test_frame_overlay_draws_density_not_mass_per_cell(service):
     coverage[:, :2] = [0.5, 1.0]
     frame = np.full((rows, cols), np.nan, dtype=np.float32)
     frame[:, :2] = [0.05, 0.1]  # the same density in both columns
+    density = np.where(coverage > 0, frame / np.where(coverage > 0, coverage, 1), np.nan)
     flat = replace(
         result,
         coverage=np.stack([coverage] * result.num_views),
         frame_maps=np.broadcast_to(frame, result.frame_maps.shape).copy(),
+        frame_density=np.broadcast_to(density, result.frame_density.shape).astype(np.float32),
     )
     drawn = figures.frame_overlay(small, flat, 1, 0, figures.Style(cmap="gray", alpha=1.0, scale="peak"))
     assert drawn[rows // 2, 0].tolist() == drawn[rows // 2, 1].tolist() == [255, 255, 255]

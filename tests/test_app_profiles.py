@@ -14,7 +14,8 @@ from test_app import MAIN, inspect_buttons, texts
 
 from app import figures
 from app.client import ApiClient, ViewParams
-from app.gallery import SCENE_KEY, load_item, load_mask, scenes_available
+from app import gallery
+from lewel.gallery import SCENE_KEY, load_item, load_mask, scenes_available
 from lewel.profiles import build_profile, pattern_indices, profile_indices, sidecar_path, write_profile
 from lewel.render import colour_bar, colour_limits, overlay_with_bar
 
@@ -79,6 +80,7 @@ def test_the_gallery_scene_sends_its_mask(profiled):
     assert result.has_mask and result.mask_auroc.shape == (2, 32)
     assert 0 < float(result.mask_object_share[0]) < 1
     assert load_mask("skimage:astronaut") is None
+    assert gallery.load_mask(url, SCENE_KEY, 3) == mask and gallery.load_mask(url, "skimage:astronaut") is None
     assert result.measured("object") == profile_indices(profiled[1], "object")
 
 

@@ -457,7 +457,7 @@ def test_bundled_models_are_found_where_they_are_copied(instructions):
 
 
 def pyproject_pins() -> dict[str, str]:
-    dependencies = tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]
+    dependencies = tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]["library"]
     pins = {}
     for requirement in dependencies:
         match = re.fullmatch(r"\s*(torch|torchvision)\s*==\s*([\w.+]+)\s*", requirement)
@@ -482,11 +482,36 @@ def test_torch_is_installed_first_with_pyprojects_pins(instructions):
     assert torch_runs[0] < first_copy, "torch must be installed before the project is copied (layer caching)"
 
 
-def test_project_is_installed_with_the_app_extra(instructions):
+def test_project_is_installed_with_the_service_and_app_extras(instructions):
     extras = tomllib.loads(PYPROJECT.read_text())["project"].get("optional-dependencies", {})
-    assert "app" in extras, "pyproject.toml has no [app] extra"
+    assert {"app", "service", "library"} <= set(extras), "pyproject.toml lacks the [app], [service] or [library] extra"
     runs = [i.rest for i in final_stage(instructions) if i.keyword == "RUN"]
-    assert any(re.search(r"pip install --no-cache-dir (-e |--editable )?[\"']?\.\[app\]", run) for run in runs)
+    assert any(re.search(r"pip install --no-cache-dir (-e |--editable )?[\"']?\.\[service,app\]", run) for run in runs)
+
+
+def stage_named(instructions: list[Instruction], name: str) -> list[Instruction]:
+    """The instructions of the stage ``FROM … AS name``."""
+    starts = [n for n, i in enumerate(instructions) if i.keyword == "FROM"] + [len(instructions)]
+    for start, end in zip(starts, starts[1:]):
+        if instructions[start].args[-2:] == ["AS", name] or instructions[start].args[-2:] == ["as", name]:
+            return instructions[start:end]
+    raise AssertionError(f"no stage {name!r}")
+
+
+def test_the_frontend_target_is_the_app_alone(instructions):
+    """``docker build --target frontend``: the [app] extra only (no torch layer, no service, no models), a
+    non-root user, port 8501, and the launcher pointed at ``LEWEL_API_URL`` as PID 1 (``exec``)."""
+    stage = stage_named(instructions, "frontend")
+    runs = " ".join(i.rest for i in stage if i.keyword == "RUN")
+    assert re.search(r"pip install --no-cache-dir -e \"\.\[app\]\"", runs) and "torch" not in runs
+    copied = {context_path(s) for i, sources, _ in copies(stage) for s in sources}
+    assert {"app", "lewel", "pyproject.toml"} <= copied and not copied & {"api", "models"}
+    assert [i.rest for i in stage if i.keyword == "USER"] == ["1000:1000"]
+    assert [i.rest for i in stage if i.keyword == "EXPOSE"] == ["8501"]
+    values = {k: v for i in stage if i.keyword == "ENV" for k, v in env_pairs(i).items()}
+    assert "LEWEL_API_URL" in values
+    cmd = [i for i in stage if i.keyword == "CMD"][-1].exec_form
+    assert cmd[:2] == ["sh", "-c"] and cmd[2].startswith("exec python -m app --api-url \"$LEWEL_API_URL\"")
 
 
 def test_apt_installs_the_stamps_without_recommends_and_cleans_up(instructions):

@@ -29,7 +29,7 @@ from api.main import create_app
 from api.settings import Settings
 from lewel.atlas import ATLAS_FORMAT, ATLAS_NAME
 
-OPERATIONS = r"^/(healthz|readyz|metrics|v1/(models|maps|embeddings|atlas/.*))$"
+OPERATIONS = r"^/(healthz|readyz|metrics|v1/(models|maps|embeddings|atlas/.*|gallery(/.*)?))$"
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -107,6 +107,12 @@ def api_schemas(service_app) -> dict[GenerationMode, schemathesis.BaseSchema]:
         ("GET /v1/atlas/{model}/build", GenerationMode.POSITIVE, 15),
         ("POST /v1/atlas/{model}/build", GenerationMode.POSITIVE, 25),
         ("POST /v1/atlas/{model}/build", GenerationMode.NEGATIVE, 25),
+        ("GET /v1/gallery", GenerationMode.POSITIVE, 3),  # no parameters: nothing negative to generate
+        ("GET /v1/gallery/image", GenerationMode.POSITIVE, 20),
+        ("GET /v1/gallery/image", GenerationMode.NEGATIVE, 15),
+        ("GET /v1/gallery/mask", GenerationMode.POSITIVE, 15),
+        ("GET /v1/gallery/mask", GenerationMode.NEGATIVE, 15),
+        ("GET /v1/gallery/thumbnail", GenerationMode.POSITIVE, 15),
     ],
 )
 def test_generated_requests_find_no_server_error_and_no_schema_violation(api_schemas, label, mode, examples):
