@@ -14,8 +14,8 @@
 # checkpoints come in through the /models volume, and torchvision backbones are built with weights=None.
 
 # The front end alone: the base dependencies and the [app] extra (numpy, Pillow, matplotlib, Streamlit, httpx).
-# It imports from lewel/ only the torch-free drawing (lewel.render), so lewel/ is copied but none of its model
-# dependencies are installed; the gallery, the maps and the figures come from the service.
+# It imports from lewel/ only the torch-free drawing (lewel.drawing.render), so lewel/ is copied but none of its
+# model dependencies are installed; the gallery, the maps and the figures come from the service.
 FROM python:3.11-slim-bookworm AS frontend
 ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -70,7 +70,7 @@ COPY static/ ./static/
 # Editable install (-e), the way ./scripts/setup installs for development and CI: the code stays in /opt/lewel
 # (one copy, no second one in site-packages), so every path computed from a package's location points into
 # /opt/lewel: api/settings.py's bundled models folder (Path(__file__).parent.parent / "models") and the app's
-# sample images (lewel/gallery.py: Path(__file__).parent.parent / "static" / "samples").
+# sample images (lewel/files/gallery.py: Path(__file__).parents[2] / "static" / "samples").
 # torch is already there at the pinned version and is not reinstalled ([service] brings the library's [library]).
 RUN pip install --no-cache-dir -e ".[service,app]"
 

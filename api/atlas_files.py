@@ -2,7 +2,7 @@
 model's atlas under the atlas directory (``LEWEL_ATLAS_DIR``, else where the service builds them), its
 ``atlas.json`` (cached while the file is unchanged), one map's record and a thumbnail's path. Model ids and
 thumbnail names are checked before the file system is touched, and messages name ids, never folders (they reach
-the service's clients). ``lewel.atlas`` builds and writes the atlases."""
+the service's clients). ``lewel.maps.atlas`` builds and writes the atlases."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from lewel.atlas import ATLAS_FORMAT, ATLAS_NAME, THUMB_DIR
-from lewel.atlas_page import CRITERIA_TITLES
+from lewel.drawing.atlas_page import CRITERIA_TITLES
+from lewel.maps.atlas import ATLAS_FORMAT, ATLAS_NAME, THUMB_DIR
 
 NAME_MAX = 128  #: longest model id or thumbnail name served: checked before any file-system call (NAME_MAX is 255)
 MODEL_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{NAME_MAX - 1}}}")

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from lewel.images import ALLOWED_FORMATS
-from lewel.frames import frame_grid
-from lewel.render import figure_cost
+from lewel.drawing.render import figure_cost
+from lewel.files.images import ALLOWED_FORMATS
+from lewel.maps.frames import frame_grid
 
 from .errors import ApiError
 
@@ -178,7 +178,7 @@ def plan_request(
             # per view: the view, its maps, frame maps and frame densities (float32), 40 statistics per map
             per_view = size * size * 3 + shown * (cells + 2 * rows * cols) * 4 + shown * 40 * 8
             answer = count * per_view + NPZ_SOURCE_SIDE**2 * 3 + d * NPZ_ORDER_BYTES
-        else:  # a figure (lewel.render.figure_cost): at most FIGURE_MAX_MAPS maps, the input as a thumbnail
+        else:  # a figure (lewel.drawing.render.figure_cost): at most FIGURE_MAX_MAPS maps, the input as a thumbnail
             source = thumbnail_size(declared, FIGURE_SOURCE_SIDE)
             cost = figure_cost(
                 output, dpi, rows=count, maps=min(shown, FIGURE_MAX_MAPS), view_side=size, source_size=source

@@ -28,9 +28,9 @@ from typing import Any
 
 import torch
 
-from lewel.checkpoints import CheckpointError
+from lewel.files.checkpoints import CheckpointError
 from lewel.inference import Extraction, LewelModel, describe_checkpoint, load_model
-from lewel.profiles import ProfileError, find_profile, localising_score, sidecar_path
+from lewel.maps.profiles import ProfileError, find_profile, localising_score, sidecar_path
 
 from .batching import MicroBatcher
 from .metrics import Metrics
@@ -286,7 +286,7 @@ class ModelRegistry:
         return {**entry, "profile": profile, "profile_error": error}
 
     def profile(self, file: ModelFile, d: int | None = None) -> tuple[dict[str, Any] | None, str | None]:
-        """The sidecar profile of ``file`` (``lewel.profiles.find_profile``) and, when one exists but cannot
+        """The sidecar profile of ``file`` (``lewel.maps.profiles.find_profile``) and, when one exists but cannot
         be used (unreadable, stale, for another d), why; cached until the checkpoint or the sidecar change."""
         sidecar = sidecar_path(file.path)
         try:

@@ -10,7 +10,7 @@ Preset = Literal["byol1", "byol2", "mocov2", "cropflip"]
 Order = Literal["index", "measured", "object", "multi-object", "global"]
 Role = Literal["object", "background", "mixed"]
 Pattern = Literal["object", "multi-object", "global"]
-#: a measured pattern (``lewel.patterns.PATTERN_ROLES``)
+#: a measured pattern (``lewel.maps.patterns.PATTERN_ROLES``)
 MeasuredPattern = Literal["object", "multi-object", "global", "background", "mixed"]
 Background = Literal["white", "black"]
 Colormap = Literal["jet", "turbo", "viridis", "magma", "inferno", "plasma", "hot", "gray"]

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from lewel.images import DEFAULT_MAX_PIXELS
+from lewel.files.images import DEFAULT_MAX_PIXELS
 
 #: The demo models shipped with the repository (``models/`` next to the ``api`` package).
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"

@@ -144,7 +144,7 @@ class MapsResult:
 
     def measured(self, role: str) -> list[int]:
         """The profile's ``object`` or ``background`` maps in its measured order (best held-out AUROC first
-        for objects, lowest first for background; the service's ``lewel.profiles.profile_indices``); [] without
+        for objects, lowest first for background; the service's ``lewel.maps.profiles.profile_indices``); [] without
         a profile."""
         return self._order(f"order_profile_{role}") if self.profile is not None else []
 

@@ -1,5 +1,5 @@
 """What the app draws and tabulates from a ``MapsResult``: pure functions (no Streamlit), so that they are
-tested on their own. Tiles are drawn with ``lewel.render`` (numpy, Pillow and matplotlib, no torch: the
+tested on their own. Tiles are drawn with ``lewel.drawing.render`` (numpy, Pillow and matplotlib, no torch: the
 renderer the service draws its figures with, so that a tile looks like the figure); every number drawn comes
 from the service's answer. Downloadable figures are drawn by the service (``ApiClient.figure``)."""
 
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lewel.render import FigureTooCostly, Scale, check_figure, draw_box, figure_cost, overlay_with_bar
+from lewel.drawing.render import FigureTooCostly, Scale, check_figure, draw_box, figure_cost, overlay_with_bar
 
 from .client import EmbeddingsResult, MapsResult
 
@@ -36,7 +36,7 @@ STATISTICS = {
 
 @dataclass(frozen=True)
 class Style:
-    """How maps are drawn: matplotlib colormap, overlay opacity, and ``lewel.render.overlay``'s scale
+    """How maps are drawn: matplotlib colormap, overlay opacity, and ``lewel.drawing.render.overlay``'s scale
     (``range``: each map from its minimum to its maximum; ``peak``: from 0 to its peak)."""
 
     cmap: str = "jet"
@@ -249,7 +249,7 @@ def profile_banner(result: MapsResult) -> tuple[str, str]:
 
 def figure_refusal(result: MapsResult, indices: Sequence[int], fmt: str, dpi: int, limits: dict[str, Any]) -> str | None:
     """Why the service would refuse the figure of ``indices`` as ``fmt`` at ``dpi`` (its file over the service's
-    ``max_response_bytes``: ``lewel.render.figure_cost``, the estimate the service checks too, on the input
+    ``max_response_bytes``: ``lewel.drawing.render.figure_cost``, the estimate the service checks too, on the input
     downscaled as the service draws it), or ``None`` when it can be drawn; said before the button is pressed."""
     side = int(np.asarray(result.view_images[0]).shape[0])
     shown = min(len(indices), int(limits.get("figure_max_maps") or len(indices)))

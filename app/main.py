@@ -38,7 +38,8 @@ SIZES = [64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512]
 DEFAULT_SIZE = 224  #: the size the shipped profiles were measured at (7×7 maps on a ResNet)
 SCALES = {"range": "each map's range (min → max)", "peak": "zero to peak"}
 COLORMAPS = ["jet", "turbo", "viridis", "magma", "inferno", "plasma", "hot"]
-FORMAT_CHOICES = {"PNG": "png", "PDF": "pdf", "SVG": "svg"}  #: the figure download's label -> lewel.render format
+#: the figure download's label -> lewel.drawing.render format
+FORMAT_CHOICES = {"PNG": "png", "PDF": "pdf", "SVG": "svg"}
 MIME = {"png": "image/png", "pdf": "application/pdf", "svg": "image/svg+xml"}
 DPIS = [72, 100, 150, 200, 300, 600]
 #: tab label -> what it shows: a measured role of the model's profile, a heuristic pattern of view 0, or all

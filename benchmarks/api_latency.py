@@ -43,11 +43,11 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from lewel.analysis import analyze_maps, extract_views
 from lewel.config import ModelConfig
-from lewel.export import export_safetensors
-from lewel.images import decode_image
+from lewel.files.export import export_safetensors
+from lewel.files.images import decode_image
 from lewel.inference import LewelModel, load_model
+from lewel.maps.analysis import analyze_maps, extract_views
 from lewel.models import build_backbone, build_head
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""Throughput of batch map extraction (``lewel maps`` / ``lewel.extraction.extract_maps``), in images per second.
+"""Throughput of batch map extraction (``lewel maps`` / ``lewel.maps.extraction.extract_maps``), in images per second.
 
 For each ``BACKBONE:SIZE`` setting, a LEWEL_B model with the released head (hid 4096, d 256, h 4; random
 weights, a safetensors export) and a folder of ``--images`` JPEG photos-like files (random sizes around
@@ -38,9 +38,9 @@ import torch
 from PIL import Image
 
 from lewel.config import ModelConfig
-from lewel.export import export_safetensors
-from lewel.extraction import MapExtractor, extract_maps, pick_device
+from lewel.files.export import export_safetensors
 from lewel.inference import LewelModel, load_model
+from lewel.maps.extraction import MapExtractor, extract_maps, pick_device
 from lewel.models import build_backbone, build_head
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,9 +1,9 @@
-"""Peak memory and file size of Figure-5 figures against ``lewel.render.figure_cost``'s estimate.
+"""Peak memory and file size of Figure-5 figures against ``lewel.drawing.render.figure_cost``'s estimate.
 
 Every format (PNG, PDF, SVG) at 72, 150, 300 and 600 dpi with 0, 2 and 8 augmented views (1, 3 and 9 rows), 16
 maps of 224-px views (the service's most: ``PNG_MAX_MAPS``) and a 512×384 input picture, plus 512-px views at
 150 dpi; the pictures are noise, which compresses least. Each figure is drawn in a fresh process (the drawing
-of ``lewel.render.figure5_grid`` + ``figure_bytes``): its peak resident memory (``VmHWM`` after
+of ``lewel.drawing.render.figure5_grid`` + ``figure_bytes``): its peak resident memory (``VmHWM`` after
 ``/proc/self/clear_refs`` 5) above the resident memory before, and the file's bytes, next to the estimate. The
 estimate the service and the app check before drawing must stay above both, in every case.
 
@@ -44,7 +44,7 @@ def draw_one(fmt: str, dpi: int, rows: int, side: int) -> dict:
     """Draw one figure in this process; its measured peak and size, and the estimate."""
     import numpy as np
 
-    from lewel.render import figure5_grid, figure_bytes, figure_cost
+    from lewel.drawing.render import figure5_grid, figure_bytes, figure_cost
 
     rng = np.random.default_rng(0)
     source = (rng.random((SOURCE[1], SOURCE[0], 3)) * 255).astype(np.uint8)

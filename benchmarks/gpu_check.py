@@ -262,7 +262,7 @@ def bench_model(ctx: Context) -> Path:
     """The LEWEL_B export with the released head (random weights) that ``extract`` and ``maps_latency`` use."""
     if ctx.model_file is None or not ctx.model_file.is_file():
         from lewel.config import ModelConfig
-        from lewel.export import export_safetensors
+        from lewel.files.export import export_safetensors
         from lewel.inference import LewelModel
         from lewel.models import build_backbone, build_head
 
@@ -319,9 +319,9 @@ def step_maps_latency(ctx: Context) -> dict[str, Any]:
     from api_latency import TARGETS as API_TARGETS
     from api_latency import Server, percentile, sequential, test_image
 
-    from lewel.analysis import analyze_maps, extract_views
-    from lewel.images import decode_image
+    from lewel.files.images import decode_image
     from lewel.inference import load_model
+    from lewel.maps.analysis import analyze_maps, extract_views
 
     s = ctx.sizes
     path = bench_model(ctx)

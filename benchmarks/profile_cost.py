@@ -1,4 +1,4 @@
-"""Wall time of ``lewel profile`` (``lewel.profiles.build_profile``) on generated scenes, for a ResNet-18 LEWEL_M
+"""Wall time of ``lewel profile`` (``lewel.maps.profiles.build_profile``) on generated scenes, for a ResNet-18 LEWEL_M
 (the demo model's shape) and a ResNet-50 LEWEL_B (the released head), random weights: this checkout and, with
 ``--compare-with OLD_CHECKOUT``, another one's ``lewel``, each in a fresh process, in alternation.
 
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from lewel.checkpoints import training_checkpoint
 from lewel.config import ModelConfig
+from lewel.files.checkpoints import training_checkpoint
 from lewel.models import build_model
 
 SHAPES = {
@@ -35,7 +35,7 @@ SHAPES = {
 }
 WORKER = """
 import json, sys, time
-import lewel.profiles as profiles
+import lewel.maps.profiles as profiles
 spent = {"patterns_s": 0.0}
 def timed(function):  # the seconds spent in the measured patterns' own work, whatever else loads the machine
     def wrapper(*args, **kwargs):

@@ -9,7 +9,7 @@ GPU-resident, with bf16 autocast and channels_last, and images/s are reported to
 
 Also reported: each method's peak memory for a step (a fresh process per method on the CPU: the growth of
 its peak resident set over what it held before the first step; ``torch.cuda.max_memory_allocated`` on a GPU),
-the aligned InfoNCE alone (``lewel.losses.info_nce``, streamed over the queue, against the dense logits
+the aligned InfoNCE alone (``lewel.models.losses.info_nce``, streamed over the queue, against the dense logits
 matrix it replaced: time and peak memory), and, with ``--profile``, a ``torch.profiler`` table of the top
 operators of two steps of each method.
 
@@ -43,9 +43,9 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from lewel.config import ModelConfig
-from lewel.losses import info_nce
 from lewel.models import build_model
-from lewel.optim import build_optimizer
+from lewel.models.losses import info_nce
+from lewel.train.optim import build_optimizer
 
 PAIRS = (("lewel_b_eman", "byol"), ("lewel_m", "mocov2"))
 PAPER = {"lewel_b_eman/byol": 1191 / 1141, "lewel_m/mocov2": 1222 / 1213}

@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .checkpoints import CheckpointError
+    from .files.checkpoints import CheckpointError
     from .config import ModelConfig
     from .inference import Extraction, LewelModel, MapsUnavailableError, load_model
     from .models import build_model
@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 #: public name -> the submodule that defines it
 _SOURCES: dict[str, str] = {
-    "CheckpointError": ".checkpoints",
+    "CheckpointError": ".files.checkpoints",
     "Extraction": ".inference",
     "LewelModel": ".inference",
     "MapsUnavailableError": ".inference",

@@ -17,7 +17,7 @@ from .config import METHODS
 from .train import TrainingDiverged
 from .train.config import TrainConfig
 
-#: The names of ``lewel.models.backbones.BACKBONES`` and ``lewel.export.EXPORT_FORMATS``, repeated here so that
+#: The names of ``lewel.models.backbones.BACKBONES`` and ``lewel.files.export.EXPORT_FORMATS``, repeated here so that
 #: building the parser needs no torch (tests/test_cli.py checks that they agree).
 BACKBONE_NAMES = ("resnet101", "resnet18", "resnet34", "resnet50")
 EXPORT_FORMATS = ("torchvision", "detectron2", "safetensors")
@@ -47,7 +47,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import export
+    from .files.export import export
     from .inference import load_model
 
     model = load_model(args.checkpoint, num_groups=args.num_groups)
@@ -72,7 +72,7 @@ def _data_scenes(args: argparse.Namespace) -> int:
 
 
 def _eval_maps(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_maps, format_summary
+    from .maps.evaluation import evaluate_maps, format_summary
     from .inference import MapsUnavailableError
 
     try:
@@ -90,7 +90,7 @@ def _eval_maps(args: argparse.Namespace) -> int:
 
 def _profile(args: argparse.Namespace) -> int:
     from .inference import MapsUnavailableError
-    from .profiles import build_profile, format_profile, sidecar_path, write_profile
+    from .maps.profiles import build_profile, format_profile, sidecar_path, write_profile
 
     out = args.out or sidecar_path(args.checkpoint)
     with _progress_bar("image", "profile", disable=args.quiet) as progress:
@@ -113,7 +113,7 @@ def _profile(args: argparse.Namespace) -> int:
 def _maps(args: argparse.Namespace) -> int:
     import os
 
-    from .extraction import extract_maps
+    from .maps.extraction import extract_maps
     from .inference import MapsUnavailableError
 
     rank = int(os.environ.get("RANK", "0"))
@@ -138,7 +138,7 @@ def _maps(args: argparse.Namespace) -> int:
 
 
 def _atlas(args: argparse.Namespace) -> int:
-    from .atlas import write_atlas
+    from .maps.atlas import write_atlas
 
     with _progress_bar("shard", "atlas", disable=args.quiet) as progress:
         atlas, dest = write_atlas(
@@ -211,7 +211,7 @@ def _eval_sources(args: argparse.Namespace):
 def _knn(args: argparse.Namespace) -> int:
     import torch
 
-    from .augmentations import center_crop_transform
+    from .views.augmentations import center_crop_transform
     from .inference import load_model
     from .train.knn import knn_top1
 
@@ -399,8 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--control-seeds", type=int, default=5,
                       help="random networks of each initialisation scheme the model is compared with (seeds 0..N-1) (default: 5)")
     prof.add_argument("--control-schemes", default="torchvision,pytorch,trunc_normal",
-                      help="comma-separated initialisation schemes of the random controls (lewel.controls.INIT_SCHEMES) "
-                      "(default: torchvision,pytorch,trunc_normal)")
+                      help="comma-separated initialisation schemes of the random controls "
+                      "(lewel.maps.controls.INIT_SCHEMES) (default: torchvision,pytorch,trunc_normal)")
     prof.add_argument("--num-groups", type=int, default=None, help="h for LEWEL heads (default: stored, else 4)")
     prof.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     prof.add_argument("--no-patterns", dest="patterns", action="store_false",

@@ -1,5 +1,5 @@
-"""Numbers in the text the library writes: the profile's summary lines (``lewel.profiles.format_profile``) and
-the atlas's page (``lewel.atlas_page``)."""
+"""Numbers in the text the library writes: the profile's summary lines (``lewel.maps.profiles.format_profile``) and
+the atlas's page (``lewel.drawing.atlas_page``)."""
 
 from __future__ import annotations
 

@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoints import CheckpointContents, CheckpointError, read_checkpoint, strip_prefix
 from .config import ModelConfig
+from .files.checkpoints import CheckpointContents, CheckpointError, read_checkpoint, strip_prefix
 from .models import build_backbone, build_head, infer_backbone_name
 from .models.heads import CoupledHead, GlobalHead, map_aligned_index, map_group, map_index
 

@@ -27,15 +27,15 @@ from typing import Any
 import torch
 
 from lewel import load_model
-from lewel.augmentations import center_crop_transform
-from lewel.checkpoints import safe_load
-from lewel.export import export_safetensors
+from lewel.files.checkpoints import safe_load
+from lewel.files.export import export_safetensors
+from lewel.maps.profiles import build_profile, find_profile, read_profile, sidecar_path, write_profile
 from lewel.models.backbones import build_backbone
-from lewel.profiles import build_profile, find_profile, read_profile, sidecar_path, write_profile
 from lewel.train.data import training_images
 from lewel.train.knn import knn_top1
 from lewel.train.logging import read_records, training_seconds
 from lewel.train.monitor import read_map_records
+from lewel.views.augmentations import center_crop_transform
 
 ROOT = Path(__file__).resolve().parent.parent
 #: run folders, in the order of the table: LEWEL_M's two seeds and MoCo v2 (1,024 steps); LEWEL_B with the plain

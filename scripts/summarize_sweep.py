@@ -17,8 +17,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lewel.checkpoints import safe_load
-from lewel.profiles import read_profile
+from lewel.files.checkpoints import safe_load
+from lewel.maps.profiles import read_profile
 from lewel.train.logging import training_seconds
 from lewel.train.monitor import read_map_records
 

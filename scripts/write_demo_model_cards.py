@@ -25,7 +25,8 @@ START, END = "<!-- measured table: written by scripts/write_demo_model_cards.py 
 SWEEP_START, SWEEP_END = "<!-- sweep table: written by scripts/write_demo_model_cards.py -->", "<!-- end of sweep table -->"
 PATTERNS_START = "<!-- patterns table: written by scripts/write_demo_model_cards.py -->"
 PATTERNS_END = "<!-- end of patterns table -->"
-PATTERN_ROLES = ("object", "multi-object", "global", "background", "mixed")  #: lewel.patterns.PATTERN_ROLES (no torch here)
+#: lewel.maps.patterns.PATTERN_ROLES (no torch here)
+PATTERN_ROLES = ("object", "multi-object", "global", "background", "mixed")
 AMP_WORDS = {"auto": "none (auto: bf16 on a GPU only)", "none": "none"}  #: what a recipe's amp meant on the CPU
 HEADER = (
     "| model | steps | kNN top-1 (%) | object maps AUROC, held-out | best random control | object maps pointing (%) | "

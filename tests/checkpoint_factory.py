@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lewel.checkpoints import training_checkpoint
 from lewel.config import ModelConfig
+from lewel.files.checkpoints import training_checkpoint
 from lewel.models import build_model
 
 

@@ -11,11 +11,11 @@ from checkpoint_factory import our_training_file
 from conftest import tiny_config
 from PIL import Image
 
-from lewel.analysis import analyze_maps, extract_views, grouped_aligned_features
+from lewel.drawing.render import draw_box, figure5, figure5_grid, figure_png, overlay
 from lewel.inference import MapsUnavailableError, load_model
 from lewel.maps import warp_to_image
+from lewel.maps.analysis import analyze_maps, extract_views, grouped_aligned_features
 from lewel.models.heads import group_aggregate
-from lewel.render import draw_box, figure5, figure5_grid, figure_png, overlay
 from lewel.views import views_batch
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 from api.encoding import decode_array
 from api.main import create_app
 from api.settings import Settings
-from lewel.images import decode_image
+from lewel.files.images import decode_image
 from lewel.inference import load_model
 from lewel.maps import ORDERS, PATTERNS
 from lewel.views import PRESETS, original_view, views_batch

@@ -10,7 +10,7 @@ from api_factory import build_models
 
 from api.registry import ModelRegistry
 from lewel.data.scenes import STAMPS_DIR
-from lewel.profiles import build_profile, sidecar_path, write_profile
+from lewel.maps.profiles import build_profile, sidecar_path, write_profile
 
 pytestmark = pytest.mark.skipif(not STAMPS_DIR.is_dir(), reason="the profile's scenes need tuxpaint-stamps-default")
 
@@ -63,7 +63,7 @@ def test_a_stale_profile_does_not_make_a_model_the_default(folder):
 
 
 def test_best_localising_for_the_notebooks(folder):
-    from lewel.profiles import best_localising
+    from lewel.maps.profiles import best_localising
 
     paths, profiles = folder
     write_profile(with_summary(profiles["tiny"], 0.81, "localises"), sidecar_path(paths["tiny"]))

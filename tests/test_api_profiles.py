@@ -19,11 +19,11 @@ from test_api import assert_error, settings_for
 from api.encoding import decode_array
 from api.main import create_app
 from lewel.data.scenes import STAMPS_DIR
-from lewel.images import decode_image
+from lewel.files.images import decode_image
 from lewel.inference import load_model
 from lewel.maps import map_auroc, object_coverage
-from lewel.patterns import PATTERN_ROLES, cell_auroc
-from lewel.profiles import (
+from lewel.maps.patterns import PATTERN_ROLES, cell_auroc
+from lewel.maps.profiles import (
     build_profile,
     category_indices,
     pattern_indices,

@@ -20,7 +20,7 @@ from app import figures
 from app.client import ApiClient, EmbeddingsResult, ServiceError, ViewParams
 from app import gallery
 from app.gallery import SCENE_KEY
-from lewel.gallery import load_item, scenes_available
+from lewel.files.gallery import load_item, scenes_available
 from lewel.maps import PATTERNS
 
 SMALL = ViewParams(views=2, preset="byol1", seed=3, size=64)
@@ -230,8 +230,8 @@ def test_figures_from_a_result(service):
     assert drawn.format == "PNG" and drawn.width > drawn.height  # 3 rows, 5 columns
     assert b"<svg" in api.figure(image, name, "tiny", SMALL, [3], fmt="svg", dpi=100, cmap="jet", alpha=0.5, scale="peak")
     # the service's bound on its answers, said before the button is pressed: the 16 maps a figure holds at most are
-    # some 7.4 MiB of PNG by the service's estimate (lewel.render.figure_cost), over a 6 MiB limit, and are refused
-    # saying what to lower; three maps (5.4 MiB) are not
+    # some 7.4 MiB of PNG by the service's estimate (lewel.drawing.render.figure_cost), over a 6 MiB limit, and are
+    # refused saying what to lower; three maps (5.4 MiB) are not
     limits = {**api.models()["limits"], "max_response_bytes": 6 * 2**20}
     everything = list(range(result.d))
     assert figures.figure_refusal(result, [3, 1, 4], "png", 200, limits) is None

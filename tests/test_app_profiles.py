@@ -15,9 +15,9 @@ from test_app import MAIN, inspect_buttons, texts
 from app import figures
 from app.client import ApiClient, ViewParams
 from app import gallery
-from lewel.gallery import SCENE_KEY, load_item, load_mask, scenes_available
-from lewel.profiles import build_profile, pattern_indices, profile_indices, sidecar_path, write_profile
-from lewel.render import colour_bar, colour_limits, overlay_with_bar
+from lewel.drawing.render import colour_bar, colour_limits, overlay_with_bar
+from lewel.files.gallery import SCENE_KEY, load_item, load_mask, scenes_available
+from lewel.maps.profiles import build_profile, pattern_indices, profile_indices, sidecar_path, write_profile
 
 pytestmark = pytest.mark.skipif(not scenes_available(), reason="the profile's scenes need tuxpaint-stamps-default")
 
@@ -149,7 +149,7 @@ def test_pattern_tabs_show_the_services_measured_selection(app, profiled):
 
 def test_maps_that_look_at_a_category(app, profiled):
     _, profile = profiled
-    from lewel.profiles import category_indices, profile_categories
+    from lewel.maps.profiles import category_indices, profile_categories
 
     names = profile_categories(profile)
     app.run()

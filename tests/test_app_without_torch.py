@@ -18,8 +18,8 @@ from servers import APP_MAIN, running_service
 ROOT = Path(__file__).resolve().parent.parent
 #: what the front end must never import: the model half of the project and the service
 BLOCKED = ("torch", "torchvision", "scipy", "skimage", "sklearn", "fastapi", "uvicorn", "safetensors", "pycocotools", "api")
-#: the only library modules the front end may load: the package (lazy) and its torch-free drawing
-ALLOWED_LEWEL = {"lewel", "lewel.render", "lewel.pattern_names"}
+#: the only library modules the front end may load: the packages (lazy, or empty) and the torch-free drawing
+ALLOWED_LEWEL = {"lewel", "lewel.drawing", "lewel.drawing.render", "lewel.maps", "lewel.maps.pattern_names"}
 
 BLOCKER = textwrap.dedent(
     f"""

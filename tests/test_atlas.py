@@ -20,14 +20,14 @@ from PIL import Image
 from api.main import create_app
 from api.settings import Settings
 from lewel import cli
-from lewel.atlas import ATLAS_NAME, CRITERIA, CRITERIA_TITLES, HTML_NAME, MEAN_STATISTICS, build_atlas, write_atlas
 from lewel.data.scenes import STAMPS_DIR
-from lewel.extraction import SCENE_SEED, extract_maps
+from lewel.data.sources import SceneSource
+from lewel.files.shards import iter_shards
 from lewel.inference import load_model
 from lewel.maps import PATTERNS, TOP_FRACTION
-from lewel.data.sources import SceneSource
-from lewel.profiles import build_profile, index_means, patterns_line, score_images, sidecar_path, write_profile
-from lewel.shards import iter_shards
+from lewel.maps.atlas import ATLAS_NAME, CRITERIA, CRITERIA_TITLES, HTML_NAME, MEAN_STATISTICS, build_atlas, write_atlas
+from lewel.maps.extraction import SCENE_SEED, extract_maps
+from lewel.maps.profiles import build_profile, index_means, patterns_line, score_images, sidecar_path, write_profile
 
 TOP = 4
 EMPTY = Path(__file__).parent / "fixtures" / "no-models-here"
@@ -204,6 +204,6 @@ def test_atlas_endpoint(extraction, tmp_path):
 
 
 def test_the_page_titles_every_criterion_in_order():
-    from lewel.atlas_page import CRITERIA_TITLES as page_titles
+    from lewel.drawing.atlas_page import CRITERIA_TITLES as page_titles
 
     assert tuple(page_titles) == CRITERIA and page_titles is CRITERIA_TITLES

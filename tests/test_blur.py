@@ -11,8 +11,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from lewel.augmentations import PILGaussianBlur, byol_photometric, mocov2_photometric
 from lewel.views import augmented_view
+from lewel.views.augmentations import PILGaussianBlur, byol_photometric, mocov2_photometric
 
 SIGMAS = (0.1, 0.35, 0.8, 1.4, 2.0)
 

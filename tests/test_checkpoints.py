@@ -18,7 +18,7 @@ from checkpoint_factory import (
 )
 from conftest import tiny_config
 from lewel import CheckpointError, MapsUnavailableError, load_model
-from lewel.checkpoints import atomic_save, read_checkpoint, safe_load
+from lewel.files.checkpoints import atomic_save, read_checkpoint, safe_load
 
 
 def test_official_checkpoint_loads_and_gives_maps(official_file):

@@ -11,10 +11,10 @@ from checkpoint_factory import our_training_file, tiny_authors_file
 from conftest import tiny_config
 from scipy import stats
 
-from lewel.controls import INIT_SCHEMES, control_family, initialise, prediction_bound, random_like, verdict
-from lewel.export import export_safetensors
+from lewel.files.export import export_safetensors
 from lewel.inference import load_model
-from lewel.profiles import build_profile
+from lewel.maps.controls import INIT_SCHEMES, control_family, initialise, prediction_bound, random_like, verdict
+from lewel.maps.profiles import build_profile
 
 
 def test_family_is_every_seed_of_every_scheme() -> None:

@@ -16,7 +16,7 @@ import torch
 from conftest import tiny_config
 from lewel.models import build_model
 from lewel.models.backbones import ResNetEncoder
-from lewel.optim import build_optimizer
+from lewel.train.optim import build_optimizer
 
 pytestmark = [
     pytest.mark.cuda,
@@ -109,7 +109,7 @@ def checkpoints(tmp_path_factory) -> dict[str, object]:
     """A LEWEL_B training file and a LEWEL_M safetensors export (tiny heads)."""
     from checkpoint_factory import our_training_file
 
-    from lewel.export import export_safetensors
+    from lewel.files.export import export_safetensors
     from lewel.inference import load_model
 
     folder = tmp_path_factory.mktemp("cuda_models")
@@ -141,7 +141,7 @@ def test_extraction_on_cuda_equals_cpu(exact_fp32, checkpoints, method):
 def test_training_loop_runs_on_the_gpu(tmp_path, amp):
     from image_factory import make_image_folder
 
-    from lewel.checkpoints import safe_load
+    from lewel.files.checkpoints import safe_load
     from lewel.inference import load_model
     from lewel.train.config import TrainConfig
     from lewel.train.loop import train
@@ -168,7 +168,7 @@ def test_v1_maps_is_served_from_the_gpu_and_matches_the_cpu(exact_fp32, tmp_path
     from api.encoding import decode_array
     from api.main import create_app
     from api.settings import Settings
-    from lewel.images import decode_image
+    from lewel.files.images import decode_image
     from lewel.inference import load_model
     from lewel.views import original_view, views_batch
 
@@ -191,7 +191,7 @@ def test_v1_maps_is_served_from_the_gpu_and_matches_the_cpu(exact_fp32, tmp_path
 def test_streamed_info_nce_on_the_gpu_equals_the_cpu_at_a_bounded_peak(exact_fp32):
     """The aligned InfoNCE on cuda under bf16 autocast (inside it runs in fp32): the CPU's loss and gradient,
     with a peak far below the dense logits matrix (4,096 × 65,537 floats = 1 GiB)."""
-    from lewel.losses import info_nce
+    from lewel.models.losses import info_nce
 
     generator = torch.Generator().manual_seed(0)
     query = torch.randn(4096, 128, generator=generator)

@@ -122,7 +122,7 @@ def test_readme_and_docs_show_the_same_measured_table():
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_models_carry_their_profile(path):
-    from lewel.profiles import find_profile
+    from lewel.maps.profiles import find_profile
 
     profile = find_profile(path, d=load_model(path).d)
     assert profile is not None, f"{path.stem} has no sidecar profile: run lewel profile --checkpoint {path}"
@@ -146,7 +146,7 @@ def test_a_small_profile_reproduces_the_lewel_m_finding():
     """Fewer scenes than the shipped sidecar (32 per split, other seeds' scenes are the same generator), same
     ordering: the demo LEWEL_M's object maps score above the best of 15 random networks of the same shape."""
     from lewel.data.scenes import STAMPS_DIR
-    from lewel.profiles import build_profile
+    from lewel.maps.profiles import build_profile
 
     if not STAMPS_DIR.is_dir():
         pytest.skip("the scenes need tuxpaint-stamps-default")

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import tiny_config
 from lewel.data.scenes import STAMPS_DIR
-from lewel.profiles import build_profile, write_profile
+from lewel.maps.profiles import build_profile, write_profile
 from lewel.train.config import TrainConfig
 from lewel.train.loop import train
 

@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from lewel.ema import ema_update_, make_target
-from lewel.schedules import cosine_momentum
+from lewel.models.ema import ema_update_, make_target
+from lewel.train.schedules import cosine_momentum
 
 
 def small_net() -> nn.Module:

@@ -15,12 +15,12 @@ from torchvision import models
 from checkpoint_factory import our_training_file
 from conftest import needs_stamps, tiny_config
 from lewel import load_model
-from lewel.augmentations import eval_transform
 from lewel.cli import main
 from lewel.data.scenes import read_scenes
-from lewel.evaluation import evaluate_maps
 from lewel.maps import PATTERNS, score_maps
-from lewel.profiles import patterns_line
+from lewel.maps.evaluation import evaluate_maps
+from lewel.maps.profiles import patterns_line
+from lewel.views.augmentations import eval_transform
 
 pytestmark = needs_stamps
 README = Path(__file__).parent.parent / "README.md"

@@ -17,11 +17,11 @@ from PIL import Image
 from test_cli import run_probe
 
 from lewel import cli
-from lewel.extraction import extract_maps
-from lewel.shards import CONFIG_NAME, INDEX_NAME, STATISTICS, iter_shards, read_index, shard_name
 from lewel.data.sources import FolderSource
+from lewel.files.shards import CONFIG_NAME, INDEX_NAME, STATISTICS, iter_shards, read_index, shard_name
 from lewel.inference import MapsUnavailableError, load_model
 from lewel.maps import map_statistics
+from lewel.maps.extraction import extract_maps
 from lewel.views import PRESETS, make_views, view_seed, views_batch
 
 BIN = Path(sys.executable).parent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from lewel.atlas_page import _number
+from lewel.drawing.atlas_page import _number
 from lewel.formatting import format_number
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import lewel.images as images
-from lewel.images import decode_image, to_rgb
+import lewel.files.images as images
+from lewel.files.images import decode_image, to_rgb
 
 REPO = Path(__file__).resolve().parent.parent
 WIDTH, HEIGHT = 7000, 5700  #: 39.9 MP, under the 40 MP cap: the issue's float TIFF
@@ -65,7 +65,7 @@ def test_decoding_allocates_about_a_byte_per_pixel(large_files, name):
 def test_the_resident_memory_of_a_decode_stays_bounded(large_files):
     script = (
         "import resource, sys\n"
-        "from lewel.images import decode_image\n"
+        "from lewel.files.images import decode_image\n"
         "data = open(sys.argv[1], 'rb').read()\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "decode_image(data)\n"

@@ -20,8 +20,8 @@ from safetensors.torch import load_file, save_file
 
 from api.main import create_app
 from api.settings import Settings
-from lewel.checkpoints import CheckpointError, read_checkpoint, safe_load
 from lewel.config import ModelConfig
+from lewel.files.checkpoints import CheckpointError, read_checkpoint, safe_load
 from lewel.inference import load_model
 
 

@@ -20,7 +20,7 @@ from api.main import create_app
 from api.redaction import PathRedactor
 from api.settings import Settings
 from api.atlas_files import NAME_MAX
-from lewel.atlas import ATLAS_NAME, BUILDING_PREFIX, REPLACED_PREFIX, remove_stale_builds
+from lewel.maps.atlas import ATLAS_NAME, BUILDING_PREFIX, REPLACED_PREFIX, remove_stale_builds
 
 EMPTY = Path(__file__).parent / "fixtures" / "no-models-here"
 

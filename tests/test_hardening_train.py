@@ -16,9 +16,9 @@ import torch
 from conftest import tiny_config
 from image_factory import make_image_folder
 
-import lewel.checkpoints as checkpoints
-from lewel.checkpoints import CheckpointError, atomic_save, remove_stale_temporaries
+import lewel.files.checkpoints as checkpoints
 from lewel.data.folders import DataError
+from lewel.files.checkpoints import CheckpointError, atomic_save, remove_stale_temporaries
 from lewel.train.config import TrainConfig
 from lewel.train.loop import TrainingWarning, loader_workers, train, usable_cpus
 
@@ -47,7 +47,7 @@ def test_a_kill_during_a_checkpoint_write_then_resume_leaves_no_temporary(tmp_pa
     train(tiny_run(images, out))
     writer = (
         "import sys, time\n"
-        "from lewel.checkpoints import atomic_write\n"
+        "from lewel.files.checkpoints import atomic_write\n"
         "def slow(path):\n"
         "    path.write_bytes(b'half a checkpoint')\n"
         "    print('writing', flush=True)\n"

@@ -9,7 +9,15 @@ import pytest
 from api_factory import image_bytes, png_declaring
 from PIL import Image
 
-from lewel.images import ImageTooLargeError, MaskError, UnsupportedImageError, decode_image, decode_mask, read_mask, to_rgb
+from lewel.files.images import (
+    ImageTooLargeError,
+    MaskError,
+    UnsupportedImageError,
+    decode_image,
+    decode_mask,
+    read_mask,
+    to_rgb,
+)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Which maps look at a point: ``lewel.looking`` on made-up maps, and ``POST /v1/point`` on a tiny model
+"""Which maps look at a point: ``lewel.maps.looking`` on made-up maps, and ``POST /v1/point`` on a tiny model
 (the same answer as computing it from ``/v1/maps``' NPZ, documented in the OpenAPI document)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from test_api import assert_error, settings_for
 
 from api.main import create_app
-from lewel.looking import maps_looking_at, point_cells
+from lewel.maps.looking import maps_looking_at, point_cells
 
 
 def test_point_cells_follow_the_crop_and_the_flip():

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lewel.losses import _StreamedInfoNCE, in_batch_info_nce, info_nce, normalized_mse, weighted_sum
+from lewel.models.losses import _StreamedInfoNCE, in_batch_info_nce, info_nce, normalized_mse, weighted_sum
 
 
 def test_normalized_mse_hand_values():

@@ -193,3 +193,19 @@ def test_soft_lewel_maps_are_classified_relative_to_their_range():
     stats = map_statistics(torch.softmax(logits, dim=1).reshape(3, 7, 7))
     assert (stats.effective_area > GLOBAL_AREA).all()  # by absolute spread, all three look global
     assert stats.pattern_names().tolist() == ["object", "multi-object", "global"]
+
+
+def test_the_package_offers_its_modules_names():
+    """``lewel.maps.NAME`` is the defining module's object, for every name of ``__all__``, and nothing else."""
+    import importlib
+
+    import lewel.maps
+
+    defining = ("pattern_names", "statistics", "selection", "mask_scores", "frames")
+    modules = [importlib.import_module(f"lewel.maps.{name}") for name in defining]
+    for name in lewel.maps.__all__:
+        defined = [vars(m)[name] for m in modules if name in vars(m)]
+        assert defined and all(getattr(lewel.maps, name) is value for value in defined), name
+    assert {"rank_maps", "select_maps", "map_statistics", "warp_to_image", "score_maps"} <= set(dir(lewel.maps))
+    with pytest.raises(AttributeError, match="no_such_name"):
+        getattr(lewel.maps, "no_such_name")

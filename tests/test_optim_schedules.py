@@ -11,9 +11,9 @@ from torch import nn
 
 from conftest import tiny_config
 from lewel.models import build_model
-from lewel.optim import LARS, build_optimizer, excluded_by_name, parameter_groups
-from lewel.schedules import warmup_cosine_lr
 from lewel.train.config import TrainConfig
+from lewel.train.optim import LARS, build_optimizer, excluded_by_name, parameter_groups
+from lewel.train.schedules import warmup_cosine_lr
 
 REFERENCE = Path(__file__).parent / "fixtures" / "authors_lars_reference.pt"
 

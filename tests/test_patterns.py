@@ -13,7 +13,7 @@ from conftest import needs_stamps
 from sklearn.metrics import roc_auc_score
 
 from lewel.maps import object_coverage
-from lewel.patterns import (
+from lewel.maps.patterns import (
     PATTERN_ROLES,
     InstanceCells,
     PatternScores,
@@ -30,7 +30,7 @@ from lewel.patterns import (
     selectivity,
     spread,
 )
-from lewel.profiles import (
+from lewel.maps.profiles import (
     ProfileError,
     build_profile,
     category_indices,

@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 
 from lewel.inference import load_model
 from lewel.maps import cell_labels, map_auroc, object_coverage, score_maps, summarize_scores
-from lewel.profiles import (
+from lewel.maps.profiles import (
     PROFILE_FORMAT,
     ImageScores,
     PreparedImages,

@@ -1,5 +1,5 @@
-"""``lewel.render`` without torch: the front end draws its tiles with it in an environment without torch, so the
-module imports and draws with torch blocked, and its numpy resampling gives the pictures that torch's
+"""``lewel.drawing.render`` without torch: the front end draws its tiles with it in an environment without torch,
+so the module imports and draws with torch blocked, and its numpy resampling gives the pictures that torch's
 ``F.interpolate`` gave (the reference here is the former torch implementation of ``overlay``)."""
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from lewel import maps, render, statistics
-from lewel.pattern_names import PATTERNS
-from lewel.render import LUT_SIZE, colour_limits, overlay
+from lewel import maps
+from lewel.drawing import render
+from lewel.drawing.render import LUT_SIZE, colour_limits, overlay
+from lewel.maps import statistics
+from lewel.maps.pattern_names import PATTERNS
 
 #: a finder on ``sys.meta_path`` that makes ``import torch`` (and ``torch.*``) fail as where torch is not installed
 BLOCK_TORCH = textwrap.dedent(
@@ -46,7 +48,7 @@ DRAW = textwrap.dedent(
     else:
         raise SystemExit("torch was importable: the blocker does not work")
 
-    import lewel.render as render
+    import lewel.drawing.render as render
 
     rng = np.random.default_rng(0)
     view = (rng.random((64, 64, 3)) * 255).astype(np.uint8)
@@ -71,7 +73,10 @@ def run_python(code: str) -> subprocess.CompletedProcess:
 
 
 def test_import_does_not_load_torch():
-    done = run_python("import sys, lewel.render; assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)")
+    done = run_python(
+        "import sys, lewel.drawing.render, lewel.maps; "
+        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)"
+    )
     assert done.returncode == 0, done.stderr
 
 

@@ -14,7 +14,6 @@ from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 
 from conftest import needs_stamps
-from lewel.augmentations import eval_transform
 from lewel.cli import main
 from lewel.data.scenes import (
     ALPHA_THRESHOLD,
@@ -30,6 +29,7 @@ from lewel.data.scenes import (
     read_scenes,
     write_scenes,
 )
+from lewel.views.augmentations import eval_transform
 
 
 #: the fake stamps: identity -> the colour every opaque pixel has

@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
 
 from api.main import create_app
 from api.settings import Settings
-from lewel.atlas import ATLAS_FORMAT, ATLAS_NAME
+from lewel.maps.atlas import ATLAS_FORMAT, ATLAS_NAME
 
 OPERATIONS = r"^/(healthz|readyz|metrics|v1/(models|maps|embeddings|atlas/.*|gallery(/.*)?))$"
 CHECKS = [

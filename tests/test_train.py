@@ -11,14 +11,14 @@ import torch
 from conftest import tiny_config
 from image_factory import make_image_folder
 from lewel import MapsUnavailableError, load_model
-from lewel.checkpoints import safe_load
 from lewel.cli import main
 from lewel.data.folders import DataError, ImageFiles
+from lewel.files.checkpoints import safe_load
 from lewel.models import build_model
-from lewel.optim import build_optimizer
 from lewel.train import TrainingDiverged
 from lewel.train.config import TrainConfig
 from lewel.train.loop import train
+from lewel.train.optim import build_optimizer
 
 METHODS = ["lewel_b", "lewel_b_eman", "lewel_m", "byol", "mocov2"]
 

@@ -12,13 +12,13 @@ from PIL import Image
 
 from conftest import tiny_config
 from image_factory import make_image_folder
+from lewel.data.sources import SceneSource
+from lewel.drawing.render import maps_grid
 from lewel.inference import LewelModel
 from lewel.models import build_model
-from lewel.data.sources import SceneSource
-from lewel.render import maps_grid
 from lewel.train.config import TrainConfig
-from lewel.train.loop import train
 from lewel.train.logging import png_to_array
+from lewel.train.loop import train
 from lewel.train.monitor import CALIBRATION_OFFSET, HELDOUT_OFFSET, MapMonitor, monitor_splits
 
 MONITOR = dict(maps_images=6, maps_size=96, maps_controls=1)  # 3×3 maps on ResNet-18; 1 control per scheme

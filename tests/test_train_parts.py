@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from image_factory import make_image_folder
-from lewel.augmentations import two_view_transform
 from lewel.data.folders import ImageFiles
 from lewel.train.config import TrainConfig, load_recipe, merge
 from lewel.train.data import EpochSampler, SeededViews
 from lewel.train.knn import weighted_knn_predict
+from lewel.views.augmentations import two_view_transform
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 

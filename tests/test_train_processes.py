@@ -14,7 +14,7 @@ import torch
 
 from image_factory import make_image_folder
 from lewel import load_model
-from lewel.checkpoints import safe_load
+from lewel.files.checkpoints import safe_load
 
 BIN = Path(sys.executable).parent
 TINY = ["--backbone", "resnet18", "--hidden-dim", "64", "--dim", "32", "--image-size", "32", "--workers", "0"]

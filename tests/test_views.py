@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
-from lewel.augmentations import eval_transform
 from lewel.views import PRESETS, augmented_view, make_views, original_view, view_seed, views_batch
+from lewel.views.augmentations import eval_transform
 
 
 @pytest.fixture(scope="module")

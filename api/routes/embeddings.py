@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from lewel.analysis import grouped_aligned_features
+from lewel.maps.analysis import grouped_aligned_features
 
 from ..encoding import encode_array, npz_bytes, png_base64
 from ..schemas import EmbeddingsParams, EmbeddingsResponse, EmbeddingsViewBody

@@ -1,4 +1,4 @@
-"""``/v1/gallery``: the images offered without an upload (``lewel.gallery``), so that a front end needs neither
+"""``/v1/gallery``: the images offered without an upload (``lewel.files.gallery``), so that a front end needs neither
 torch nor the library: the list, each image, its object mask (generated scenes) and a thumbnail."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from lewel.gallery import (
+from lewel.files.gallery import (
     MAX_SCENE,
     STATIC_SAMPLES,
     GalleryItem,

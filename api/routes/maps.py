@@ -13,10 +13,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from PIL import Image
 
-from lewel.analysis import InstanceScores, MapAnalysis, MaskScores, analyze_maps, score_instances, score_views
-from lewel.images import ImageTooLargeError, MaskError, UnsupportedImageError, UploadedMask, read_mask
+from lewel.drawing.render import FIGURE_FORMATS, figure5, figure_bytes
+from lewel.files.images import ImageTooLargeError, MaskError, UnsupportedImageError, UploadedMask, read_mask
 from lewel.maps import PATTERNS, MapStatistics, frame_density, select_maps, top_per_pattern
-from lewel.profiles import (
+from lewel.maps.analysis import InstanceScores, MapAnalysis, MaskScores, analyze_maps, score_instances, score_views
+from lewel.maps.profiles import (
     category_indices,
     has_patterns,
     measured_line,
@@ -25,7 +26,6 @@ from lewel.profiles import (
     profile_categories,
     profile_indices,
 )
-from lewel.render import FIGURE_FORMATS, figure5, figure_bytes
 
 from ..decode_warnings import collect
 from ..encoding import encode_array, npz_bytes, png_base64
@@ -265,7 +265,7 @@ def _figure(
     loaded: LoadedModel,
     max_bytes: int,
 ) -> Response:
-    """Figure 5 of the first ``FIGURE_MAX_MAPS`` selected maps as PNG, PDF or SVG (``lewel.render``, the
+    """Figure 5 of the first ``FIGURE_MAX_MAPS`` selected maps as PNG, PDF or SVG (``lewel.drawing.render``, the
     renderer of the app's downloads): titles with each map's measured pattern (or, in a profile without
     patterns, its role) and held-out AUROC, or its heuristic pattern without a profile; colour bars in units
     of the uniform value."""
@@ -413,11 +413,11 @@ def _orders(analysis: MapAnalysis, profile: dict | None) -> dict[str, np.ndarray
     - ``order_heuristic_{object,multi_object,global}``: the maps of view 0 classified as that shape pattern,
       most typical first (``lewel.maps.top_per_pattern``);
     - ``order_profile_{object,background}``: the profile's measured object / background maps
-      (``lewel.profiles.profile_indices``);
+      (``lewel.maps.profiles.profile_indices``);
     - ``order_pattern_{object,multi_object,global,background,mixed}``: the maps of each measured Figure-5
-      pattern (``lewel.profiles.pattern_indices``);
+      pattern (``lewel.maps.profiles.pattern_indices``);
     - ``category_names`` ``C`` and ``category_order`` ``C×d`` (-1 padded): the maps that look at each
-      category of the profile's dissection (``lewel.profiles.category_indices``)."""
+      category of the profile's dissection (``lewel.maps.profiles.category_indices``)."""
     d = int(analysis.maps.shape[1])
     key = lambda name: name.replace("-", "_")  # noqa: E731 - NPZ names are identifiers
     heuristic = top_per_pattern(analysis.view_statistics(0), d)

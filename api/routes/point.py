@@ -1,4 +1,4 @@
-"""``POST /v1/point``: the maps that look at a point of an uploaded image (``lewel.looking``)."""
+"""``POST /v1/point``: the maps that look at a point of an uploaded image (``lewel.maps.looking``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from lewel.analysis import analyze_maps
-from lewel.looking import maps_looking_at
+from lewel.maps.analysis import analyze_maps
+from lewel.maps.looking import maps_looking_at
 
 from ..errors import ApiError
 from ..schemas_point import LookingMapBody, PointParams, PointResponse

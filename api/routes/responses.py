@@ -7,7 +7,7 @@ import math
 
 from PIL import Image
 
-from lewel.profiles import describe_data, has_patterns, patterns_line, patterns_note, profile_categories
+from lewel.maps.profiles import describe_data, has_patterns, patterns_line, patterns_note, profile_categories
 
 from ..registry import LoadedModel
 from ..schemas import ImageInfo, ModelSummary, ProfileSummary

@@ -10,11 +10,11 @@ from fastapi import Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from PIL import Image
 
-from lewel.analysis import extract_views
-from lewel.images import Background, ImageTooLargeError, UnsupportedImageError, decode_image
+from lewel.files.images import Background, ImageTooLargeError, UnsupportedImageError, decode_image
 from lewel.inference import Extraction
 from lewel.maps import PATTERNS
-from lewel.profiles import has_patterns, pattern_indices, profile_indices
+from lewel.maps.analysis import extract_views
+from lewel.maps.profiles import has_patterns, pattern_indices, profile_indices
 from lewel.views import View
 
 from ..decode_warnings import collect
@@ -148,7 +148,7 @@ def run_views(
     aligned_projection: bool = True,
 ) -> tuple[list[View], Extraction]:
     """View 0 and ``params.views`` augmented views of ``picture`` through the model, as one batch
-    (``lewel.analysis.extract_views`` with the request's preset, size and seed), model failures translated."""
+    (``lewel.maps.analysis.extract_views`` with the request's preset, size and seed), model failures translated."""
     with model_errors(service):
         return extract_views(
             loaded.model,

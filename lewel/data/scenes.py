@@ -29,7 +29,7 @@ from PIL import Image
 from scipy import ndimage
 from torch.utils.data import Dataset
 
-from ..checkpoints import atomic_write
+from ..files.checkpoints import atomic_write
 
 STAMPS_DIR = Path("/usr/share/tuxpaint/stamps")
 INSTALL_HINT = (

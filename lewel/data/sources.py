@@ -129,9 +129,9 @@ class Subset(Source):
 
 
 def read_image(path: Path) -> Image.Image:
-    """An RGB image from ``path`` (``lewel.images.decode_image``: EXIF orientation, every colour mode, the
+    """An RGB image from ``path`` (``lewel.files.images.decode_image``: EXIF orientation, every colour mode, the
     pixel cap), or ``UnreadableImage`` naming the file."""
-    from ..images import ImageDecodeError, decode_image
+    from ..files.images import ImageDecodeError, decode_image
 
     try:
         return decode_image(path.read_bytes())

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..ema import ema_update_
 from .backbones import ResNetEncoder
+from .ema import ema_update_
 from .heads import CoupledHead, GlobalHead, HeadOutput
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from ..ema import make_target
-from ..losses import normalized_mse
 from .backbones import ResNetEncoder
 from .base import Encoder, MomentumMethod, StepOutput
+from .ema import make_target
 from .heads import MLP, CoupledHead, GlobalHead, HeadOutput
+from .losses import normalized_mse
 
 
 def predict(predictor: MLP, projection: torch.Tensor) -> torch.Tensor:

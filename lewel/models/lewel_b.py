@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..losses import normalized_mse, weighted_sum
 from .backbones import ResNetEncoder
-from .byol import BYOL, predict
 from .base import StepOutput
+from .byol import BYOL, predict
 from .heads import MLP, CoupledHead, HeadOutput
+from .losses import normalized_mse, weighted_sum
 
 
 class LEWELB(BYOL):

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import torch
 
-from ..losses import in_batch_info_nce, info_nce, weighted_sum
 from .backbones import ResNetEncoder
 from .base import StepOutput
 from .heads import CoupledHead, HeadOutput
+from .losses import in_batch_info_nce, info_nce, weighted_sum
 from .mocov2 import MoCoV2
 from .queue import KeyQueue
 

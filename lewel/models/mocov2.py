@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 
 from ..distributed import shuffle_batch, unshuffle_batch
-from ..ema import make_target
-from ..losses import info_nce
 from .backbones import ResNetEncoder
 from .base import Encoder, MomentumMethod, StepOutput
+from .ema import make_target
 from .heads import CoupledHead, GlobalHead, HeadOutput
+from .losses import info_nce
 from .queue import KeyQueue
 
 

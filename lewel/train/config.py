@@ -73,7 +73,7 @@ class TrainConfig:
         return replace(base, **overrides)
 
     def validate(self) -> TrainConfig:
-        from ..optim import EXCLUSION_RULES  # not at the top: the CLI reads this module's defaults without torch
+        from .optim import EXCLUSION_RULES  # not at the top: the CLI reads this module's defaults without torch
 
         problems = []
         if not self.data:

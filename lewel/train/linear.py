@@ -12,8 +12,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..augmentations import center_crop_transform, linear_train_transform
 from ..data.folders import DataError
+from ..views.augmentations import center_crop_transform, linear_train_transform
 from .data import Transformed
 from .knn import relabel, shared_classes
 

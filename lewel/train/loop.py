@@ -18,20 +18,20 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from ..augmentations import center_crop_transform, two_view_transform
-from ..checkpoints import CheckpointError, atomic_save, remove_stale_temporaries, safe_load, training_checkpoint
 from ..data.folders import DataError
 from ..distributed import Runtime, join_processes
+from ..files.checkpoints import CheckpointError, atomic_save, remove_stale_temporaries, safe_load, training_checkpoint
 from ..inference import LewelModel
 from ..models import MomentumMethod, build_model
-from ..optim import build_optimizer
-from ..schedules import cosine_momentum, warmup_cosine_lr
+from ..views.augmentations import center_crop_transform, two_view_transform
 from . import TrainingDiverged
 from .config import TrainConfig
 from .data import EpochSampler, SeededViews, training_images
 from .knn import knn_top1
 from .logging import MetricsLogger
 from .monitor import MapMonitor, monitor_splits
+from .optim import build_optimizer
+from .schedules import cosine_momentum, warmup_cosine_lr
 
 LAST = "last.pt"
 EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pt$")

@@ -1,12 +1,12 @@
 """Watching the maps while a LEWEL model trains: the map profile's score of the online network, and a
 Figure-5 grid of a fixed probe set, every ``maps_every`` steps.
 
-The score is the map profile's (``lewel.profiles``), at a smaller scale: map indices are given their role on
+The score is the map profile's (``lewel.maps.profiles``), at a smaller scale: map indices are given their role on
 a calibration split of masked images, and the AUROC of the selected object maps is measured on a separate
 held-out split. Both splits are drawn from the validation side, never from the training images nor from the
 scenes the shipped profiles use (seeds 7,000,001 / 7,000,002). The first pass of a fresh run scores the
 network at its random initialisation; every pass is also judged against the profile's family of random
-networks of the same shape (``lewel.controls``), scored once per run on the same images, with the same verdict.
+networks of the same shape (``lewel.maps.controls``), scored once per run on the same images, with the same verdict.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..augmentations import eval_transform
-from ..inference import LewelModel
-from ..controls import CONTROL_SEEDS, INIT_SCHEMES, control_family, random_like
-from ..controls import verdict as controls_verdict
 from ..data.scenes import VAL_SEED_OFFSET
 from ..data.sources import SceneSource, Source, UnreadableImage, open_source, scene_count
-from ..profiles import (
+from ..drawing.render import figure_png, maps_grid
+from ..inference import LewelModel
+from ..maps.controls import CONTROL_SEEDS, INIT_SCHEMES, control_family, random_like
+from ..maps.controls import verdict as controls_verdict
+from ..maps.profiles import (
     PreparedImages,
     control_member,
     profile_data,
@@ -34,7 +34,7 @@ from ..profiles import (
     selected_mean,
     split_summary,
 )
-from ..render import figure_png, maps_grid
+from ..views.augmentations import eval_transform
 from .logging import read_records
 
 CALIBRATION_OFFSET = VAL_SEED_OFFSET  #: generated scenes: calibration split seed = run seed + this (the kNN val split's seed)
@@ -58,7 +58,7 @@ def monitor_splits(val_data: str | None, *, images: int, size: int, seed: int) -
     masks: ``scenes[:N]`` gives ``images`` generated scenes of ``size`` px per split (seeds
     ``seed + CALIBRATION_OFFSET`` and ``seed + HELDOUT_OFFSET``); any other masked source (COCO, VOC, a
     ``lewel data scenes`` folder, ``images/`` + ``masks/``) is split as a profile splits it
-    (``lewel.profiles.profile_data``), ``images`` per split at most."""
+    (``lewel.maps.profiles.profile_data``), ``images`` per split at most."""
     if not val_data:
         return None
     if scene_count(val_data) is not None:
@@ -127,7 +127,7 @@ class MapMonitor:
 
     def control_scores(self, model: LewelModel) -> list[tuple[dict[str, Any], torch.Tensor]]:
         """The control family of ``model``'s shape on the monitor's splits, scored once per run (the same
-        schemes and seeds as a profile's, ``lewel.controls``): ``(member record, per-image values)`` each."""
+        schemes and seeds as a profile's, ``lewel.maps.controls``): ``(member record, per-image values)`` each."""
         if self._controls is None:
             self._controls = []
             for scheme, seed in self.family:

@@ -19,9 +19,9 @@ import torch
 from scipy import stats
 from torch import nn
 
-from .inference import LewelModel, MapsUnavailableError
-from .models import build_head
-from .models.backbones import build_backbone
+from ..inference import LewelModel, MapsUnavailableError
+from ..models import build_head
+from ..models.backbones import build_backbone
 
 #: how the backbone of a checkpoint of a given shape may plausibly have been initialised (the head is PyTorch's
 #: default in every scheme, as ``build_head`` and the authors' code build it):

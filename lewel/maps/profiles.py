@@ -7,7 +7,7 @@ object mask (``lewel.maps.map_auroc``) instead, and guards against reading noise
 1. **two splits**: map indices are given their role (``object``: among the highest mean AUROC, ``background``:
    among the lowest) on a *calibration* split only, and every score reported for them is measured on a
    separate *held-out* split;
-2. **a family of random controls** (``lewel.controls``): the same procedure, in the same run and on the same
+2. **a family of random controls** (``lewel.maps.controls``): the same procedure, in the same run and on the same
    images, for several seeds of every plausible initialisation scheme of a network of the same shape; the
    verdict asks the model to beat the best of them by more than the images' noise and the controls' spread.
 
@@ -31,14 +31,24 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
-from .augmentations import IMAGENET_MEAN, IMAGENET_STD
-from .checkpoints import atomic_write
-from .data.folders import DataError
-from .data.sources import Source, UnreadableImage, masked_splits
-from .formatting import format_number
+from ..data.folders import DataError
+from ..data.sources import Source, UnreadableImage, masked_splits
+from ..files.checkpoints import atomic_write
+from ..formatting import format_number
+from ..inference import LewelModel, MapsUnavailableError, load_model
+from ..views.augmentations import IMAGENET_MEAN, IMAGENET_STD
 from .controls import CONTROL_SEEDS, INIT_SCHEMES, control_family, mean_se, random_like
 from .controls import verdict as controls_verdict
-from .inference import LewelModel, MapsUnavailableError, load_model
+from .mask_scores import (
+    BACKGROUND_CELL,
+    OBJECT_CELL,
+    POINTING_COVERAGE,
+    as_object_mask,
+    map_auroc,
+    object_coverage,
+    pointing_chance,
+    pointing_hits,
+)
 from .patterns import (
     CONTROL_QUANTILE,
     DISSECTION_QUANTILE,
@@ -56,18 +66,7 @@ from .patterns import (
     preferred_categories,
     score_patterns,
 )
-from .maps import (
-    BACKGROUND_CELL,
-    OBJECT_CELL,
-    PATTERNS,
-    POINTING_COVERAGE,
-    as_object_mask,
-    map_auroc,
-    map_statistics,
-    object_coverage,
-    pointing_chance,
-    pointing_hits,
-)
+from .statistics import PATTERNS, map_statistics
 
 PROFILE_FORMAT = "lewel-map-profile"
 PROFILE_VERSION = 3  #: 3: measured patterns and dissection; 2: the verdict against a family of random controls
@@ -132,7 +131,7 @@ class PreparedImages:
             raise DataError(f"{images.describe()} has no object masks to score maps against")
         resize = v2.Compose([v2.RGB(), v2.Resize((size, size), antialias=True), v2.ToImage()])
         pixels, masks, self.ids, self.skipped = [], [], [], []
-        self.labels: list[np.ndarray] = []  # H×W int16 instance labels (lewel.patterns.instance_labels)
+        self.labels: list[np.ndarray] = []  # H×W int16 instance labels (lewel.maps.patterns.instance_labels)
         self.categories: list[tuple[str, ...]] = []
         self.has_instances = False  # some mask told instances apart (binary masks give only their union)
         for index in range(len(images)):
@@ -177,7 +176,7 @@ class PreparedImages:
         return sorted({c for names in self.categories for c in names if c})
 
     def cells(self, grid: tuple[int, int]) -> list[InstanceCells]:
-        """Each image's cells of ``grid`` by instance (``lewel.patterns.instance_cells``)."""
+        """Each image's cells of ``grid`` by instance (``lewel.maps.patterns.instance_cells``)."""
         grid = tuple(int(g) for g in grid)
         if grid not in self._cells:
             coverage = self.coverage(grid)
@@ -234,7 +233,7 @@ def measure_prepared(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[ImageScores, PatternScores | None]:
     """``score_prepared``, and with ``patterns`` (and images whose masks tell instances apart) the pattern and
-    dissection scores of the same maps (``lewel.patterns.score_patterns``) for ``categories`` (default: the
+    dissection scores of the same maps (``lewel.maps.patterns.score_patterns``) for ``categories`` (default: the
     images' own)."""
     if not model.has_maps:
         raise MapsUnavailableError(f"{model.source or 'this model'} ({model.method}) has no alignment maps to profile")
@@ -348,7 +347,7 @@ def summarize_profile(
     Every control gets its own selection on its own calibration scores. ``random_control`` is the best
     control (highest held-out AUROC of its object maps), ``controls`` the whole family (each member's scores,
     each scheme's spread and prediction bound, the random bound), ``difference`` the paired per-image
-    comparison with the best control, and ``verdict`` (``lewel.controls.verdict``) ``localises`` only when
+    comparison with the best control, and ``verdict`` (``lewel.maps.controls.verdict``) ``localises`` only when
     the model beats the best control by more than the images' noise and the controls' spread allow.
 
     With ``patterns`` (the model's calibration and held-out ``PatternScores``) and ``control_patterns`` (the
@@ -425,7 +424,7 @@ def summarize_patterns(
     ``auroc``: the model's per-index object AUROC (calibration, held-out); ``patterns``: its
     ``PatternScores`` (calibration, held-out); the same per control; ``best_control`` indexes the control that
     ``random_control`` reports. Roles are assigned on calibration with thresholds from the controls'
-    calibration values (``lewel.patterns.pattern_thresholds``); the same rule, with held-out thresholds, on
+    calibration values (``lewel.maps.patterns.pattern_thresholds``); the same rule, with held-out thresholds, on
     held-out values gives ``heldout_pattern``. Each control gets its roles by the same rule. A map index
     prefers a category significantly when its held-out preference (``preferred_categories``) exceeds the
     ``CONTROL_QUANTILE`` of the controls' held-out preferences chosen the same way.
@@ -524,7 +523,7 @@ def control_member(
 ) -> tuple[dict[str, Any], torch.Tensor]:
     """One control through the model's procedure: its record (``identity`` with its ``CONTROL_KEYS`` scores,
     its own object maps chosen on ``calibration``) and, per scored held-out image, the mean AUROC of those
-    maps (what ``lewel.controls.verdict`` pairs with the model's)."""
+    maps (what ``lewel.maps.controls.verdict`` pairs with the model's)."""
     summary = split_summary(calibration, heldout, fraction)
     return {**identity, **{k: summary[k] for k in CONTROL_KEYS}}, selected_mean(heldout, summary["object_maps"])
 
@@ -564,10 +563,10 @@ def build_profile(
 ) -> dict[str, Any]:
     """The map profile of ``checkpoint`` on ``data`` (``profile_data``), as a JSON-friendly dict with
     ``summary`` (``summarize_profile``) and ``maps`` (one record per index), against ``control_seeds`` random
-    networks of each scheme in ``control_schemes`` (``lewel.controls``). Images are decoded and resized
+    networks of each scheme in ``control_schemes`` (``lewel.maps.controls``). Images are decoded and resized
     once; the model and every control score the same pixels. ``progress(done, total)`` counts images over
     all passes (the model and each control, calibration and held-out). ``patterns``: also measure Figure 5's
-    patterns and the dissection (``lewel.patterns``; needs masks that tell instances apart)."""
+    patterns and the dissection (``lewel.maps.patterns``; needs masks that tell instances apart)."""
     model = load_model(checkpoint, num_groups=num_groups, map_location=device)
     if not model.has_maps:
         raise MapsUnavailableError(

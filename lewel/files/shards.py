@@ -1,6 +1,6 @@
 """The shard format of a map extraction: ``OUT/shards/shard_NNNNN.npz`` (plain NumPy arrays, one shard of
 consecutive images each, written atomically) and ``OUT/index.json``, the merged index written once every shard
-is on disk. ``lewel.extraction`` writes them, ``lewel.atlas`` reads them; docs/atlas.md describes the arrays.
+is on disk. ``lewel.maps.extraction`` writes them, ``lewel.maps.atlas`` reads them; docs/atlas.md describes the arrays.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..maps.statistics import PATTERNS, MapStatistics, map_statistics
 from .checkpoints import atomic_write
-from .statistics import PATTERNS, MapStatistics, map_statistics
 
 FORMAT = "lewel-map-shards"
 VERSION = 1

@@ -1,6 +1,6 @@
 """Augmented views that remember where they came from: each view carries its crop box and flip.
 
-The presets are the training augmentations (``lewel.augmentations``, torchvision transforms v2), split into
+The presets are the training augmentations (``lewel.views.augmentations``, torchvision transforms v2), split into
 their geometric part, applied here with explicit parameters so that they can be reported, and their colour
 part, applied as is:
 

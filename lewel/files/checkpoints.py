@@ -30,7 +30,7 @@ from numpy._core.multiarray import scalar as numpy_scalar
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file as load_safetensors
 
-from .config import ModelConfig
+from ..config import ModelConfig
 
 FORMAT_TRAIN = "lewel-train"
 FORMAT_INFERENCE = "lewel-inference"

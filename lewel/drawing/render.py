@@ -21,12 +21,12 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image, ImageDraw
 
-from .pattern_names import PATTERNS
+from ..maps.pattern_names import PATTERNS
 
 if TYPE_CHECKING:  # this module runs without torch (the front end draws its tiles with it): names for hints only
     import torch
 
-    from .analysis import MapAnalysis
+    from ..maps.analysis import MapAnalysis
 
 Scale = Literal["peak", "range"]
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from .augmentations import eval_transform
-from .checkpoints import atomic_write
-from .data.scenes import read_scenes
-from .data.sources import MaskFolderSource, Source, UnreadableImage, masked_folder_layout, open_source
-from .inference import MapsUnavailableError, load_model
+from ..data.scenes import read_scenes
+from ..data.sources import MaskFolderSource, Source, UnreadableImage, masked_folder_layout, open_source
+from ..files.checkpoints import atomic_write
+from ..inference import MapsUnavailableError, load_model
+from ..views.augmentations import eval_transform
 from .mask_scores import MapScores, object_coverage, score_maps, summarize_scores
 from .profiles import HELDOUT_SEED
 
@@ -66,7 +66,7 @@ def evaluate_maps(
     a checkpoint without LEWEL's coupled head.
 
     With ``profile`` (the default), ``result["profile"]`` is the map-profile summary of the same folder
-    (``lewel.profiles.build_profile``: the scenes split alternately into calibration and held-out halves, the
+    (``lewel.maps.profiles.build_profile``: the scenes split alternately into calibration and held-out halves, the
     object maps chosen on the first and scored on the second, next to a random network of the same shape):
     the AUROC scores are the ones that tell a trained model from noise, the object-mass ratio is not.
     """

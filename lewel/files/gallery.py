@@ -22,7 +22,7 @@ from PIL import Image
 if TYPE_CHECKING:
     from lewel.data.scenes import Scene, SceneGenerator
 
-STATIC_SAMPLES = Path(__file__).resolve().parent.parent / "static" / "samples"
+STATIC_SAMPLES = Path(__file__).resolve().parents[2] / "static" / "samples"  #: from lewel/files/: the repository root
 SAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 #: scikit-image sample photos shipped inside the package (no download), with a label
 SKIMAGE_PHOTOS = {

@@ -1,6 +1,6 @@
 """The map atlas: for every map index of a model, where across a whole data set that map concentrates most.
 
-``build_atlas(out)`` reads the shards ``lewel.extraction.extract_maps`` wrote to ``out`` and, streaming
+``build_atlas(out)`` reads the shards ``lewel.maps.extraction.extract_maps`` wrote to ``out`` and, streaming
 shard by shard, keeps for each map index m:
 
 - its **top N** (image, view) pairs under two scores of how concentrated map m is there (higher first; ties
@@ -12,17 +12,17 @@ shard by shard, keeps for each map index m:
 - the means of its ``lewel.maps.map_statistics`` and the shares of the three patterns;
 - with object masks: its AUROC (``lewel.maps.map_auroc``) and pointing rate (``lewel.maps.pointing_hits``,
   next to its chance), means over the (image, view) pairs that have both object and background cells, as
-  ``lewel.profiles.index_means`` takes them.
+  ``lewel.maps.profiles.index_means`` takes them.
 
-When the checkpoint has a current profile with measured patterns (``lewel.profiles``, version 3), each index
+When the checkpoint has a current profile with measured patterns (``lewel.maps.profiles``, version 3), each index
 also gets its measured ``pattern``, its ``top_categories`` (name and held-out AUROC, best first) and its
 preferred ``category``, and the atlas ``measured_patterns`` (the counts next to the random controls').
 
 ``write_atlas`` writes ``atlas.json``, ``index.html`` (one section per map index, thumbnails with the map
 overlaid, stretched to its range, and the peak cell outlined) and ``thumbs/*.png``, linked relatively so that
 the page opens from disk. ``make_atlas`` does both steps (extraction, then atlas) into a folder that appears
-whole or not at all (the service's on-demand build). The page is drawn by ``lewel.atlas_page``; the service reads
-and serves atlases with ``api.atlas_files`` (``api/routes/atlas.py``).
+whole or not at all (the service's on-demand build). The page is drawn by ``lewel.drawing.atlas_page``; the
+service reads and serves atlases with ``api.atlas_files`` (``api/routes/atlas.py``).
 """
 
 from __future__ import annotations
@@ -41,14 +41,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .atlas_page import CRITERIA_TITLES, atlas_html  # CRITERIA_TITLES also as lewel.atlas.CRITERIA_TITLES
-from .checkpoints import atomic_write
-from .data.sources import UnreadableImage, reopen_source
+from ..data.sources import UnreadableImage, reopen_source
+from ..drawing.atlas_page import CRITERIA_TITLES, atlas_html  # CRITERIA_TITLES also as lewel.maps.atlas.CRITERIA_TITLES
+from ..files.checkpoints import atomic_write
+from ..files.shards import iter_shards, read_index
+from ..models.heads import map_aligned_index, map_group
 from .extraction import extract_maps
 from .mask_scores import map_auroc, pointing_chance, pointing_hits
-from .models.heads import map_aligned_index, map_group
 from .profiles import ProfileError, find_profile, has_patterns, patterns_line
-from .shards import iter_shards, read_index
 from .statistics import PATTERNS, TOP_FRACTION
 
 ATLAS_FORMAT = "lewel-map-atlas"
@@ -332,7 +332,7 @@ def _view_picture(image: Image.Image | None, entry: dict[str, Any], side: int) -
 
 def _thumbnail(picture: np.ndarray, heatmap: np.ndarray, cell: list[int]) -> Image.Image:
     """``picture`` with the map overlaid (stretched to its range) and its peak ``cell`` outlined."""
-    from .render import overlay
+    from ..drawing.render import overlay
 
     blended = Image.fromarray(overlay(picture, heatmap, alpha=0.5, scale="range"))
     rows, cols = heatmap.shape
@@ -489,7 +489,7 @@ def make_atlas(
     device: str = "cpu",
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Extract the maps of ``data`` (``lewel.extraction.open_source``: ``scenes:N``, a folder) with
+    """Extract the maps of ``data`` (``lewel.maps.extraction.open_source``: ``scenes:N``, a folder) with
     ``checkpoint`` at ``size`` px (view 0 only) and write their atlas to ``dest``; returns the atlas.
 
     The work happens in ``.NAME.building-*`` next to ``dest`` and the finished atlas is renamed into place,

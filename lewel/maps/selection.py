@@ -1,8 +1,5 @@
-"""Where alignment maps look: per-map statistics, the paper's three patterns, and choosing the maps to show.
-
-The statistics live in ``lewel.statistics``, the scores against object masks in ``lewel.mask_scores`` and the
-frame geometry of views (warping maps into the image, cross-view agreement) in ``lewel.frames``; this module
-chooses and orders maps by pattern and re-exports those names, so that ``lewel.maps.X`` keeps working.
+"""Choosing the maps to show: ordering one image's maps by index or by pattern, and the most typical maps of
+each of the paper's three patterns. The statistics and patterns these choices read are ``lewel.maps.statistics``'s;
 docs/maps.md states every definition and threshold used here.
 """
 
@@ -10,58 +7,9 @@ from __future__ import annotations
 
 import torch
 
-from .frames import (
-    AGREEMENT_MIN_MASS,
-    Box,
-    crop_coverage,
-    cross_view_agreement,
-    frame_density,
-    frame_grid,
-    intersect_boxes,
-    pairwise_agreement,
-    warp_to_image,
-)
-from .mask_scores import (
-    BACKGROUND_CELL,
-    IGNORED_COVERAGE,
-    OBJECT_CELL,
-    POINTING_COVERAGE,
-    MapScores,
-    as_object_mask,
-    cell_labels,
-    map_auroc,
-    object_coverage,
-    object_mass_ratio,
-    pointing_chance,
-    pointing_hits,
-    score_maps,
-    summarize_scores,
-    view_coverage,
-)
-from .statistics import (
-    BLOB_THRESHOLD,
-    GLOBAL_AREA,
-    MIN_BLOB_MASS,
-    PATTERNS,
-    TOP_FRACTION,
-    ArrayLike,
-    MapStatistics,
-    classify,
-    map_statistics,
-)
+from .statistics import PATTERNS, MapStatistics
 
-__all__ = [
-    # statistics and patterns (lewel.statistics, and the choice of maps here)
-    "PATTERNS", "BLOB_THRESHOLD", "MIN_BLOB_MASS", "GLOBAL_AREA", "TOP_FRACTION", "ArrayLike", "MapStatistics",
-    "classify", "map_statistics", "ORDERS", "rank_maps", "top_per_pattern", "select_maps",
-    # scores against object masks (lewel.mask_scores)
-    "POINTING_COVERAGE", "OBJECT_CELL", "BACKGROUND_CELL", "IGNORED_COVERAGE", "as_object_mask", "object_coverage",
-    "view_coverage", "object_mass_ratio", "pointing_hits", "pointing_chance", "cell_labels", "map_auroc",
-    "MapScores", "score_maps", "summarize_scores",
-    # frame geometry of views (lewel.frames)
-    "Box", "frame_grid", "crop_coverage", "frame_density", "warp_to_image", "intersect_boxes",
-    "AGREEMENT_MIN_MASS", "pairwise_agreement", "cross_view_agreement",
-]
+__all__ = ["ORDERS", "rank_maps", "top_per_pattern", "select_maps"]
 
 ORDERS = ("index",) + PATTERNS  #: ``index``, or by typicality of one pattern
 

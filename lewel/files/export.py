@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from ..inference import LewelModel
 from .checkpoints import FORMAT_INFERENCE, atomic_save, atomic_write
-from .inference import LewelModel
 
 EXPORT_FORMATS = ("torchvision", "detectron2", "safetensors")
 

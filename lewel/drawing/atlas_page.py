@@ -1,4 +1,4 @@
-"""The atlas's static page: ``atlas_html(atlas)`` renders an atlas (``lewel.atlas.build_atlas``'s record, as
+"""The atlas's static page: ``atlas_html(atlas)`` renders an atlas (``lewel.maps.atlas.build_atlas``'s record, as
 ``atlas.json`` holds it) as ``index.html``: a table of every map index, then one section per index with its top
 thumbnails under each criterion; with the profile's measured patterns, each index's pattern and category bar."""
 
@@ -9,10 +9,10 @@ import json
 from functools import partial
 from typing import Any
 
-from .formatting import format_number
-from .statistics import PATTERNS
+from ..formatting import format_number
+from ..maps.statistics import PATTERNS
 
-#: the titles of ``lewel.atlas.CRITERIA`` (the scores the top lists are ranked by), in that order
+#: the titles of ``lewel.maps.atlas.CRITERIA`` (the scores the top lists are ranked by), in that order
 CRITERIA_TITLES = {"peak_ratio": "peak ÷ uniform", "stretched_mass": "range-stretched top-10 % mass"}
 
 

@@ -1,10 +1,10 @@
 """Figure 5 measured: which maps look at one object, at several, at the whole image, and at which category.
 
 The paper sorts LEWEL's maps into three patterns by eye. Here they are measured from instance masks, per map
-index, on a profile's splits (``lewel.profiles``):
+index, on a profile's splits (``lewel.maps.profiles``):
 
-- **object AUROC**: object cells against background cells (``lewel.mask_scores.map_auroc``; every AUROC here
-  is ``lewel.mask_scores.cell_auroc`` of two sets of cells);
+- **object AUROC**: object cells against background cells (``lewel.maps.mask_scores.map_auroc``; every AUROC here
+  is ``lewel.maps.mask_scores.cell_auroc`` of two sets of cells);
 - **instance selectivity**: on images with two or more instances that own cells, the AUROC of one instance's
   cells against the other instances' cells, for the instance that scores highest (1: the map singles out one
   instance; 0.5: it treats the instances alike);

@@ -14,13 +14,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..inference import Extraction, LewelModel
+from ..models.heads import map_aligned_index, map_group
+from ..views.crops import View, make_views, views_batch
 from .frames import crop_coverage, cross_view_agreement, frame_grid, warp_to_image
-from .inference import Extraction, LewelModel
 from .mask_scores import map_auroc, pointing_chance, pointing_hits, view_coverage
-from .models.heads import map_aligned_index, map_group
 from .patterns import instance_aurocs, instance_cells
 from .statistics import MapStatistics, map_statistics
-from .views import View, make_views, views_batch
 
 Extractor = Callable[..., Extraction]  #: ``(images, *, aligned_projection) -> Extraction``
 
@@ -117,7 +117,7 @@ class MaskScores:
 
 def score_views(analysis: MapAnalysis, mask: torch.Tensor) -> MaskScores:
     """Score ``analysis``'s maps against ``mask`` (``H×W`` bool in source pixels, e.g. from
-    ``lewel.images.decode_mask``): each view's cells get the share of its crop of the mask
+    ``lewel.files.images.decode_mask``): each view's cells get the share of its crop of the mask
     (``lewel.maps.view_coverage``), then ``map_auroc`` and ``pointing_hits`` as in a profile."""
     width, height = analysis.views[0].source_size
     if tuple(mask.shape) != (height, width):
@@ -135,7 +135,7 @@ def score_views(analysis: MapAnalysis, mask: torch.Tensor) -> MaskScores:
 class InstanceScores:
     """Every view's maps scored against each instance of an instance-coded mask (V views, K instances, d
     maps): ``ids`` (K, the mask's value of each instance), ``auroc`` ``V×K×d`` (instance k's cells against
-    the view's background cells, ``lewel.patterns.instance_aurocs``; NaN where the view has no cell of the
+    the view's background cells, ``lewel.maps.patterns.instance_aurocs``; NaN where the view has no cell of the
     instance or no background cell), ``cells`` ``V×K`` (cells of the view's grid the instance owns) and
     ``share`` ``V×K`` (the instance's share of the view's pixels)."""
 
@@ -150,8 +150,8 @@ def score_instances(
 ) -> InstanceScores:
     """Score ``analysis``'s maps against each instance of one image: ``objects`` (``H×W`` object mask,
     bool or int8 with ignored pixels) and ``instances`` (``H×W`` int16, 0 none, k + 1 instance k; e.g.
-    ``lewel.images.read_mask``). Each view's cells are labelled as a profile labels them
-    (``lewel.patterns.instance_cells`` on the view's crop): background where the objects cover at most
+    ``lewel.files.images.read_mask``). Each view's cells are labelled as a profile labels them
+    (``lewel.maps.patterns.instance_cells`` on the view's crop): background where the objects cover at most
     ``BACKGROUND_CELL`` of the cell, instance k where instance k covers at least ``OBJECT_CELL``."""
     width, height = analysis.views[0].source_size
     if tuple(instances.shape) != (height, width):

@@ -235,7 +235,7 @@ class UploadedMask:
 
     ``objects``: bool (True = object), or int8 (1 object, 0 background, -1 ignored) when an instance-coded
     mask has ignored pixels, the forms ``lewel.maps.object_coverage`` takes. An instance-coded mask also
-    has ``instances`` (int16: 0 none, k + 1 for instance k, as ``lewel.patterns.instance_labels``) and
+    has ``instances`` (int16: 0 none, k + 1 for instance k, as ``lewel.maps.patterns.instance_labels``) and
     ``ids`` (the value instance k has in the file); a binary mask has ``None`` and ``()``."""
 
     objects: np.ndarray
