@@ -6,6 +6,7 @@ tests do with settings pointing at temporary model folders.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -43,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.readiness.start()
+        # the gallery's first listing takes seconds: done beside the model's warm-up, not on a page's first request
+        threading.Thread(target=gallery.warm_up, name="lewel-gallery", daemon=True).start()
         yield
         service.readiness.wait(60)  # a warm-up still running would be cut off inside torch at exit
         service.atlas_builds.close()

@@ -231,3 +231,16 @@ def test_the_token_guards_the_gallery():
         assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
         operation = client.get("/openapi.json").json()["paths"]["/v1/gallery"]["get"]
         assert operation["security"] and "401" in operation["responses"]
+
+
+def test_warm_caches_the_list_and_every_thumbnail():
+    """The service prepares the gallery beside the model's warm-up (api.main's lifespan): afterwards the list
+    and every thumbnail come from the cache."""
+    from lewel.files import gallery
+
+    count = gallery.warm()
+    assert count == len(gallery.gallery_items())
+    hits = gallery.thumbnail_png.cache_info().hits
+    for item in gallery.gallery_items():
+        gallery.thumbnail_png(item.key, 0, gallery.STATIC_SAMPLES)
+    assert gallery.thumbnail_png.cache_info().hits == hits + count

@@ -3,6 +3,7 @@ torch nor the library: the list, each image, its object mask (generated scenes) 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -20,6 +21,7 @@ from lewel.files.gallery import (
     load_item,
     load_mask,
     thumbnail_png,
+    warm,
 )
 
 from ..atlas_files import shown_name
@@ -52,7 +54,19 @@ MaskKind = Annotated[
     Query(description="binary: 255 on objects, 0 elsewhere; instances: 0 background, k on the k-th object (1..K)"),
 ]
 
+log = logging.getLogger("api.gallery")
 router = APIRouter(prefix="/v1", tags=["gallery"], dependencies=[Depends(require_token)], responses=RESPONSES)
+
+
+def warm_up() -> None:
+    """``lewel.files.gallery.warm`` of the static samples, logged; a failure here only means a slower first
+    gallery request, which then says what is wrong."""
+    try:
+        count = warm(STATIC_SAMPLES)
+    except Exception:  # noqa: BLE001 - a background warm-up must not end the service
+        log.exception("the gallery could not be prepared")
+        return
+    log.info("gallery ready: %d items", count)
 
 
 def samples_dir() -> Path:

@@ -181,3 +181,12 @@ def thumbnail_png(key: str, scene_index: int = 0, samples_dir: Path = STATIC_SAM
         small = image.convert("RGB")
         small.thumbnail((THUMB_SIDE, THUMB_SIDE))
     return _png(small)
+
+
+def warm(samples_dir: Path = STATIC_SAMPLES) -> int:
+    """List the gallery and draw every thumbnail once, so that they are cached before a page asks: the first
+    listing takes seconds (scikit-image's photos, the scene generator's cut-outs). Returns the item count."""
+    items = gallery_items(samples_dir)
+    for item in items:
+        thumbnail_png(item.key, 0, samples_dir)
+    return len(items)
