@@ -26,12 +26,22 @@ class GalleryItem:
 
 
 @lru_cache(maxsize=8)
+def _listing(base_url: str) -> dict:
+    """``GET /v1/gallery`` of the service at ``base_url``, asked once per address."""
+    return ApiClient(base_url).gallery()
+
+
 def gallery_items(base_url: str) -> tuple[GalleryItem, ...]:
-    """Every image the service's gallery offers, samples first (asked once per service address)."""
-    listing = ApiClient(base_url).gallery()
+    """Every image the service's gallery offers, samples first."""
     return tuple(
-        GalleryItem(item["key"], item["label"], item["short"], bool(item.get("has_mask"))) for item in listing["items"]
+        GalleryItem(item["key"], item["label"], item["short"], bool(item.get("has_mask")))
+        for item in _listing(base_url)["items"]
     )
+
+
+def max_scene(base_url: str) -> int:
+    """The largest scene number the service generates."""
+    return int(_listing(base_url)["max_scene"])
 
 
 @lru_cache(maxsize=32)

@@ -24,7 +24,7 @@ from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlExcepti
 
 from app import figures, state
 from app.client import ApiClient, EmbeddingsResult, MapsResult, ServiceError, ViewParams
-from app.gallery import SCENE_KEY, gallery_items, load_item, load_mask, thumbnail_png
+from app.gallery import SCENE_KEY, gallery_items, load_item, load_mask, max_scene, thumbnail_png
 
 PAPER_URL = "https://arxiv.org/abs/2203.14898"
 CODE_URL = "https://github.com/hlh981029/LEWEL"  #: the authors' code and checkpoint release
@@ -255,10 +255,11 @@ def sidebar_image(base_url: str, limits: dict[str, Any]) -> Picked | str | None:
     st.session_state["gallery_item"] = current
     if "scene_index" not in st.session_state and kept("scene_index") is not None:
         st.session_state["scene_index"] = kept("scene_index")
-    st.session_state["scene_index"] = state.checked_index(st.session_state.get("scene_index", 0), state.MAX_SEED + 1)
+    last_scene = max_scene(base_url)
+    st.session_state["scene_index"] = state.checked_index(st.session_state.get("scene_index", 0), last_scene + 1)
     key = st.sidebar.selectbox("Gallery", list(labels), format_func=labels.__getitem__, key="gallery_item")
     if key == SCENE_KEY:
-        st.sidebar.number_input("Scene number", min_value=0, max_value=state.MAX_SEED, step=1, key="scene_index")
+        st.sidebar.number_input("Scene number", min_value=0, max_value=last_scene, step=1, key="scene_index")
         # one button a row: side by side in the sidebar their labels were cut ("New sce…")
         st.sidebar.button("Previous scene", on_click=previous_scene, icon=":material/arrow_back:", key="previous_scene")
         st.sidebar.button("New scene", on_click=new_scene, icon=":material/shuffle:", key="new_scene")
