@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: what the front end must never import: the model half of the project and the service
 BLOCKED = ("torch", "torchvision", "scipy", "skimage", "sklearn", "fastapi", "uvicorn", "safetensors", "pycocotools", "api")
 #: the only library modules the front end may load: the packages (lazy, or empty) and the torch-free drawing
-ALLOWED_LEWEL = {"lewel", "lewel.drawing", "lewel.drawing.render", "lewel.maps", "lewel.maps.pattern_names"}
+ALLOWED_LEWEL = {"lewel", "lewel.lazy_exports", "lewel.drawing", "lewel.drawing.render", "lewel.maps", "lewel.maps.pattern_names"}
 
 BLOCKER = textwrap.dedent(
     f"""
