@@ -456,10 +456,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: what the library needs beyond the base install (pip install ".[app]" is the front end alone, without them)
+LIBRARY_MODULES = ("torch", "torchvision", "scipy", "skimage", "safetensors", "yaml", "tqdm", "tensorboard", "pycocotools")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] not in LIBRARY_MODULES:
+            raise
+        print(
+            f"lewel {args.command}: error: {error.name} is not installed; the library's commands need its "
+            '[library] extra: pip install ".[library]" (or ".[service]" with the service)',
+            file=sys.stderr,
+        )
+        return 2
     except (ValueError, OSError, TrainingDiverged) as error:  # CheckpointError is a ValueError
         print(f"lewel {args.command}: error: {error}", file=sys.stderr)
         return 2

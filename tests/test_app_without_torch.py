@@ -30,7 +30,7 @@ BLOCKER = textwrap.dedent(
     class Blocked(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] in BLOCKED:
-                raise ModuleNotFoundError(f"{{name}} is not installed in a front-end-only environment")
+                raise ModuleNotFoundError(f"No module named {{name!r}} (a front-end-only environment)", name=name)
             return None
 
     sys.meta_path.insert(0, Blocked())
@@ -127,3 +127,19 @@ def test_app_modules_name_no_library_module_but_the_drawing(module):
             imported |= {alias.name for alias in node.names}
     assert {m for m in imported if m.split(".")[0] == "lewel"} <= ALLOWED_LEWEL
     assert not {m for m in imported if m.split(".")[0] in BLOCKED}
+
+
+def test_library_commands_say_what_to_install_in_a_front_end_environment():
+    """``lewel`` where only the front end is installed: a clear message naming the missing extra, no traceback."""
+    got = run_without_torch(
+        """
+        import contextlib, io
+        from lewel.cli import main
+        errors = io.StringIO()
+        with contextlib.redirect_stderr(errors):
+            code = main(["eval-maps", "--checkpoint", "x.pt", "--data", "scenes:2"])
+        print(json.dumps({"code": code, "stderr": errors.getvalue()}))
+        """
+    )
+    assert got["code"] == 2
+    assert "torch is not installed" in got["stderr"] and 'pip install ".[library]"' in got["stderr"]
