@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from lewel.drawing.render import figure_cost
+from lewel.drawing.render import figure_cost, thumbnail_size
 from lewel.files.images import ALLOWED_FORMATS
 from lewel.maps.frames import frame_grid
 
@@ -95,16 +95,6 @@ def too_costly(what: str, value: int, limit: int, setting: str, advice: str) -> 
         f"this request needs {what} = {value:,}, over the limit of {limit:,} ({setting}); {advice}",
         limit=setting,
     )
-
-
-def thumbnail_size(declared: tuple[int, int, int] | None, side: int) -> tuple[int, int]:
-    """(width, height) of ``PIL.Image.thumbnail((side, side))`` of an image declaring ``declared`` (rounded up;
-    a square of ``side`` when unknown)."""
-    if not declared:
-        return side, side
-    width, height = declared[0], declared[1]
-    scale = min(1.0, side / max(width, height, 1))
-    return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
 
 
 def answer_hint(kind: str, output: str) -> str:

@@ -19,8 +19,14 @@ from typing import Any
 import httpx
 import numpy as np
 
+from lewel.maps.pattern_names import PATTERNS
+
 DEFAULT_API_URL = "http://127.0.0.1:8000"
-PATTERN_KEYS = {"object": "object", "multi-object": "multi_object", "global": "global"}
+
+
+def npz_name(pattern: str) -> str:
+    """A pattern's name in the NPZ answer's array names (``multi-object`` -> ``multi_object``)."""
+    return pattern.replace("-", "_")
 
 
 class ServiceError(Exception):
@@ -140,17 +146,17 @@ class MapsResult:
         first (the service's ``lewel.maps.top_per_pattern``), or every map by index when ``pattern`` is None."""
         if pattern is None:
             return list(range(self.d))
-        return self._order(f"order_heuristic_{pattern.replace('-', '_')}")
+        return self._order(f"order_heuristic_{npz_name(pattern)}")
 
     def measured(self, role: str) -> list[int]:
         """The profile's ``object`` or ``background`` maps in its measured order (best held-out AUROC first
         for objects, lowest first for background; the service's ``lewel.maps.profiles.profile_indices``); [] without
         a profile."""
-        return self._order(f"order_profile_{role}") if self.profile is not None else []
+        return self._order(f"order_profile_{role}")  # empty without a profile
 
     def by_pattern(self, pattern: str) -> list[int]:
         """The maps of a measured Figure-5 ``pattern`` in the profile's order for it ([] when not measured)."""
-        return self._order(f"order_pattern_{pattern.replace('-', '_')}")
+        return self._order(f"order_pattern_{npz_name(pattern)}")
 
     def by_category(self, category: str) -> list[int]:
         """The maps that look at ``category`` of the profile's dissection, best first ([] for an unknown one)."""
@@ -197,7 +203,7 @@ def parse_maps_npz(data: bytes) -> MapsResult:
         agreement=arrays["agreement"].astype(np.float64),
         patterns=names[arrays["patterns"]],
         statistics=statistics,
-        typicality={p: arrays[f"typicality_{key}"].astype(np.float64) for p, key in PATTERN_KEYS.items()},
+        typicality={p: arrays[f"typicality_{npz_name(p)}"].astype(np.float64) for p in PATTERNS},
         agreement_definition=meta.get("agreement", ""),
         npz=data,
         profile=meta.get("profile"),

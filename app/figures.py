@@ -17,7 +17,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lewel.drawing.render import FigureTooCostly, Scale, check_figure, draw_box, figure_cost, overlay_with_bar
+from lewel.drawing.render import (
+    FigureTooCostly,
+    Scale,
+    check_figure,
+    draw_box,
+    figure_cost,
+    overlay_with_bar,
+    thumbnail_size,
+)
 
 from .client import EmbeddingsResult, MapsResult
 
@@ -253,9 +261,7 @@ def figure_refusal(result: MapsResult, indices: Sequence[int], fmt: str, dpi: in
     downscaled as the service draws it), or ``None`` when it can be drawn; said before the button is pressed."""
     side = int(np.asarray(result.view_images[0]).shape[0])
     shown = min(len(indices), int(limits.get("figure_max_maps") or len(indices)))
-    source_side = int(limits.get("figure_source_side") or max(result.source_size))
-    scale = min(1.0, source_side / max(result.source_size))
-    source = (max(1, round(result.source_size[0] * scale)), max(1, round(result.source_size[1] * scale)))
+    source = thumbnail_size(result.source_size, int(limits.get("figure_source_side") or max(result.source_size)))
     cost = figure_cost(fmt, dpi, rows=result.num_views, maps=shown, view_side=side, source_size=source)
     max_bytes = limits.get("max_response_bytes")
     if max_bytes is None:

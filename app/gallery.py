@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .client import ApiClient, ServiceError
+from .client import ApiClient
 
 SCENE_KEY = "scene"  #: the gallery item of generated scenes (``lewel.files.gallery.SCENE_KEY``)
 _FILENAME = re.compile(r'filename="([^"]+)"')
@@ -59,12 +59,7 @@ def load_mask(base_url: str, key: str, scene_index: int = 0) -> bytes | None:
     shows each map's AUROC on this very image; ``None`` for items without one."""
     if not any(item.key == key and item.has_mask for item in gallery_items(base_url)):
         return None
-    try:
-        return ApiClient(base_url).gallery_file("mask", key, scene_index).content
-    except ServiceError as error:
-        if error.code == "no_mask":
-            return None
-        raise
+    return ApiClient(base_url).gallery_file("mask", key, scene_index).content
 
 
 @lru_cache(maxsize=64)

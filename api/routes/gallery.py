@@ -4,6 +4,7 @@ torch nor the library: the list, each image, its object mask (generated scenes) 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -97,24 +98,17 @@ def _load(function: Any, *args: Any) -> Any:
         raise ApiError(404, "not_found", str(error.args[0]) if error.args else str(error)) from None
 
 
-def _image(key: str, scene: int, folder: Path) -> tuple[bytes, str]:
+def _file(function: Callable[[str, int, Path], Any], key: str, scene: int, folder: Path) -> Any:
+    """``function`` (``load_item`` or ``thumbnail_png``) of item ``key``: its scene for the scene item, 0 for the others."""
     item = _find(key, folder)
-    return _load(load_item, item.key, scene if item.scenes else 0, folder)
+    return _load(function, item.key, scene if item.scenes else 0, folder)
 
 
 def _mask(key: str, scene: int, kind: str, folder: Path) -> bytes:
     item = _find(key, folder)
     if not item.has_mask:
         raise ApiError(404, "no_mask", f"gallery item {key!r} has no object mask (only generated scenes have one)")
-    data = _load(load_mask if kind == "binary" else load_instances, item.key, scene)
-    if data is None:
-        raise ApiError(404, "no_mask", f"gallery item {key!r} has no object mask")
-    return data
-
-
-def _thumbnail(key: str, scene: int, folder: Path) -> bytes:
-    item = _find(key, folder)
-    return _load(thumbnail_png, item.key, scene if item.scenes else 0, folder)
+    return _load(load_mask if kind == "binary" else load_instances, item.key, scene)
 
 
 def _disposition(name: str) -> str:
@@ -141,7 +135,7 @@ async def get_gallery(folder: SamplesDir) -> GalleryResponse:
 async def get_gallery_image(key: Key, folder: SamplesDir, scene: Scene = 0) -> Response:
     """The item's file (static samples as they are, photos and scenes as PNG); scenes are 256×256 and depend
     only on their number."""
-    data, name = await run_in_threadpool(_image, key, scene, folder)
+    data, name = await run_in_threadpool(_file, load_item, key, scene, folder)
     media = MEDIA_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
     return Response(data, media_type=media, headers={"Content-Disposition": _disposition(name)})
 
@@ -162,4 +156,4 @@ async def get_gallery_mask(key: Key, folder: SamplesDir, scene: Scene = 0, kind:
 )
 async def get_gallery_thumbnail(key: Key, folder: SamplesDir, scene: Scene = 0) -> Response:
     """The item as an RGB PNG whose longer side is at most 96 pixels."""
-    return Response(await run_in_threadpool(_thumbnail, key, scene, folder), media_type="image/png")
+    return Response(await run_in_threadpool(_file, thumbnail_png, key, scene, folder), media_type="image/png")

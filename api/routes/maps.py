@@ -406,6 +406,12 @@ def _json(
     )
 
 
+def npz_name(pattern: str) -> str:
+    """A pattern's name as it appears in the NPZ answer's array names (identifiers: ``multi-object`` ->
+    ``multi_object``)."""
+    return pattern.replace("-", "_")
+
+
 def _orders(analysis: MapAnalysis, profile: dict | None) -> dict[str, np.ndarray]:
     """Every ordering of the maps a client shows, so that it needs no second request and no library of its own
     (map indices, best first; empty where there is nothing to order):
@@ -419,16 +425,15 @@ def _orders(analysis: MapAnalysis, profile: dict | None) -> dict[str, np.ndarray
     - ``category_names`` ``C`` and ``category_order`` ``C×d`` (-1 padded): the maps that look at each
       category of the profile's dissection (``lewel.maps.profiles.category_indices``)."""
     d = int(analysis.maps.shape[1])
-    key = lambda name: name.replace("-", "_")  # noqa: E731 - NPZ names are identifiers
     heuristic = top_per_pattern(analysis.view_statistics(0), d)
-    orders = {f"order_heuristic_{key(p)}": np.array(heuristic[p], dtype=np.int64) for p in PATTERNS}
+    orders = {f"order_heuristic_{npz_name(p)}": np.array(heuristic[p], dtype=np.int64) for p in PATTERNS}
     for role in ("object", "background"):
         chosen = profile_indices(profile, role) if profile is not None else []
         orders[f"order_profile_{role}"] = np.array(chosen, dtype=np.int64)
     measured = has_patterns(profile)
     for pattern in get_args(MeasuredPattern):
         chosen = pattern_indices(profile, pattern) if measured else []
-        orders[f"order_pattern_{key(pattern)}"] = np.array(chosen, dtype=np.int64)
+        orders[f"order_pattern_{npz_name(pattern)}"] = np.array(chosen, dtype=np.int64)
     names = profile_categories(profile) if measured else []
     table = np.full((len(names), d), -1, dtype=np.int64)
     for row, name in enumerate(names):
@@ -509,7 +514,7 @@ def _npz(
             else {}
         ),
         **{f"statistics_{name}": getattr(stats, name)[:, chosen].numpy() for name in STATISTICS},
-        **{f"typicality_{p.replace('-', '_')}": stats.typicality(p)[:, chosen].numpy() for p in PATTERNS},
+        **{f"typicality_{npz_name(p)}": stats.typicality(p)[:, chosen].numpy() for p in PATTERNS},
         "meta": np.array(
             json.dumps(
                 {

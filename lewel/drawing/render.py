@@ -9,6 +9,7 @@ map onto an image, ``draw_box`` outlines a view's crop on the image and ``figure
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -369,6 +370,16 @@ def figure_inches(rows: int, maps: int, *, cell_inches: float = 1.5, colour_bars
     """(width, height) in inches of ``figure5_grid`` with ``rows`` views and ``maps`` map columns."""
     height = cell_inches * rows * (1.35 if colour_bars else 1.1) + (0.3 if title else 0.0)
     return cell_inches * (2 + maps), height
+
+
+def thumbnail_size(size: Sequence[int] | None, side: int) -> tuple[int, int]:
+    """(width, height) of ``PIL.Image.thumbnail((side, side))`` of an image of ``size`` (width, height), rounded
+    up, so that a cost estimate stays an upper bound; a square of ``side`` when the size is unknown."""
+    if not size:
+        return side, side
+    width, height = size[0], size[1]
+    scale = min(1.0, side / max(width, height, 1))
+    return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
 
 
 def figure_cost(
