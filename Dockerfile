@@ -70,7 +70,7 @@ COPY static/ ./static/
 # Editable install (-e), the way ./scripts/setup installs for development and CI: the code stays in /opt/lewel
 # (one copy, no second one in site-packages), so every path computed from a package's location points into
 # /opt/lewel: api/settings.py's bundled models folder (Path(__file__).parent.parent / "models") and the app's
-# sample images (lewel/files/gallery.py: Path(__file__).parents[2] / "static" / "samples").
+# sample images (lewel/data/gallery.py: Path(__file__).parents[2] / "static" / "samples").
 # torch is already there at the pinned version and is not reinstalled ([service] brings the library's [library]).
 RUN pip install --no-cache-dir -e ".[service,app]"
 

@@ -1,4 +1,4 @@
-"""On-demand atlases: one background build at a time (``lewel.maps.atlas.make_atlas`` over generated scenes) and
+"""On-demand atlases: one background build at a time (``lewel.drawing.atlas_folder.make_atlas`` over generated scenes) and
 its progress, for ``POST`` / ``GET /v1/atlas/{model}/build``.
 
 Atlases are built into ``LEWEL_ATLAS_DIR/<model>``, else ``LEWEL_ATLAS_BUILD_DIR/<model>``, else a temporary
@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lewel.maps.atlas import ATLAS_NAME, MAKE_STAGES, make_atlas, remove_stale_builds
+from lewel.drawing.atlas_folder import MAKE_STAGES, make_atlas, remove_stale_builds
+from lewel.maps.atlas import ATLAS_NAME
 
 log = logging.getLogger("api.atlas")
 
@@ -83,7 +84,7 @@ class AtlasBuilds:
 
     def clean_stale(self) -> list[Path]:
         """Remove what killed builds left: half-built ``.MODEL.building-PID-*`` folders in the atlas folder and
-        temporary atlas roots of service processes that are gone (``lewel.maps.atlas.remove_stale_builds``)."""
+        temporary atlas roots of service processes that are gone (``lewel.drawing.atlas_folder.remove_stale_builds``)."""
         removed = remove_stale_builds(tempfile.gettempdir(), TEMPORARY_PREFIX)
         if self.configured is not None:
             removed += remove_stale_builds(self.configured)

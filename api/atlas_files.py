@@ -2,7 +2,7 @@
 model's atlas under the atlas directory (``LEWEL_ATLAS_DIR``, else where the service builds them), its
 ``atlas.json`` (cached while the file is unchanged), one map's record and a thumbnail's path. Model ids and
 thumbnail names are checked before the file system is touched, and messages name ids, never folders (they reach
-the service's clients). ``lewel.maps.atlas`` builds and writes the atlases."""
+the service's clients). ``lewel.maps.atlas`` builds the atlases and ``lewel.drawing.atlas_folder`` writes them."""
 
 from __future__ import annotations
 

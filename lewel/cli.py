@@ -17,7 +17,7 @@ from .config import METHODS
 from .train import TrainingDiverged
 from .train.config import TrainConfig
 
-#: The names of ``lewel.models.backbones.BACKBONES`` and ``lewel.files.export.EXPORT_FORMATS``, repeated here so that
+#: The names of ``lewel.models.backbones.BACKBONES`` and ``lewel.export.EXPORT_FORMATS``, repeated here so that
 #: building the parser needs no torch (tests/test_cli.py checks that they agree).
 BACKBONE_NAMES = ("resnet101", "resnet18", "resnet34", "resnet50")
 EXPORT_FORMATS = ("torchvision", "detectron2", "safetensors")
@@ -47,7 +47,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .files.export import export
+    from .export import export
     from .inference import load_model
 
     model = load_model(args.checkpoint, num_groups=args.num_groups)
@@ -72,8 +72,8 @@ def _data_scenes(args: argparse.Namespace) -> int:
 
 
 def _eval_maps(args: argparse.Namespace) -> int:
-    from .maps.evaluation import evaluate_maps, format_summary
     from .inference import MapsUnavailableError
+    from .maps.evaluation import evaluate_maps, format_summary
 
     try:
         result = evaluate_maps(
@@ -113,8 +113,8 @@ def _profile(args: argparse.Namespace) -> int:
 def _maps(args: argparse.Namespace) -> int:
     import os
 
-    from .maps.extraction import extract_maps
     from .inference import MapsUnavailableError
+    from .maps.extraction import extract_maps
 
     rank = int(os.environ.get("RANK", "0"))
     with _progress_bar("image", "maps", disable=args.quiet or rank != 0) as progress:
@@ -138,7 +138,7 @@ def _maps(args: argparse.Namespace) -> int:
 
 
 def _atlas(args: argparse.Namespace) -> int:
-    from .maps.atlas import write_atlas
+    from .drawing.atlas_folder import write_atlas
 
     with _progress_bar("shard", "atlas", disable=args.quiet) as progress:
         atlas, dest = write_atlas(
@@ -211,9 +211,9 @@ def _eval_sources(args: argparse.Namespace):
 def _knn(args: argparse.Namespace) -> int:
     import torch
 
-    from .views.augmentations import center_crop_transform
     from .inference import load_model
     from .train.knn import knn_top1
+    from .views.augmentations import center_crop_transform
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_model(args.checkpoint, map_location=device)

@@ -22,12 +22,14 @@ from api.settings import Settings
 from lewel import cli
 from lewel.data.scenes import STAMPS_DIR
 from lewel.data.sources import SceneSource
-from lewel.files.shards import iter_shards
+from lewel.drawing.atlas_folder import HTML_NAME, write_atlas
+from lewel.drawing.atlas_page import CRITERIA_TITLES
 from lewel.inference import load_model
 from lewel.maps import PATTERNS, TOP_FRACTION
-from lewel.maps.atlas import ATLAS_NAME, CRITERIA, CRITERIA_TITLES, HTML_NAME, MEAN_STATISTICS, build_atlas, write_atlas
+from lewel.maps.atlas import ATLAS_NAME, CRITERIA, MEAN_STATISTICS, build_atlas
 from lewel.maps.extraction import SCENE_SEED, extract_maps
 from lewel.maps.profiles import build_profile, index_means, patterns_line, score_images, sidecar_path, write_profile
+from lewel.maps.shards import iter_shards
 
 TOP = 4
 EMPTY = Path(__file__).parent / "fixtures" / "no-models-here"

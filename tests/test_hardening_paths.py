@@ -16,11 +16,12 @@ from api_factory import build_models, image_bytes
 from fastapi.testclient import TestClient
 
 from api.atlas_builds import TEMPORARY_PREFIX
+from api.atlas_files import NAME_MAX
 from api.main import create_app
 from api.redaction import PathRedactor
 from api.settings import Settings
-from api.atlas_files import NAME_MAX
-from lewel.maps.atlas import ATLAS_NAME, BUILDING_PREFIX, REPLACED_PREFIX, remove_stale_builds
+from lewel.drawing.atlas_folder import BUILDING_PREFIX, REPLACED_PREFIX, remove_stale_builds
+from lewel.maps.atlas import ATLAS_NAME
 
 EMPTY = Path(__file__).parent / "fixtures" / "no-models-here"
 

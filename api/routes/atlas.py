@@ -132,7 +132,7 @@ async def _form_fields(request: Request) -> None:
 async def post_atlas_build(
     model: str, service: ServiceDep, request: Request, params: Annotated[AtlasBuildParams, Form()]
 ) -> JSONResponse:
-    """Start the one build the service runs at a time (``lewel.maps.atlas.make_atlas``: view 0 of ``scenes``
+    """Start the one build the service runs at a time (``lewel.drawing.atlas_folder.make_atlas``: view 0 of ``scenes``
     generated scenes at ``size`` px) and answer its status; while it runs, asking again for the same model
     answers the status, for another model 409 ``build_running``. The finished atlas replaces the model's
     atlas whole (docs/atlas.md)."""
