@@ -17,7 +17,9 @@ from test_app import MAIN, inspect_buttons, texts
 
 from app.__main__ import exit_reason, supervise
 from lewel.data.gallery import scenes_available
-from app.main import allowed_sizes, allowed_views, model_key, upload_problem
+from app.answers import model_key
+from app.image_source import upload_problem
+from app.sidebar import allowed_sizes, allowed_views
 
 
 @pytest.fixture(scope="module")
