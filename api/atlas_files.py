@@ -73,6 +73,28 @@ def load_atlas(root: str | os.PathLike | None, model: str) -> dict[str, Any]:
     return _read(os.fspath(path), stat.st_size, stat.st_mtime_ns, f"{model}/{ATLAS_NAME}")
 
 
+def served_atlas(atlas: dict[str, Any], model: str, *, expose_paths: bool = False) -> dict[str, Any]:
+    """``atlas`` as clients see it: without the server's paths that ``lewel atlas`` records for the command line
+    (the checkpoint's ``path``, the ``extraction`` folder, a folder source's ``root``). The checkpoint is named by
+    ``model`` (the id requests use) and its file name, the folders by their last part; unchanged with
+    ``expose_paths`` (``LEWEL_EXPOSE_PATHS``)."""
+    if expose_paths:
+        return atlas
+    served = dict(atlas)
+    checkpoint = atlas.get("checkpoint")
+    if isinstance(checkpoint, dict):
+        served["checkpoint"] = {
+            "model": model,
+            **{key: value for key, value in checkpoint.items() if key in ("file", "sha256")},
+        }
+    if isinstance(atlas.get("extraction"), str):
+        served["extraction"] = Path(atlas["extraction"]).name
+    data = atlas.get("data")
+    if isinstance(data, dict) and isinstance(data.get("root"), str):
+        served["data"] = {**data, "root": Path(data["root"]).name}
+    return served
+
+
 def atlas_map(atlas: dict[str, Any], index: int) -> dict[str, Any]:
     """The record of map ``index`` with the atlas's model, data and settings (without the other maps), and
     ``criteria``: the scores its top lists are ranked by, name -> title, in the order they are shown."""

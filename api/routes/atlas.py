@@ -12,7 +12,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 
 from ..atlas_builds import BuildRunning
-from ..atlas_files import MODEL_ID, NAME_MAX, AtlasError, AtlasNotFound, atlas_map, load_atlas, shown_name, thumbnail_file
+from ..atlas_files import (
+    MODEL_ID,
+    NAME_MAX,
+    AtlasError,
+    AtlasNotFound,
+    atlas_map,
+    load_atlas,
+    served_atlas,
+    shown_name,
+    thumbnail_file,
+)
 from ..errors import ApiError
 from ..schemas import AtlasBuildParams, AtlasBuildStatus, ErrorBody
 from ..service import Service
@@ -45,17 +55,23 @@ async def _call(function: Callable[..., Any], *args: Any, hint: str = "") -> Any
         raise ApiError(500, "atlas_error", str(error)) from None
 
 
+async def _served(service: Service, model: str) -> dict[str, Any]:
+    """The atlas of ``model`` as clients see it (404 when there is none)."""
+    atlas = await _call(load_atlas, service.atlas_builds.root, model, hint=_build_hint(model))
+    return served_atlas(atlas, model, expose_paths=service.settings.expose_paths)
+
+
 @router.get("/{model}", summary="the map atlas of a model: per map index its top images, statistics and AUROC")
 async def get_atlas(model: str, service: ServiceDep) -> JSONResponse:
-    """``atlas.json`` as ``lewel atlas`` wrote it (docs/atlas.md); thumbnails are relative paths under this URL."""
-    return JSONResponse(await _call(load_atlas, service.atlas_builds.root, model, hint=_build_hint(model)))
+    """``atlas.json`` as ``lewel atlas`` wrote it (docs/atlas.md), less the server's paths (``served_atlas``);
+    thumbnails are relative paths under this URL."""
+    return JSONResponse(await _served(service, model))
 
 
 @router.get("/{model}/maps/{index}", summary="one map index of a model's atlas")
 async def get_atlas_map(model: str, index: int, service: ServiceDep) -> JSONResponse:
     """The atlas's header (model, data, settings) with the record of map ``index`` as ``map``."""
-    atlas = await _call(load_atlas, service.atlas_builds.root, model, hint=_build_hint(model))
-    return JSONResponse(await _call(atlas_map, atlas, index))
+    return JSONResponse(await _call(atlas_map, await _served(service, model), index))
 
 
 @router.get("/{model}/thumbs/{name}", summary="a thumbnail of a model's atlas (PNG)", response_class=FileResponse)
