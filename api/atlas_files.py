@@ -16,6 +16,8 @@ from typing import Any
 from lewel.drawing.atlas_page import CRITERIA_TITLES
 from lewel.maps.atlas import ATLAS_FORMAT, ATLAS_NAME, THUMB_DIR
 
+from .errors import shown_name
+
 NAME_MAX = 128  #: longest model id or thumbnail name served: checked before any file-system call (NAME_MAX is 255)
 MODEL_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{NAME_MAX - 1}}}")
 THUMB_NAME = re.compile(rf"[A-Za-z0-9_.-]{{1,{NAME_MAX - 4}}}\.png")
@@ -27,11 +29,6 @@ class AtlasNotFound(LookupError):
 
 class AtlasError(ValueError):
     """An atlas file that cannot be read."""
-
-
-def shown_name(name: str, limit: int = 40) -> str:
-    """``name`` for a message: quoted, and cut to ``limit`` characters with its length when longer."""
-    return repr(name) if len(name) <= limit else f"{name[:limit]!r}… ({len(name)} characters)"
 
 
 def atlas_folder(root: str | os.PathLike | None, model: str) -> Path:

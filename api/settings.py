@@ -19,7 +19,7 @@ class Settings(BaseSettings):
     """Every setting of the service; the environment variable is ``LEWEL_`` + the field name in capitals
     (``LEWEL_MODELS_DIR``, ``LEWEL_API_TOKEN`` ...)."""
 
-    model_config = SettingsConfigDict(env_prefix="LEWEL_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LEWEL_", extra="ignore", allow_inf_nan=False)
 
     models_dir: Path | None = Field(None, description="folder of checkpoints to serve next to the bundled ones")
     bundled_models_dir: Path = Field(BUNDLED_MODELS_DIR, description="the demo models' folder")

@@ -20,10 +20,9 @@ from ..atlas_files import (
     atlas_map,
     load_atlas,
     served_atlas,
-    shown_name,
     thumbnail_file,
 )
-from ..errors import ApiError
+from ..errors import ApiError, echo_prefix, shown_name
 from ..schemas import AtlasBuildParams, AtlasBuildStatus, ErrorBody
 from ..service import Service
 from .dependencies import ERROR_RESPONSES, ServiceDep, model_errors, require_token
@@ -41,7 +40,7 @@ router = APIRouter(prefix="/v1/atlas", tags=["atlas"], dependencies=[Depends(req
 
 
 def _build_hint(model: str) -> str:
-    return f"; build one with POST /v1/atlas/{model}/build"
+    return f"; build one with POST /v1/atlas/{echo_prefix(model)}/build"
 
 
 async def _call(function: Callable[..., Any], *args: Any, hint: str = "") -> Any:
@@ -132,13 +131,13 @@ async def _form_fields(request: Request) -> None:
     if kind not in FORM_TYPES and (kind or await request.body()):
         raise ApiError(
             415, "unsupported_media_type",
-            f"send scenes and size as form fields ({' or '.join(FORM_TYPES)}), not {kind or 'an untyped body'}",
+            f"send scenes and size as form fields ({' or '.join(FORM_TYPES)}), not {echo_prefix(kind) or 'an untyped body'}",
         )
     items = (await request.form()).multi_items()
     names = [name for name, _ in items]
     wrong = sorted({n for n in names if names.count(n) > 1} | {n for n, v in items if isinstance(v, str) and not v})
     if wrong:
-        raise ApiError(422, "invalid_parameters", f"empty or repeated field(s) {', '.join(map(repr, wrong))}")
+        raise ApiError(422, "invalid_parameters", f"empty or repeated field(s) {', '.join(map(shown_name, wrong))}")
 
 
 @router.post(

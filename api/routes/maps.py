@@ -29,7 +29,7 @@ from lewel.maps.profiles import (
 
 from ..decode_warnings import collect
 from ..encoding import encode_array, npz_bytes, png_base64
-from ..errors import ApiError
+from ..errors import ApiError, shown_name
 from ..limits import FIGURE_MAX_MAPS, FIGURE_SOURCE_SIDE, MEBIBYTE, NPZ_SOURCE_SIDE, answer_too_large
 from ..registry import LoadedModel
 from ..schemas import (
@@ -139,12 +139,18 @@ def _measured_selection(params: MapsParams, profile: dict | None, loaded: Loaded
             raise ApiError(
                 422,
                 "unknown_category",
-                f"category={params.category!r} is not a category of the profile of {loaded.id!r}; its categories: "
+                f"category={shown_name(params.category)} is not a category of the profile of {loaded.id!r}; its categories: "
                 f"{', '.join(names) if names else 'none'}",
             )
         looking = category_indices(profile, params.category)
         chosen = looking if chosen is None else [m for m in looking if m in set(chosen)]
     return chosen
+
+
+def _listed(values: list[int], most: int = 10) -> str:
+    """``values`` for a message: the first ``most`` and how many more."""
+    shown = ", ".join(map(str, values[:most]))
+    return shown if len(values) <= most else f"{shown} and {len(values) - most} more"
 
 
 def parse_indices(params: MapsParams, d: int) -> list[int] | None:
@@ -163,11 +169,11 @@ def parse_indices(params: MapsParams, d: int) -> list[int] | None:
     beyond = sorted({m for m in chosen if m >= d})
     if beyond:
         raise ApiError(
-            422, "invalid_parameters", f"indices= {', '.join(map(str, beyond))}: the model has d={d} maps (0 to {d - 1})"
+            422, "invalid_parameters", f"indices= {_listed(beyond)}: the model has d={d} maps (0 to {d - 1})"
         )
     twice = sorted({m for m in chosen if chosen.count(m) > 1})
     if twice:
-        raise ApiError(422, "invalid_parameters", f"indices= gives {', '.join(map(str, twice))} more than once")
+        raise ApiError(422, "invalid_parameters", f"indices= gives {_listed(twice)} more than once")
     return chosen
 
 
