@@ -5,6 +5,7 @@ the bounds the OpenAPI document states for an atlas build."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -140,7 +141,7 @@ def dead_pid() -> int:
     return process.pid
 
 
-def test_leftovers_of_killed_builds_are_removed_at_start_up(server_files, tmp_path):
+def test_leftovers_of_killed_builds_are_removed_at_start_up_and_logged(server_files, tmp_path, caplog):
     gone = dead_pid()
     atlas = tmp_path / "atlases"
     atlas.mkdir()
@@ -152,9 +153,17 @@ def test_leftovers_of_killed_builds_are_removed_at_start_up(server_files, tmp_pa
         folder.mkdir()
         (folder / "part.npy").write_bytes(b"x")
     try:
-        with client_for({**server_files, "atlas": atlas}) as client:
-            assert client.get("/healthz").status_code == 200
+        with caplog.at_level(logging.WARNING, logger="api.atlas"):
+            with client_for({**server_files, "atlas": atlas}) as client:
+                assert client.get("/healthz").status_code == 200
         assert not any(folder.exists() for folder in (*stale, temporary))
+        logged = {r.getMessage() for r in caplog.records if r.name == "api.atlas" and r.levelno == logging.WARNING}
+        half_built = next(line for line in logged if str(stale[0]) in line)
+        assert f"the half-built atlas of 'tiny' of process {gone}, which is gone" in half_built
+        assert "(a build killed before it finished; 1 file, 0.0 KiB)" in half_built
+        assert any(str(stale[1]) in line and "the previous atlas of 'tiny'" in line for line in logged)
+        assert any(str(temporary) in line and f"temporary atlas folder of service process {gone}" in line for line in logged)
+        assert not any(str(folder) in line for line in logged for folder in kept)
         assert all(folder.is_dir() for folder in kept)
         assert remove_stale_builds(atlas) == []
     finally:
