@@ -44,11 +44,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.readiness.start()
+        service.drawing.start()
         # the gallery's first listing takes seconds: done beside the model's warm-up, not on a page's first request
         threading.Thread(target=gallery.warm_up, name="lewel-gallery", daemon=True).start()
         yield
         service.readiness.wait(60)  # a warm-up still running would be cut off inside torch at exit
         service.atlas_builds.close()
+        service.drawing.close()
         service.registry.close()
 
     # /docs and /redoc from Swagger UI and ReDoc files shipped in the fastapi-offline package: no CDN needed

@@ -75,6 +75,18 @@ class Settings(BaseSettings):
         "off, answers name models and files by id and the full paths go to the server log only",
     )
     max_queued: int = Field(8, ge=0, description="requests waiting for the memory budget; beyond, 503 with Retry-After")
+    drawing_workers: int = Field(
+        1, ge=1, description="figures (format=png|pdf|svg) drawn at once, in processes apart from the model passes"
+    )
+    drawing_max_queued: int = Field(
+        4, ge=0, description="figures waiting for a drawing worker; one more is answered 503 busy with Retry-After"
+    )
+    drawing_nice: int = Field(
+        10, ge=0, le=19, description="how much lower the drawing processes' CPU priority is (nice): model passes first"
+    )
+    drawing_queue_s: float = Field(
+        20.0, gt=0, description="longest a figure waits for a drawing worker, in seconds; then 503 busy with Retry-After"
+    )
 
     @field_validator("api_token")
     @classmethod

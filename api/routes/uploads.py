@@ -81,9 +81,9 @@ def plan_upload(
 
 
 async def run_bounded(service: Service, plan: Plan, work: Callable[..., T], *args: Any) -> T:
-    """``work(*args)`` in a worker thread once ``plan.memory`` bytes of the memory budget are free
-    (503 ``busy`` when too many requests wait already)."""
-    async with service.budget.reserve(plan.memory):
+    """``work(*args)`` in a worker thread once ``plan.memory`` bytes of the memory budget are free, less a
+    figure's drawing, which reserves its share when it is drawn (503 ``busy`` when too many requests wait already)."""
+    async with service.budget.reserve(plan.memory - plan.drawing):
         return await run_in_threadpool(work, *args)
 
 
