@@ -9,6 +9,7 @@ import torch
 from .atlas_builds import AtlasBuilds
 from .drawing_pool import DrawingPool
 from .limits import MemoryBudget
+from .memory_trim import MemoryTrimmer
 from .metrics import Metrics
 from .readiness import Readiness
 from .redaction import PathRedactor
@@ -26,6 +27,7 @@ class Service:
     atlas_builds: AtlasBuilds
     redactor: PathRedactor
     drawing: DrawingPool
+    trimmer: MemoryTrimmer
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Service:
@@ -60,4 +62,5 @@ class Service:
             queue_s=settings.drawing_queue_s, retry_after_s=settings.retry_after_s, nice=settings.drawing_nice,
         )
         readiness = Readiness(registry, settings.warmup_size)
-        return cls(settings, registry, readiness, metrics, budget, builds, redactor, drawing)
+        trimmer = MemoryTrimmer(settings.malloc_trim_bytes)
+        return cls(settings, registry, readiness, metrics, budget, builds, redactor, drawing, trimmer)

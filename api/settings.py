@@ -75,6 +75,14 @@ class Settings(BaseSettings):
         "off, answers name models and files by id and the full paths go to the server log only",
     )
     max_queued: int = Field(8, ge=0, description="requests waiting for the memory budget; beyond, 503 with Retry-After")
+    malloc_arena_max: int = Field(
+        2, ge=0, description="most glibc malloc arenas (mallopt M_ARENA_MAX at start-up; 0: glibc's default, "
+        "MALLOC_ARENA_MAX in the environment wins): fewer arenas keep less freed memory",
+    )
+    malloc_trim_mb: float = Field(
+        64.0, ge=0, description="give freed memory back to the system (glibc malloc_trim) after a request whose "
+        "memory estimate is at least this many MiB; 0: never",
+    )
     drawing_workers: int = Field(
         1, ge=1, description="figures (format=png|pdf|svg) drawn at once, in processes apart from the model passes"
     )
@@ -112,6 +120,10 @@ class Settings(BaseSettings):
     @property
     def max_response_bytes(self) -> int:
         return int(self.max_response_mb * MEBIBYTE)
+
+    @property
+    def malloc_trim_bytes(self) -> int:
+        return int(self.malloc_trim_mb * MEBIBYTE)
 
     @property
     def memory_budget_bytes(self) -> int:

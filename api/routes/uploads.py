@@ -84,6 +84,7 @@ async def run_bounded(service: Service, plan: Plan, work: Callable[..., T], *arg
     """``work(*args)`` in a worker thread once ``plan.memory`` bytes of the memory budget are free, less a
     figure's drawing, which reserves its share when it is drawn (503 ``busy`` when too many requests wait already)."""
     async with service.budget.reserve(plan.memory - plan.drawing):
+        service.trimmer.note(plan.memory)  # a large request: memory is given back once it is answered
         return await run_in_threadpool(work, *args)
 
 
