@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -51,7 +52,7 @@ class DrawingPool:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
-                initargs=(self.nice,), max_tasks_per_child=DRAWINGS_PER_PROCESS,
+                initargs=(self.nice, os.getpid()), max_tasks_per_child=DRAWINGS_PER_PROCESS,
             )
         return self._executor
 

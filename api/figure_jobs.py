@@ -8,6 +8,8 @@ their boxes and flips, the chosen maps, the titles) and what file to make of it.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,9 +50,22 @@ def render(job: FigureJob) -> bytes:
     return figure_bytes(figure, job.format, dpi=job.dpi)
 
 
-def start_worker(nice: int) -> None:
-    """A drawing process's start: lower its CPU priority by ``nice`` (the model passes come first) and draw a
-    small figure once, so that matplotlib's fonts and caches are loaded before the first request's."""
+PARENT_CHECK_S = 1.0  #: how often a drawing process checks that the service that started it still runs
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this process once ``parent`` is gone: a service killed with SIGKILL cannot stop its drawing processes,
+    which would otherwise stay, orphaned, forever."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
+
+
+def start_worker(nice: int, parent: int) -> None:
+    """A drawing process's start: end with the service, process ``parent`` (``_exit_with_parent``; given by the
+    service, since it may be gone already by now), lower its CPU priority by ``nice`` (the model passes come first)
+    and draw a small figure once, so that matplotlib's fonts and caches are loaded before the first request's."""
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="lewel-parent-watch", daemon=True).start()
     if nice > 0 and hasattr(os, "nice"):
         os.nice(nice)
     picture = np.zeros((8, 8, 3), np.uint8)

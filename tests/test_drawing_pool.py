@@ -138,3 +138,44 @@ def test_maps_are_answered_while_figures_wait_and_figures_past_the_budget_get_50
         body = answers[name].json()
         assert body["error"] == "busy" and setting in body["message"] and answers[name].headers["retry-after"] == "5"
     assert len(drawn) == 1 and drawn[0] == [int(m) for m in first.headers["x-lewel-maps"].split(",")]
+
+
+CHILD = """
+import sys, time
+from pathlib import Path
+from api.drawing_pool import DrawingPool
+from api.limits import MemoryBudget
+drawing = DrawingPool(MemoryBudget(1 << 30, max_queued=1, retry_after_s=1), workers=1, max_queued=1, queue_s=1,
+                      retry_after_s=1)
+drawing.start()
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    kids = [c for task in Path("/proc/self/task").iterdir() for c in (task / "children").read_text().split()]
+    if len(kids) >= 2:  # the resource tracker and the drawing process
+        print(" ".join(kids), flush=True)
+        break
+    time.sleep(0.1)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc")
+def test_the_drawing_processes_end_when_the_service_is_killed():
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    service = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True, env=os.environ)
+    try:
+        kids = [int(pid) for pid in service.stdout.readline().split()]
+        assert len(kids) >= 2, kids
+        service.send_signal(signal.SIGKILL)  # no shutdown: the drawing processes must notice on their own
+        service.wait(10)
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{pid}").exists() for pid in kids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(Path(f"/proc/{pid}").exists() for pid in kids), kids
+    finally:
+        if service.poll() is None:
+            service.kill()
