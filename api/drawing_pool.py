@@ -49,18 +49,13 @@ class DrawingPool:
         return len(self._waiting)
 
     def _processes(self) -> ProcessPoolExecutor:
+        """The drawing processes, started with the first figure (a service that draws none starts none)."""
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
                 initargs=(self.nice, os.getpid()), max_tasks_per_child=DRAWINGS_PER_PROCESS,
             )
         return self._executor
-
-    def start(self) -> None:
-        """Start the drawing processes now (at the service's start) rather than on the first figure."""
-        executor = self._processes()
-        for _ in range(self.workers):
-            executor.submit(int)
 
     def _busy(self, why: str) -> ApiError:
         return ApiError(
@@ -130,7 +125,7 @@ class DrawingPool:
             self._release()
 
     def close(self) -> None:
-        """Stop the drawing processes (a figure being drawn is cut off: the service is stopping)."""
+        """Stop the drawing processes without waiting for them (they end after the figure they draw, if any)."""
         if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None

@@ -46,7 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.readiness.start()
-        service.drawing.start()
         # the gallery's first listing takes seconds: done beside the model's warm-up, not on a page's first request
         threading.Thread(target=gallery.warm_up, name="lewel-gallery", daemon=True).start()
         yield
