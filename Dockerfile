@@ -37,10 +37,13 @@ CMD ["sh", "-c", "exec python -m app --api-url \"$LEWEL_API_URL\" --host 0.0.0.0
 # the apt package below comes from bookworm.
 FROM python:3.11-slim-bookworm AS service
 
+# MALLOC_ARENA_MAX: at most two glibc malloc arenas, so that the service's worker threads do not each keep the
+# memory their requests freed (docs/api.md, "Memory that comes back"; the service sets the same at start-up).
 ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false \
-    STREAMLIT_SERVER_HEADLESS=true
+    STREAMLIT_SERVER_HEADLESS=true \
+    MALLOC_ARENA_MAX=2
 
 # Debian's object cut-outs (/usr/share/tuxpaint/stamps), used by the app's generated multi-object scenes. Not
 # version-pinned: the tag above fixes the Debian release, and the package is data only.

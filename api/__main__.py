@@ -24,6 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _reason(error: dict) -> str:
+    """One settings error as a sentence that names its variable (``LEWEL_MAX_UPLOAD_MB: Input should be ...``)."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    variable = f"LEWEL_{str(error['loc'][0]).upper()}" if error.get("loc") else ""
+    return message if not variable or variable in message else f"{variable}: {message}"
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
@@ -35,7 +42,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         Settings()  # refuse bad LEWEL_* settings (an empty token ...) with their message, before uvicorn starts
     except ValidationError as error:
-        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
+        reasons = "; ".join(_reason(e) for e in error.errors())
         raise ValueError(f"invalid service settings: {reasons}") from None
     uvicorn.run("api.main:app", host=args.host, port=args.port, log_level=args.log_level)
     return 0

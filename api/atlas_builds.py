@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lewel.drawing.atlas_folder import MAKE_STAGES, make_atlas, remove_stale_builds
+from lewel.drawing.atlas_folder import MAKE_STAGES, StaleFolder, make_atlas, remove_stale_builds
 from lewel.maps.atlas import ATLAS_NAME
 
 log = logging.getLogger("api.atlas")
@@ -33,6 +33,18 @@ STAGE_WORDS = {
 }
 CLOSE_WAIT_S = 10.0  #: how long ``close`` waits for a cancelled build to stop
 TEMPORARY_PREFIX = "lewel-atlases-"  #: ``lewel-atlases-PID-*``: the temporary atlas root of service process PID
+
+
+def describe_stale(stale: StaleFolder) -> str:
+    """What a removed leftover was, for the log: ``the half-built atlas of 'tiny' of process 123, which is gone
+    (3 files, 12.0 KiB)``."""
+    held = f"{stale.files} file{'s' * (stale.files != 1)}, {stale.bytes / 1024:,.1f} KiB"
+    owner = f"process {stale.pid}, which is gone" if stale.pid is not None else "a process that is gone"
+    if stale.kind == "building":
+        return f"the half-built atlas of {stale.name!r} of {owner} (a build killed before it finished; {held})"
+    if stale.kind == "replaced":
+        return f"the previous atlas of {stale.name!r}, replaced by a build that was cut off before removing it ({held})"
+    return f"the temporary atlas folder of service {owner} ({held})"
 
 
 class BuildRunning(RuntimeError):
@@ -82,14 +94,16 @@ class AtlasBuilds:
         self._cancel = threading.Event()
         self.clean_stale()
 
-    def clean_stale(self) -> list[Path]:
+    def clean_stale(self) -> list[StaleFolder]:
         """Remove what killed builds left: half-built ``.MODEL.building-PID-*`` folders in the atlas folder and
-        temporary atlas roots of service processes that are gone (``lewel.drawing.atlas_folder.remove_stale_builds``)."""
+        temporary atlas roots of service processes that are gone (``lewel.drawing.atlas_folder.remove_stale_builds``),
+        each logged as a warning naming the folder, its model, the process that left it and what it held: data
+        removed at start-up is said, where an info line would be silent under uvicorn's default logging."""
         removed = remove_stale_builds(tempfile.gettempdir(), TEMPORARY_PREFIX)
         if self.configured is not None:
             removed += remove_stale_builds(self.configured)
-        for folder in removed:
-            log.info("removed %s, left by a build that was killed", folder)
+        for stale in removed:
+            log.warning("removed %s at start-up: %s", stale.path, describe_stale(stale))
         return removed
 
     @property

@@ -33,6 +33,7 @@ from lewel.inference import Extraction, LewelModel, describe_checkpoint, load_mo
 from lewel.maps.profiles import ProfileError, find_profile, localising_score, sidecar_path
 
 from .batching import MicroBatcher
+from .errors import shown_name
 from .metrics import Metrics
 
 CHECKPOINT_SUFFIXES = (".pth.tar", ".safetensors", ".pth", ".tar", ".pt")
@@ -64,7 +65,7 @@ class ModelNotFound(LookupError):
 
     def __init__(self, model_id: str, available: Sequence[str]) -> None:
         shown = ", ".join(available[:20]) or "none"
-        super().__init__(f"unknown model {model_id!r}; available: {shown}")
+        super().__init__(f"unknown model {shown_name(model_id)}; available: {shown}")
         self.model_id = model_id
 
 

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import torch
 
 from .atlas_builds import AtlasBuilds
+from .drawing_pool import DrawingPool
 from .limits import MemoryBudget
+from .memory_trim import MemoryTrimmer
 from .metrics import Metrics
 from .readiness import Readiness
 from .redaction import PathRedactor
@@ -24,6 +26,8 @@ class Service:
     budget: MemoryBudget
     atlas_builds: AtlasBuilds
     redactor: PathRedactor
+    drawing: DrawingPool
+    trimmer: MemoryTrimmer
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Service:
@@ -53,4 +57,10 @@ class Service:
             [*folders, ("atlas_dir", settings.atlas_dir), ("atlas_build_dir", settings.atlas_build_dir)],
             expose=settings.expose_paths,
         )
-        return cls(settings, registry, Readiness(registry, settings.warmup_size), metrics, budget, builds, redactor)
+        drawing = DrawingPool(
+            budget, workers=settings.drawing_workers, max_queued=settings.drawing_max_queued,
+            queue_s=settings.drawing_queue_s, retry_after_s=settings.retry_after_s, nice=settings.drawing_nice,
+        )
+        readiness = Readiness(registry, settings.warmup_size)
+        trimmer = MemoryTrimmer(settings.malloc_trim_bytes)
+        return cls(settings, registry, readiness, metrics, budget, builds, redactor, drawing, trimmer)

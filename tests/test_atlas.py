@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from image_factory import make_image_folder
 from PIL import Image
 
+from api.atlas_files import served_atlas
 from api.main import create_app
 from api.settings import Settings
 from lewel import cli
@@ -180,7 +181,9 @@ def test_atlas_endpoint(extraction, tmp_path):
     settings = Settings(bundled_models_dir=EMPTY, warmup_size=64, atlas_dir=atlas_dir)
     with TestClient(create_app(settings)) as client:
         body = client.get("/v1/atlas/tiny_m")
-        assert body.status_code == 200 and body.json() == json.loads((atlas_dir / "tiny_m" / ATLAS_NAME).read_text())
+        written = json.loads((atlas_dir / "tiny_m" / ATLAS_NAME).read_text())
+        assert body.status_code == 200 and body.json() == served_atlas(written, "tiny_m")
+        assert body.json()["checkpoint"] == {"model": "tiny_m", "file": "tiny_m.pt", "sha256": written["checkpoint"]["sha256"]}
         one = client.get("/v1/atlas/tiny_m/maps/5").json()
         assert one["map"] == atlas["maps"][5] and one["model"] == atlas["model"] and "maps" not in one
         thumbnail = one["map"]["top"]["peak_ratio"][0]["thumbnail"]

@@ -25,8 +25,7 @@ from lewel.data.gallery import (
     warm,
 )
 
-from ..atlas_files import shown_name
-from ..errors import ApiError
+from ..errors import ApiError, shown_name
 from ..schemas_gallery import GalleryItemBody, GalleryResponse
 from .dependencies import ERROR_RESPONSES, require_token
 

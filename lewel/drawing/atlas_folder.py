@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -156,30 +157,57 @@ def owner_pid(folder: Path, prefix: str) -> int | None:
     return int(pid) if dash and pid.isdigit() else None
 
 
-def remove_stale_builds(parent: str | os.PathLike, temporary_prefix: str | None = None) -> list[Path]:
+@dataclass(frozen=True)
+class StaleFolder:
+    """A leftover ``remove_stale_builds`` removed: its ``path``, what it was (``kind``: ``building``, a half-built
+    atlas; ``replaced``, an atlas a finished build had replaced; ``temporary``, a service's temporary atlas
+    root), the atlas ``name`` it was for (``None`` for a temporary root), the ``pid`` of the process that left
+    it (when its name has one) and the ``files`` and ``bytes`` it held."""
+
+    path: Path
+    kind: str
+    name: str | None
+    pid: int | None
+    files: int
+    bytes: int
+
+
+def _contents(folder: Path) -> tuple[int, int]:
+    """Files and bytes under ``folder`` (links not followed)."""
+    files = size = 0
+    for entry in folder.rglob("*"):
+        if entry.is_file() and not entry.is_symlink():
+            files += 1
+            size += entry.lstat().st_size
+    return files, size
+
+
+def remove_stale_builds(parent: str | os.PathLike, temporary_prefix: str | None = None) -> list[StaleFolder]:
     """Remove the leftovers of killed builds under ``parent``: ``.NAME.building-PID-*`` folders of processes
     that are gone, and every ``.NAME.replaced-*``; with ``temporary_prefix`` also the ``PREFIXPID-*`` folders
     (a service's temporary atlas root) of processes that are gone. Folders of live processes stay (another
-    service may be building); returns what was removed."""
+    service may be building); returns what was removed, with what it held (for the caller's log)."""
     parent = Path(parent)
     if not parent.is_dir():
         return []
     removed = []
     for entry in parent.iterdir():
-        name = entry.name
+        name, pid = entry.name, None
         if name.startswith(".") and REPLACED_PREFIX in name:
-            stale = True
+            kind, atlas, stale = "replaced", name[1:].split(REPLACED_PREFIX, 1)[0], True
         elif name.startswith(".") and BUILDING_PREFIX in name:
             pid = owner_pid(entry, BUILDING_PREFIX)
-            stale = pid is None or not process_alive(pid)
+            kind, atlas, stale = "building", name[1:].split(BUILDING_PREFIX, 1)[0], pid is None or not process_alive(pid)
         elif temporary_prefix is not None and name.startswith(temporary_prefix):
             pid = owner_pid(entry, temporary_prefix)
+            kind, atlas = "temporary", None
             stale = pid is not None and pid != os.getpid() and not process_alive(pid)
         else:
             continue
         if stale and entry.is_dir() and not entry.is_symlink():
+            files, size = _contents(entry)
             shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
+            removed.append(StaleFolder(entry, kind, atlas, pid, files, size))
     return removed
 
 
