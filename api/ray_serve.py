@@ -110,6 +110,27 @@ def replica_options(args: argparse.Namespace, env: dict[str, str]) -> dict[str, 
     }
 
 
+def lewel_environment() -> dict[str, str]:
+    """The ``LEWEL_*`` variables of this process, which every replica, the coordinator and the builds get."""
+    return {name: value for name, value in os.environ.items() if name.startswith("LEWEL_")}
+
+
+def app_args(args: argparse.Namespace) -> Any:
+    """The ``api.ray_deployment.AppArgs`` of the command's options."""
+    from .ray_deployment import AppArgs
+
+    return AppArgs(batching=args.batching, build_cpus=args.build_cpus, build_gpus=args.build_gpus)
+
+
+def deploy(args: argparse.Namespace, env: dict[str, str]) -> None:
+    """Run the application (``APP_NAME`` at ``/``) with ``args``' replicas; returns once they are up."""
+    from ray import serve
+
+    from .ray_deployment import application
+
+    serve.run(application(app_args(args), replica_options(args, env)), name=APP_NAME, route_prefix="/")
+
+
 def serve_on_ray(args: argparse.Namespace) -> int:
     """Deploy, serve until a signal, clean up; the exit status."""
     settings = checked_settings(args.models_dir)
@@ -119,28 +140,19 @@ def serve_on_ray(args: argparse.Namespace) -> int:
     except ModuleNotFoundError:
         raise ValueError(MISSING_RAY) from None
     from .atlas_builds import TEMPORARY_PREFIX
-    from .ray_builds import coordinator_actor
-    from .ray_deployment import LewelService
 
     temporary: Path | None = None
     if settings.atlas_dir is None and settings.atlas_build_dir is None:
         temporary = Path(tempfile.mkdtemp(prefix=f"{TEMPORARY_PREFIX}{os.getpid()}-"))
         os.environ["LEWEL_ATLAS_BUILD_DIR"] = str(temporary)
-    env = {name: value for name, value in os.environ.items() if name.startswith("LEWEL_")}
+    env = lewel_environment()
     local = args.address is None
-    coordinator = None
     reinstall = stop_on_signals()
     try:
         ray.init(address=args.address, include_dashboard=False if local else None, runtime_env={"env_vars": env})
         reinstall()
         serve.start(http_options={"host": args.host, "port": args.port})
-        coordinator = coordinator_actor.remote(
-            settings.atlas_dir, settings.atlas_build_dir or temporary, max_scenes=settings.atlas_max_scenes,
-            expose_paths=settings.expose_paths, num_cpus=args.build_cpus, num_gpus=args.build_gpus,
-        )
-        ray.get(coordinator.__ray_ready__.remote())  # a coordinator that cannot start fails the command now
-        deployment = LewelService.options(**replica_options(args, env))
-        serve.run(deployment.bind(batching=args.batching, coordinator=coordinator), name=APP_NAME, route_prefix="/")
+        deploy(args, env)
         print(
             f"lewel ray serve: {args.replicas} replica(s) serving on http://{args.host}:{args.port} "
             f"(batching {'on' if args.batching else 'off'}; Ctrl-C or SIGTERM stops)",
@@ -151,21 +163,29 @@ def serve_on_ray(args: argparse.Namespace) -> int:
         pass
     finally:
         if ray.is_initialized():
-            _clean_up(ray, serve, coordinator, local=local)
+            clean_up(local=local)
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
     return 0
 
 
-def _clean_up(ray: Any, serve: Any, coordinator: Any, *, local: bool) -> None:
+def clean_up(*, local: bool) -> None:
     """Stop the atlas builds and the application; on the local instance, Serve and Ray too. A step that fails
     is reported and the next one still runs."""
-    steps = []
-    if coordinator is not None:
-        steps += [
-            ("stop the atlas builds", lambda: ray.get(coordinator.close.remote(), timeout=CLOSE_TIMEOUT_S)),
-            ("end the atlas coordinator", lambda: ray.kill(coordinator)),
-        ]
+    import ray
+    from ray import serve
+
+    from .ray_deployment import COORDINATOR_NAME, COORDINATOR_NAMESPACE
+
+    def end_coordinator() -> None:
+        try:
+            actor = ray.get_actor(COORDINATOR_NAME, namespace=COORDINATOR_NAMESPACE)
+        except ValueError:  # never started
+            return
+        ray.get(actor.close.remote(), timeout=CLOSE_TIMEOUT_S)
+        ray.kill(actor)
+
+    steps = [("stop the atlas builds", end_coordinator)]
     if local:
         steps.append(("shut Serve down", serve.shutdown))
     else:  # the cluster's other applications and its Serve proxies stay

@@ -6,6 +6,7 @@ progress every replica reports; SIGTERM stops the command, Serve and Ray."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import signal
@@ -26,6 +27,12 @@ from api.encoding import decode_array  # noqa: E402
 from api.main import create_app  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from servers import ROOT, free_port  # noqa: E402
+
+import ray  # noqa: E402
+import tomllib  # noqa: E402
+import yaml  # noqa: E402
+
+from api.ray_deployment import DEPLOYMENT_NAME, AppArgs, build_app  # noqa: E402
 
 MODEL = "lewel_b_demo"
 IMAGE = (ROOT / "static" / "samples" / "one_object.png").read_bytes()
@@ -187,3 +194,18 @@ def test_sigterm_stops_the_command_serve_and_ray(ray_service):
     assert "lewel ray serve: stopped" in output and "Traceback" not in output, output[-5000:]
     with pytest.raises(httpx2.TransportError):
         httpx2.get(f"{ray_service.base}/healthz", timeout=5)
+
+
+def test_the_rayservice_of_the_docs_deploys_this_application_with_the_pinned_ray():
+    """docs/ray.md's KubeRay manifest: its application is ``build_app`` with arguments it accepts, its deployment
+    ``LewelService``, its Ray the version ``[ray]`` pins and this environment runs."""
+    manifest = yaml.safe_load(re.search(r"```yaml\n(.*?)```", (ROOT / "docs" / "ray.md").read_text(), re.S).group(1))
+    application = yaml.safe_load(manifest["spec"]["serveConfigV2"])["applications"][0]
+    module, name = application["import_path"].split(":")
+    assert getattr(importlib.import_module(module), name) is build_app
+    AppArgs.model_validate(application["args"])
+    assert [d["name"] for d in application["deployments"]] == [DEPLOYMENT_NAME]
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["ray"]
+    assert f"ray[serve]=={ray.__version__}" in extra and manifest["spec"]["rayClusterConfig"]["rayVersion"] == ray.__version__
+    with pytest.raises(ValueError, match="batchng"):
+        AppArgs.model_validate({"batchng": True})
