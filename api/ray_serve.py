@@ -32,8 +32,10 @@ CLOSE_TIMEOUT_S = 30  #: how long stopping waits for a running atlas build to be
 MISSING_RAY = "Ray Serve is not installed: pip install '.[ray]' (the `ray` extra of lewel)"
 
 
-def positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
+def positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: ``kind(text)`` above 0."""
+
+    def parse(text: str) -> float:
         value = kind(text)
         if value <= 0:
             raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
@@ -43,6 +45,7 @@ def positive(kind: type) -> Any:
 
 
 def not_negative(text: str) -> float:
+    """An argparse type: a number of 0 or more."""
     value = float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
@@ -115,20 +118,14 @@ def lewel_environment() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if name.startswith("LEWEL_")}
 
 
-def app_args(args: argparse.Namespace) -> Any:
-    """The ``api.ray_deployment.AppArgs`` of the command's options."""
-    from .ray_deployment import AppArgs
-
-    return AppArgs(batching=args.batching, build_cpus=args.build_cpus, build_gpus=args.build_gpus)
-
-
 def deploy(args: argparse.Namespace, env: dict[str, str]) -> None:
     """Run the application (``APP_NAME`` at ``/``) with ``args``' replicas; returns once they are up."""
     from ray import serve
 
-    from .ray_deployment import application
+    from .ray_deployment import AppArgs, application
 
-    serve.run(application(app_args(args), replica_options(args, env)), name=APP_NAME, route_prefix="/")
+    app_args = AppArgs(batching=args.batching, build_cpus=args.build_cpus, build_gpus=args.build_gpus)
+    serve.run(application(app_args, replica_options(args, env)), name=APP_NAME, route_prefix="/")
 
 
 def serve_on_ray(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ from api.main import create_app
 from api.settings import Settings
 from lewel.maps.atlas import ATLAS_FORMAT, ATLAS_NAME
 
-OPERATIONS = r"^/(healthz|readyz|metrics|v1/(models|maps|embeddings|atlas/.*|gallery(/.*)?))$"
+OPERATIONS = r"^/(healthz|readyz|metrics|v1/(health|models|maps|embeddings|atlas/.*|gallery(/.*)?))$"
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -96,6 +96,7 @@ def api_schemas(service_app) -> dict[GenerationMode, schemathesis.BaseSchema]:
         ("GET /healthz", GenerationMode.POSITIVE, 3),
         ("GET /readyz", GenerationMode.POSITIVE, 3),
         ("GET /metrics", GenerationMode.POSITIVE, 3),
+        ("GET /v1/health", GenerationMode.POSITIVE, 3),
         ("GET /v1/models", GenerationMode.POSITIVE, 3),
         ("POST /v1/maps", GenerationMode.POSITIVE, 80),
         ("POST /v1/maps", GenerationMode.NEGATIVE, 60),

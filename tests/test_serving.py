@@ -159,3 +159,17 @@ def test_a_runner_that_fails_is_the_builds_error(tmp_path):
     while builds.status("tiny")["status"] == "running" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert builds.status("tiny")["message"] == "the atlas build failed: OSError: no worker left"
+
+
+def test_ray_serve_refuses_bad_settings_and_options_before_ray_starts(monkeypatch, capsys):
+    from api import ray_serve
+
+    monkeypatch.setenv("LEWEL_API_TOKEN", " ")
+    assert ray_serve.main(["--replicas", "2"]) == 2
+    assert "LEWEL_API_TOKEN is set but empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ray_serve.main(["--replicas", "0"])
+    assert "--replicas: must be above 0, not 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ray_serve.main(["--num-gpus", "-1"])
+    assert "must be 0 or more" in capsys.readouterr().err
