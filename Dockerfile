@@ -76,6 +76,10 @@ COPY static/ ./static/
 # sample images (lewel/data/gallery.py: Path(__file__).parents[2] / "static" / "samples").
 # torch is already there at the pinned version and is not reinstalled ([service] brings the library's [library]).
 RUN pip install --no-cache-dir -e ".[service,app]"
+# With --build-arg WITH_RAY=1, also Ray Serve (the [ray] extra): the image of the replicas of
+# `python -m api.ray_serve` on a Ray cluster or KubeRay (docs/ray.md).
+ARG WITH_RAY=0
+RUN if [ "$WITH_RAY" = 1 ]; then pip install --no-cache-dir -e ".[ray]"; fi
 
 # The demo models' folder, set explicitly so that it does not depend on the install mode above (a non-editable
 # install would put api/ in site-packages, where Path(__file__).parent.parent / "models" does not exist).

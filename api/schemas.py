@@ -25,6 +25,15 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class ReplicaHealth(BaseModel):
+    """``/v1/health``: which process answered (``api.serving``)."""
+
+    status: Literal["ok"]
+    replica: str = Field(description="this replica's id, also in every answer's X-Lewel-Replica header")
+    engine: Literal["uvicorn", "ray"] = Field(description="what serves the app: plain uvicorn or Ray Serve")
+    version: str
+
+
 class Ready(BaseModel):
     status: Literal["ready"]
     model: str
