@@ -90,7 +90,9 @@ def _eval_maps(args: argparse.Namespace) -> int:
 
 def _profile(args: argparse.Namespace) -> int:
     from .inference import MapsUnavailableError
-    from .maps.profiles import build_profile, format_profile, sidecar_path, write_profile
+    from .maps.profiles.build import build_profile
+    from .maps.profiles.sidecar import sidecar_path, write_profile
+    from .maps.profiles.text import format_profile
 
     out = args.out or sidecar_path(args.checkpoint)
     with _progress_bar("image", "profile", disable=args.quiet) as progress:
