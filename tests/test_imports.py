@@ -208,3 +208,29 @@ def test_the_layer_check_finds_an_upward_import_and_an_unplaced_unit():
         "new is in no layer",
         "low (layer 1) imports high (layer 2)",
     ]
+
+
+
+#: one concept per module: no Python module of the library, the service, the front end or the benchmarks reaches this
+MAX_LINES = 600
+
+
+def long_modules(base: Path, folders: tuple[str, ...], limit: int = MAX_LINES) -> dict[str, int]:
+    """The ``.py`` files under ``base / folder`` of ``limit`` lines or more, named relative to ``base``."""
+    lengths = {
+        str(path.relative_to(base)): len(path.read_text(encoding="utf-8").splitlines())
+        for folder in folders
+        for path in sorted((base / folder).rglob("*.py"))
+    }
+    return {name: lines for name, lines in lengths.items() if lines >= limit}
+
+
+def test_no_module_reaches_600_lines():
+    assert long_modules(ROOT, ("lewel", "api", "app", "benchmarks", "scripts", "tests")) == {}
+
+
+def test_the_length_check_finds_a_long_module(tmp_path):
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)
+    (tmp_path / "pkg" / "sub" / "long.py").write_text("x = 1\n" * MAX_LINES)
+    (tmp_path / "pkg" / "short.py").write_text("x = 1\n" * (MAX_LINES - 1))
+    assert long_modules(tmp_path, ("pkg",)) == {"pkg/sub/long.py": MAX_LINES}

@@ -37,7 +37,9 @@ import torch
 
 from ..models.heads import map_aligned_index, map_group
 from .mask_scores import map_auroc, pointing_chance, pointing_hits
-from .profiles import ProfileError, find_profile, has_patterns, patterns_line
+from .profiles.queries import has_patterns
+from .profiles.sidecar import ProfileError, find_profile
+from .profiles.text import patterns_line
 from .shards import iter_shards, read_index
 from .statistics import PATTERNS, TOP_FRACTION
 

@@ -43,7 +43,8 @@ from ..inference import LewelModel, MapsUnavailableError, load_model
 from ..views.augmentations import IMAGENET_MEAN, IMAGENET_STD
 from ..views.crops import PRESETS, make_views, view_seed
 from .mask_scores import view_coverage
-from .profiles import HELDOUT_SEED, file_sha256
+from .profiles.images import HELDOUT_SEED
+from .profiles.sidecar import file_sha256
 from .shards import (
     CONFIG_NAME,
     FORMAT,
