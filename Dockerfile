@@ -37,10 +37,13 @@ CMD ["sh", "-c", "exec python -m app --api-url \"$LEWEL_API_URL\" --host 0.0.0.0
 # the apt package below comes from bookworm.
 FROM python:3.11-slim-bookworm AS service
 
+# MALLOC_ARENA_MAX: at most two glibc malloc arenas, so that the service's worker threads do not each keep the
+# memory their requests freed (docs/api.md, "Memory that comes back"; the service sets the same at start-up).
 ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false \
-    STREAMLIT_SERVER_HEADLESS=true
+    STREAMLIT_SERVER_HEADLESS=true \
+    MALLOC_ARENA_MAX=2
 
 # Debian's object cut-outs (/usr/share/tuxpaint/stamps), used by the app's generated multi-object scenes. Not
 # version-pinned: the tag above fixes the Debian release, and the package is data only.
@@ -70,9 +73,13 @@ COPY static/ ./static/
 # Editable install (-e), the way ./scripts/setup installs for development and CI: the code stays in /opt/lewel
 # (one copy, no second one in site-packages), so every path computed from a package's location points into
 # /opt/lewel: api/settings.py's bundled models folder (Path(__file__).parent.parent / "models") and the app's
-# sample images (lewel/files/gallery.py: Path(__file__).parents[2] / "static" / "samples").
+# sample images (lewel/data/gallery.py: Path(__file__).parents[2] / "static" / "samples").
 # torch is already there at the pinned version and is not reinstalled ([service] brings the library's [library]).
 RUN pip install --no-cache-dir -e ".[service,app]"
+# With --build-arg WITH_RAY=1, also Ray Serve (the [ray] extra): the image of the replicas of
+# `python -m api.ray_serve` on a Ray cluster or KubeRay (docs/ray.md).
+ARG WITH_RAY=0
+RUN if [ "$WITH_RAY" = 1 ]; then pip install --no-cache-dir -e ".[ray]"; fi
 
 # The demo models' folder, set explicitly so that it does not depend on the install mode above (a non-editable
 # install would put api/ in site-packages, where Path(__file__).parent.parent / "models" does not exist).

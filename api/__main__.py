@@ -10,6 +10,10 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,19 +28,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def serve(args: argparse.Namespace) -> int:
-    import uvicorn
+def _reason(error: dict) -> str:
+    """One settings error as a sentence that names its variable (``LEWEL_MAX_UPLOAD_MB: Input should be ...``)."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    variable = f"LEWEL_{str(error['loc'][0]).upper()}" if error.get("loc") else ""
+    return message if not variable or variable in message else f"{variable}: {message}"
+
+
+def checked_settings(models_dir: str | None = None) -> Settings:
+    """The ``LEWEL_*`` settings (``models_dir`` sets ``LEWEL_MODELS_DIR`` first); bad ones (an empty token ...)
+    raise ``ValueError`` with their messages, so that they are refused before a server starts."""
     from pydantic import ValidationError
 
     from .settings import Settings
 
-    if args.models_dir is not None:
-        os.environ["LEWEL_MODELS_DIR"] = args.models_dir
+    if models_dir is not None:
+        os.environ["LEWEL_MODELS_DIR"] = models_dir
     try:
-        Settings()  # refuse bad LEWEL_* settings (an empty token ...) with their message, before uvicorn starts
+        return Settings()
     except ValidationError as error:
-        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
+        reasons = "; ".join(_reason(e) for e in error.errors())
         raise ValueError(f"invalid service settings: {reasons}") from None
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    checked_settings(args.models_dir)
     uvicorn.run("api.main:app", host=args.host, port=args.port, log_level=args.log_level)
     return 0
 

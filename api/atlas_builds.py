@@ -1,10 +1,12 @@
-"""On-demand atlases: one background build at a time (``lewel.maps.atlas.make_atlas`` over generated scenes) and
+"""On-demand atlases: one background build at a time (``lewel.drawing.atlas_folder.make_atlas`` over generated scenes) and
 its progress, for ``POST`` / ``GET /v1/atlas/{model}/build``.
 
 Atlases are built into ``LEWEL_ATLAS_DIR/<model>``, else ``LEWEL_ATLAS_BUILD_DIR/<model>``, else a temporary
 folder of this process (removed when the service stops); the same folder is what ``/v1/atlas/…`` serves.
 A build runs in a daemon thread; it reports ``running`` with the stage and counts, then ``done`` or
 ``error`` with the reason. Whatever fails in it is its status's message: the service keeps serving.
+The thread calls the build through a ``Runner``: in this process by default, as a Ray task when the service is
+served on Ray (``api.ray_builds``); another kind of build (profiles) would go through the same seam.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from lewel.maps.atlas import ATLAS_NAME, MAKE_STAGES, make_atlas, remove_stale_builds
+from lewel.drawing.atlas_folder import MAKE_STAGES, StaleFolder, make_atlas, remove_stale_builds
+from lewel.maps.atlas import ATLAS_NAME
 
 log = logging.getLogger("api.atlas")
 
@@ -32,6 +36,46 @@ STAGE_WORDS = {
 }
 CLOSE_WAIT_S = 10.0  #: how long ``close`` waits for a cancelled build to stop
 TEMPORARY_PREFIX = "lewel-atlases-"  #: ``lewel-atlases-PID-*``: the temporary atlas root of service process PID
+
+
+def describe_stale(stale: StaleFolder) -> str:
+    """What a removed leftover was, for the log: ``the half-built atlas of 'tiny' of process 123, which is gone
+    (3 files, 12.0 KiB)``."""
+    held = f"{stale.files} file{'s' * (stale.files != 1)}, {stale.bytes / 1024:,.1f} KiB"
+    owner = f"process {stale.pid}, which is gone" if stale.pid is not None else "a process that is gone"
+    if stale.kind == "building":
+        return f"the half-built atlas of {stale.name!r} of {owner} (a build killed before it finished; {held})"
+    if stale.kind == "replaced":
+        return f"the previous atlas of {stale.name!r}, replaced by a build that was cut off before removing it ({held})"
+    return f"the temporary atlas folder of service {owner} ({held})"
+class Runner(Protocol):
+    """Runs ``function(*args, progress=progress, **kwargs)`` (a build such as ``make_atlas``) and returns what it
+    returns; ``progress(stage, done, total)`` is called in the caller's process and may raise to stop the build."""
+
+    def __call__(
+        self, function: Callable[..., Any], *args: Any, progress: Callable[[str, int, int], None], **kwargs: Any
+    ) -> Any: ...
+
+
+def run_here(
+    function: Callable[..., Any], *args: Any, progress: Callable[[str, int, int], None], **kwargs: Any
+) -> Any:
+    """The default ``Runner``: the build in the calling thread."""
+    return function(*args, progress=progress, **kwargs)
+
+
+class Builds(Protocol):
+    """What the atlas routes use of ``AtlasBuilds`` (or of a stand-in that reaches one elsewhere:
+    ``api.ray_builds.RemoteAtlasBuilds``)."""
+
+    @property
+    def root(self) -> Path | None: ...
+
+    def status(self, model: str) -> dict[str, Any]: ...
+
+    def start(self, model: str, checkpoint: Path, *, scenes: int, size: int) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
 
 
 class BuildRunning(RuntimeError):
@@ -69,10 +113,18 @@ class AtlasBuilds:
     """The atlas folder the service serves and builds into, and the builds it ran (at most one at a time)."""
 
     def __init__(
-        self, atlas_dir: Path | None, build_dir: Path | None, *, device: str, max_scenes: int, expose_paths: bool = False
+        self,
+        atlas_dir: Path | None,
+        build_dir: Path | None,
+        *,
+        device: str,
+        max_scenes: int,
+        expose_paths: bool = False,
+        runner: Runner = run_here,
     ) -> None:
         self.configured = atlas_dir if atlas_dir is not None else build_dir
         self.device, self.max_scenes, self.expose_paths = device, max_scenes, expose_paths
+        self.runner = runner
         self._temporary: Path | None = None
         self._lock = threading.Lock()
         self._builds: dict[str, BuildStatus] = {}
@@ -81,14 +133,16 @@ class AtlasBuilds:
         self._cancel = threading.Event()
         self.clean_stale()
 
-    def clean_stale(self) -> list[Path]:
+    def clean_stale(self) -> list[StaleFolder]:
         """Remove what killed builds left: half-built ``.MODEL.building-PID-*`` folders in the atlas folder and
-        temporary atlas roots of service processes that are gone (``lewel.maps.atlas.remove_stale_builds``)."""
+        temporary atlas roots of service processes that are gone (``lewel.drawing.atlas_folder.remove_stale_builds``),
+        each logged as a warning naming the folder, its model, the process that left it and what it held: data
+        removed at start-up is said, where an info line would be silent under uvicorn's default logging."""
         removed = remove_stale_builds(tempfile.gettempdir(), TEMPORARY_PREFIX)
         if self.configured is not None:
             removed += remove_stale_builds(self.configured)
-        for folder in removed:
-            log.info("removed %s, left by a build that was killed", folder)
+        for stale in removed:
+            log.warning("removed %s at start-up: %s", stale.path, describe_stale(stale))
         return removed
 
     @property
@@ -160,8 +214,8 @@ class AtlasBuilds:
 
     def _run(self, model: str, checkpoint: Path, dest: Path, scenes: int, size: int) -> None:
         try:
-            atlas = make_atlas(
-                checkpoint, f"scenes:{scenes}", dest, size=size, device=self.device,
+            atlas = self.runner(
+                make_atlas, checkpoint, f"scenes:{scenes}", dest, size=size, device=self.device,
                 progress=lambda stage, done, total: self._progress(model, stage, done, total),
             )
             outcome = ("done", f"atlas of {atlas['images']} scenes at {size} px, {len(atlas['maps'])} maps")

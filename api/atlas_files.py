@@ -2,7 +2,7 @@
 model's atlas under the atlas directory (``LEWEL_ATLAS_DIR``, else where the service builds them), its
 ``atlas.json`` (cached while the file is unchanged), one map's record and a thumbnail's path. Model ids and
 thumbnail names are checked before the file system is touched, and messages name ids, never folders (they reach
-the service's clients). ``lewel.maps.atlas`` builds and writes the atlases."""
+the service's clients). ``lewel.maps.atlas`` builds the atlases and ``lewel.drawing.atlas_folder`` writes them."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from typing import Any
 from lewel.drawing.atlas_page import CRITERIA_TITLES
 from lewel.maps.atlas import ATLAS_FORMAT, ATLAS_NAME, THUMB_DIR
 
+from .errors import shown_name
+
 NAME_MAX = 128  #: longest model id or thumbnail name served: checked before any file-system call (NAME_MAX is 255)
 MODEL_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{NAME_MAX - 1}}}")
 THUMB_NAME = re.compile(rf"[A-Za-z0-9_.-]{{1,{NAME_MAX - 4}}}\.png")
@@ -27,11 +29,6 @@ class AtlasNotFound(LookupError):
 
 class AtlasError(ValueError):
     """An atlas file that cannot be read."""
-
-
-def shown_name(name: str, limit: int = 40) -> str:
-    """``name`` for a message: quoted, and cut to ``limit`` characters with its length when longer."""
-    return repr(name) if len(name) <= limit else f"{name[:limit]!r}… ({len(name)} characters)"
 
 
 def atlas_folder(root: str | os.PathLike | None, model: str) -> Path:
@@ -71,6 +68,28 @@ def load_atlas(root: str | os.PathLike | None, model: str) -> dict[str, Any]:
     path = atlas_folder(root, model) / ATLAS_NAME
     stat = path.stat()
     return _read(os.fspath(path), stat.st_size, stat.st_mtime_ns, f"{model}/{ATLAS_NAME}")
+
+
+def served_atlas(atlas: dict[str, Any], model: str, *, expose_paths: bool = False) -> dict[str, Any]:
+    """``atlas`` as clients see it: without the server's paths that ``lewel atlas`` records for the command line
+    (the checkpoint's ``path``, the ``extraction`` folder, a folder source's ``root``). The checkpoint is named by
+    ``model`` (the id requests use) and its file name, the folders by their last part; unchanged with
+    ``expose_paths`` (``LEWEL_EXPOSE_PATHS``)."""
+    if expose_paths:
+        return atlas
+    served = dict(atlas)
+    checkpoint = atlas.get("checkpoint")
+    if isinstance(checkpoint, dict):
+        served["checkpoint"] = {
+            "model": model,
+            **{key: value for key, value in checkpoint.items() if key in ("file", "sha256")},
+        }
+    if isinstance(atlas.get("extraction"), str):
+        served["extraction"] = Path(atlas["extraction"]).name
+    data = atlas.get("data")
+    if isinstance(data, dict) and isinstance(data.get("root"), str):
+        served["data"] = {**data, "root": Path(data["root"]).name}
+    return served
 
 
 def atlas_map(atlas: dict[str, Any], index: int) -> dict[str, Any]:

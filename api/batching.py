@@ -11,10 +11,10 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 
@@ -23,15 +23,54 @@ from lewel.inference import Extraction
 _STOP = object()
 
 
+class Batcher(Protocol):
+    """What a loaded model hands its extractions to (``api.registry.LoadedModel.batcher``): this module's
+    ``MicroBatcher``, or a serving engine's batcher (``api.ray_batching``)."""
+
+    def submit(self, images: torch.Tensor, **options: Any) -> Extraction: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
-class _Job:
+class Job:
+    """One caller's ``B×3×S×S`` images and extract options; ``run`` names the model (``LewelModel.extract``)
+    where one batcher serves several, ``future`` receives the result where the caller waits on one."""
+
     images: torch.Tensor
     options: dict[str, Any]
-    future: Future
+    future: Future = field(default_factory=Future)
+    run: Callable[..., Extraction] | None = None
 
-    def fits(self, other: _Job) -> bool:
-        """Whether ``other`` can run in the same call: same image shape, same extract options."""
-        return other.images.shape[1:] == self.images.shape[1:] and other.options == self.options
+    def fits(self, other: Job) -> bool:
+        """Whether ``other`` can run in the same call: same model, same image shape, same extract options."""
+        return (
+            other.run == self.run and other.images.shape[1:] == self.images.shape[1:] and other.options == self.options
+        )
+
+
+def fitting_groups(jobs: Sequence[Job]) -> list[list[Job]]:
+    """``jobs`` split into groups that can each run as one call (``Job.fits``), in order of first arrival."""
+    groups: list[list[Job]] = []
+    for job in jobs:
+        for group in groups:
+            if group[0].fits(job):
+                group.append(job)
+                break
+        else:
+            groups.append([job])
+    return groups
+
+
+def run_together(run: Callable[..., Extraction], jobs: Sequence[Job]) -> list[Extraction]:
+    """``run`` once on the concatenation of ``jobs``' images (which must fit together), each job's slice."""
+    extraction = run(torch.cat([job.images for job in jobs]), **jobs[0].options)
+    slices, start = [], 0
+    for job in jobs:
+        size = job.images.shape[0]
+        slices.append(extraction.select(slice(start, start + size)))
+        start += size
+    return slices
 
 
 class MicroBatcher:
@@ -51,7 +90,7 @@ class MicroBatcher:
         self._run, self._max_size, self._wait_s = run, max_size, wait_s
         self._on_batch = on_batch
         self._queue: queue.Queue = queue.Queue()
-        self._pending: list[_Job] = []
+        self._pending: list[Job] = []
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -59,7 +98,7 @@ class MicroBatcher:
         """Run ``images`` (``B×3×S×S``) in the next batch and wait for their extraction (blocking)."""
         if not self._thread.is_alive():
             raise RuntimeError("the micro-batcher is closed")
-        job = _Job(images, options, Future())
+        job = Job(images, options)
         self._queue.put(job)
         return job.future.result()
 
@@ -107,17 +146,36 @@ class MicroBatcher:
             job.future.set_exception(RuntimeError("the micro-batcher was closed"))
         self._pending = []
 
-    def _execute(self, batch: list[_Job], total: int) -> None:
+    def _execute(self, batch: list[Job], total: int) -> None:
         try:
-            extraction = self._run(torch.cat([job.images for job in batch]), **batch[0].options)
+            results = run_together(self._run, batch)
         except BaseException as error:  # every waiting request learns about the failure
             for job in batch:
                 job.future.set_exception(error)
             return
         if self._on_batch is not None:
             self._on_batch(total)
-        start = 0
-        for job in batch:
-            size = job.images.shape[0]
-            job.future.set_result(extraction.select(slice(start, start + size)))
-            start += size
+        for job, result in zip(batch, results, strict=True):
+            job.future.set_result(result)
+
+
+def run_groups(jobs: Sequence[Job]) -> list[Extraction | Exception]:
+    """Each job's extraction, or the exception its group's call raised: ``jobs`` (each naming its model in
+    ``run``) split into ``fitting_groups``, one call per group; what an engine's batch method runs
+    (``api.ray_serve``, where one ``@serve.batch`` queue gathers every model's requests)."""
+    outcomes: dict[int, Extraction | Exception] = {}
+    for group in fitting_groups(jobs):
+        run = group[0].run
+        if run is None:
+            raise ValueError("a job without run (the model's extract) cannot be run in a group")
+        try:
+            results: list[Extraction | Exception] = list(run_together(run, group))
+        except Exception as error:  # noqa: BLE001 - the group's requests learn about it, the others go on
+            results = [error] * len(group)
+        outcomes.update((id(job), result) for job, result in zip(group, results, strict=True))
+    return [outcomes[id(job)] for job in jobs]
+
+
+def images_in(jobs: Sequence[Job]) -> int:
+    """How many images ``jobs`` hold: the size of a batch, counted in images rather than requests."""
+    return sum(job.images.shape[0] for job in jobs)

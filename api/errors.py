@@ -13,6 +13,20 @@ from starlette.routing import Match
 
 log = logging.getLogger("api")
 
+ECHO_LIMIT = 40  #: most characters of a client's value (an id, a name, a path) an answer repeats
+
+
+def echo_prefix(value: str, limit: int = ECHO_LIMIT) -> str:
+    """``value`` as an answer may repeat it: whole when short, else its first ``limit`` characters and "…" (a
+    4,000-character id must not come back in full, twice)."""
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
+def shown_name(value: str, limit: int = ECHO_LIMIT) -> str:
+    """``value`` for a message: quoted, and cut to ``limit`` characters with its length when longer."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}… ({len(value):,} characters)"
+
+
 STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -47,7 +61,7 @@ def error_response(
 
 
 def _location(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    parts = [echo_prefix(str(p)) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "request"
 
 
@@ -87,18 +101,19 @@ def install_error_handlers(app: FastAPI) -> None:
         code = STATUS_CODES.get(error.status_code, "error")
         message = str(error.detail)
         if error.status_code == 404 and message == "Not Found":
-            message = f"no such endpoint: {request.method} {request.url.path} (see /docs)"
+            message = f"no such endpoint: {request.method} {echo_prefix(request.url.path)} (see /docs)"
         headers = {k.lower(): v for k, v in (error.headers or {}).items()}
         if error.status_code == 405:
             allowed = allowed_methods(app, request.scope) or headers.get("allow", "").split(", ")
             headers["allow"] = ", ".join(allowed)
-            message = f"method {request.method} is not allowed on {request.url.path} (allowed: {headers['allow']})"
+            path = echo_prefix(request.url.path)
+            message = f"method {request.method} is not allowed on {path} (allowed: {headers['allow']})"
         return error_response(error.status_code, code, message, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         details = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+            {"loc": [echo_prefix(str(p)) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in error.errors()
         ]
         return error_response(

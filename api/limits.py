@@ -58,12 +58,14 @@ FEATURE_CHANNELS = 2048  #: D assumed for an embeddings answer (ResNet-50's; Res
 @dataclass(frozen=True)
 class Plan:
     """What a request will cost: ``memory`` (bytes, the estimate reserved from the budget), the model's
-    input pixels, the frame-map values and the answer's estimated bytes."""
+    input pixels, the frame-map values and the answer's estimated bytes; for a figure, ``drawing``: the part of
+    ``memory`` its drawing holds (reserved while it is drawn, ``api.drawing_pool``), 0 otherwise."""
 
     memory: int
     pixels: int
     frame_values: int
     response_bytes: int
+    drawing: int = 0
 
 
 def declared_image(data: bytes) -> tuple[int, int, str] | None:
@@ -189,7 +191,7 @@ def plan_request(
         + frame_values * FRAME_BYTES
         + (drawing if drawing else 2 * answer)
     )
-    return Plan(memory=memory, pixels=pixels, frame_values=frame_values, response_bytes=answer)
+    return Plan(memory=memory, pixels=pixels, frame_values=frame_values, response_bytes=answer, drawing=drawing)
 
 
 class MemoryBudget:

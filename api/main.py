@@ -19,11 +19,13 @@ from lewel import __version__
 
 from . import decode_warnings
 from .errors import install_error_handlers
+from .memory_trim import MemoryTrimMiddleware, limit_arenas
 from .metrics import MetricsMiddleware
 from .middleware import BodySizeLimitMiddleware, TokenMiddleware
 from .openapi import install_openapi
 from .routes import atlas, embeddings, gallery, health, maps, metrics, models, point
 from .service import Service
+from .serving import ReplicaHeaderMiddleware, Serving
 from .settings import Settings
 
 DESCRIPTION = """\
@@ -33,12 +35,14 @@ library on the GPU when there is one, else the CPU. Errors are JSON `{"error": c
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The service for ``settings`` (default: read from the environment)."""
+def create_app(settings: Settings | None = None, serving: Serving | None = None) -> FastAPI:
+    """The service for ``settings`` (default: read from the environment), served by ``serving``'s engine
+    (default: plain uvicorn; ``api.ray_serve`` passes a Ray replica's)."""
     settings = settings if settings is not None else Settings()
+    limit_arenas(settings.malloc_arena_max)  # before the worker threads open arenas of their own
     if settings.torch_threads is not None:
         torch.set_num_threads(settings.torch_threads)
-    service = Service.from_settings(settings)
+    service = Service.from_settings(settings, serving)
     decode_warnings.install()
 
     @asynccontextmanager
@@ -49,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         service.readiness.wait(60)  # a warm-up still running would be cut off inside torch at exit
         service.atlas_builds.close()
+        service.drawing.close()
         service.registry.close()
 
     # /docs and /redoc from Swagger UI and ReDoc files shipped in the fastapi-offline package: no CDN needed
@@ -63,7 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(point.router)
     app.include_router(gallery.router)
     install_openapi(app, settings)
-    # the last added runs first: metrics, CORS (so that refusals carry its headers), token, body cap
+    # the last added runs first: memory trim, the replica header, metrics, CORS (so that refusals carry its headers),
+    # token, body cap
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.api_token is not None:
         app.add_middleware(TokenMiddleware, token=settings.api_token.get_secret_value())
@@ -75,7 +81,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+    app.add_middleware(ReplicaHeaderMiddleware, replica=service.serving.replica)
+    app.add_middleware(MemoryTrimMiddleware, trimmer=service.trimmer)  # outermost: after the answer has gone
     return app
 
 
-app = create_app()
+def __getattr__(name: str) -> FastAPI:
+    """``api.main.app``, what ``uvicorn api.main:app`` serves: built from the environment on first use, so that
+    importing ``create_app`` (as ``api.ray_deployment`` does in every replica) builds no second service."""
+    if name == "app":
+        globals()["app"] = application = create_app()
+        return application
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

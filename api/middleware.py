@@ -8,7 +8,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import ApiError, error_response
+from .errors import ApiError, error_response, shown_name
 
 PROTECTED_PREFIXES = ("/v1/", "/metrics")
 
@@ -75,7 +75,7 @@ class BodySizeLimitMiddleware:
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
             if not declared.strip().isdigit():
-                await error_response(400, "bad_request", f"invalid Content-Length header {declared!r}")(
+                await error_response(400, "bad_request", f"invalid Content-Length header {shown_name(declared)}")(
                     scope, receive, send
                 )
                 return

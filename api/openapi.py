@@ -5,9 +5,12 @@ FastAPI's generated document is adjusted once, when first asked for:
 - security (a bearer scheme, and 401 answers) on ``/v1/*`` and ``/metrics`` only when ``LEWEL_API_TOKEN`` is
   set, because that is when ``TokenMiddleware`` asks for it; none otherwise;
 - the multipart bodies are flattened into one object with ``additionalProperties: false`` (unknown fields
-  are refused with 422), the file fields are binary strings, ``views`` and ``size`` carry the service's
-  limits as maxima (and ``scenes`` and ``size`` of an atlas build theirs), and integer bounds are integers (the
-  seed's ``2**63 - 1`` was written as a float);
+  are refused with 422), the file fields are binary strings with the image media types they may be in
+  (multipart ``encoding``), no field is nullable (a form field is a value or absent: "null" is refused like
+  any other wrong value), ``/v1/maps``'s rules between fields are stated as if/then (``indices=`` alone,
+  ``pattern=``/``category=`` with ``maps=all``), ``views`` and ``size`` carry the service's limits as maxima
+  (and ``scenes`` and ``size`` of an atlas build theirs), and integer bounds are integers (the seed's
+  ``2**63 - 1`` was written as a float);
 - every upload endpoint lists 400 (malformed body or Content-Length), 413, 415, 422 and 503 (busy, out of
   GPU memory) answers; ``/metrics`` answers Prometheus text.
 """
@@ -33,6 +36,28 @@ UPLOAD_ERRORS = {
     "503": "busy (the memory budget's queue is full) or out of GPU memory; see Retry-After",
 }
 BINARY = {"type": "string", "format": "binary"}
+#: the media types of the image formats an upload may be in (``lewel.files.images.ALLOWED_FORMATS``, sniffed from
+#: the bytes, whatever the part's Content-Type says), and of a mask (a PNG, as documented)
+IMAGE_TYPES = (
+    "image/png, image/jpeg, image/webp, image/gif, image/bmp, image/tiff, image/x-portable-pixmap, image/x-tga"
+)
+FILE_TYPES = {"image": IMAGE_TYPES, "mask": "image/png"}
+#: what /v1/maps refuses whatever the model (``api.routes.maps``): ``indices=`` chooses and orders the maps itself,
+#: ``pattern=`` and ``category=`` choose from the profile; JSON Schema's if/then, so that a generator (Schemathesis)
+#: and a reader see the rule, not only the 422
+MAPS_RULES = [
+    {
+        "if": {"required": ["indices"]},
+        "then": {
+            "properties": {"maps": {"const": "all"}, "order": {"const": "index"}},
+            "not": {"anyOf": [{"required": ["pattern"]}, {"required": ["category"]}]},
+        },
+    },
+    {
+        "if": {"anyOf": [{"required": ["pattern"]}, {"required": ["category"]}]},
+        "then": {"properties": {"maps": {"const": "all"}, "order": {"enum": ["index", "measured"]}}},
+    },
+]
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -42,6 +67,17 @@ def _error(description: str) -> dict[str, Any]:
 def _resolve(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
     ref = schema.get("$ref", "")
     return components.get(ref.rsplit("/", 1)[-1], {}) if ref else schema
+
+
+def _not_null(field: dict[str, Any]) -> dict[str, Any]:
+    """A form field's schema without pydantic's ``null`` alternative (``X | None = None``): a form field is a
+    string or absent, never null, and the literal "null" is a value the service reads, and refuses, like any
+    other (``pattern=null`` is not a pattern). Absent is what ``None`` means."""
+    alternatives = [a for a in field.get("anyOf", []) if a.get("type") != "null"]
+    if "anyOf" not in field or len(alternatives) != 1:
+        return field
+    kept = {k: v for k, v in field.items() if k not in ("anyOf", "default")}
+    return {**alternatives[0], **kept}
 
 
 def _flatten_body(body: dict[str, Any], components: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -57,10 +93,7 @@ def _flatten_body(body: dict[str, Any], components: dict[str, Any], settings: Se
         properties[name] = {**BINARY, **described}
     required += body.get("required", [])
     for name, field in properties.items():
-        if "anyOf" in field and name == "model":  # a form field is a string or absent, never null
-            properties[name] = {
-                "type": "string", **{k: v for k, v in field.items() if k in ("title", "description")}
-            }
+        properties[name] = _not_null(field)
     if "views" in properties:
         properties["views"]["maximum"] = settings.max_views
     if "size" in properties:
@@ -70,6 +103,8 @@ def _flatten_body(body: dict[str, Any], components: dict[str, Any], settings: Se
     flattened = {"type": "object", "properties": properties, "additionalProperties": False, "title": body.get("title")}
     if required:
         flattened["required"] = sorted(set(required))
+    if "indices" in properties and "pattern" in properties:
+        flattened["allOf"] = copy.deepcopy(MAPS_RULES)
     return flattened
 
 
@@ -77,8 +112,7 @@ def _atlas_build_bounds(schema: dict[str, Any], settings: Settings) -> None:
     """The build's form fields with the service's limits as maxima; ``scenes`` is an integer or absent (a form
     field is never null)."""
     properties = schema["properties"]
-    described = {k: v for k, v in properties["scenes"].items() if k in ("title", "description")}
-    properties["scenes"] = {"type": "integer", "minimum": 1, "maximum": settings.atlas_max_scenes, **described}
+    properties["scenes"] = {**_not_null(properties["scenes"]), "maximum": settings.atlas_max_scenes}
     properties["size"]["maximum"] = settings.max_input_size
 
 
@@ -125,7 +159,10 @@ def adjust(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 responses["401"] = _error("missing or wrong 'Authorization: Bearer <token>'")
             else:
                 responses.pop("401", None)
-            if method == "post" and "multipart/form-data" in operation.get("requestBody", {}).get("content", {}):
+            form = operation.get("requestBody", {}).get("content", {}).get("multipart/form-data")
+            if method == "post" and form is not None:
+                body = _resolve(form.get("schema", {}), schemas).get("properties", {})
+                form["encoding"] = {name: {"contentType": types} for name, types in FILE_TYPES.items() if name in body}
                 for status, description in UPLOAD_ERRORS.items():
                     responses[status] = _error(description)
                 retry = {"schema": {"type": "integer"}, "description": "seconds to wait before retrying"}

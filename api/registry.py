@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,13 +32,17 @@ from lewel.files.checkpoints import CheckpointError
 from lewel.inference import Extraction, LewelModel, describe_checkpoint, load_model
 from lewel.maps.profiles import ProfileError, find_profile, localising_score, sidecar_path
 
-from .batching import MicroBatcher
+from .batching import Batcher, MicroBatcher
+from .errors import shown_name
 from .metrics import Metrics
 
 CHECKPOINT_SUFFIXES = (".pth.tar", ".safetensors", ".pth", ".tar", ".pt")
 #: Never turned into a model's error: the caller handles running out of memory (503), and Ctrl-C stops.
 PASSED_THROUGH = (torch.OutOfMemoryError, MemoryError)
 log = logging.getLogger("api.registry")
+#: ``(model id, LewelModel.extract, on_batch)`` -> the batcher of a newly loaded model, when a serving engine
+#: batches (``api.serving.Serving.batcher``); ``on_batch`` is told the size of every batch run
+BatcherFactory = Callable[[str, Callable[..., Extraction], Callable[[int], None] | None], Batcher]
 
 
 def failure(error: BaseException) -> tuple[str, str]:
@@ -64,7 +68,7 @@ class ModelNotFound(LookupError):
 
     def __init__(self, model_id: str, available: Sequence[str]) -> None:
         shown = ", ".join(available[:20]) or "none"
-        super().__init__(f"unknown model {model_id!r}; available: {shown}")
+        super().__init__(f"unknown model {shown_name(model_id)}; available: {shown}")
         self.model_id = model_id
 
 
@@ -101,7 +105,7 @@ class LoadedModel:
     model: LewelModel
     device: torch.device
     lock: threading.Lock = field(default_factory=threading.Lock)
-    batcher: MicroBatcher | None = None
+    batcher: Batcher | None = None
     metrics: Metrics | None = None
 
     @property
@@ -139,6 +143,7 @@ class ModelRegistry:
         microbatch_wait_s: float = 0.005,
         metrics: Metrics | None = None,
         expose_paths: bool = False,
+        batcher_factory: BatcherFactory | None = None,
     ) -> None:
         self.folders = [(label, Path(path)) for label, path in folders if path is not None]
         self.expose_paths = expose_paths
@@ -148,6 +153,7 @@ class ModelRegistry:
         self.requested_default = default_model
         self.microbatch = microbatch
         self.microbatch_max_size, self.microbatch_wait_s = microbatch_max_size, microbatch_wait_s
+        self.batcher_factory = batcher_factory
         self.metrics = metrics
         self._lock = threading.Lock()
         self._load_locks: dict[str, threading.Lock] = {}
@@ -362,12 +368,15 @@ class ModelRegistry:
             if self.metrics is not None:
                 self.metrics.model_load.labels(file.id).observe(time.perf_counter() - start)
             loaded = LoadedModel(file, model, self.device, metrics=self.metrics)
-            if self.microbatch:
+            on_batch = self.metrics.batch_size.observe if self.metrics is not None else None
+            if self.batcher_factory is not None:
+                loaded.batcher = self.batcher_factory(file.id, model.extract, on_batch)
+            elif self.microbatch:
                 loaded.batcher = MicroBatcher(
                     model.extract,
                     max_size=self.microbatch_max_size,
                     wait_s=self.microbatch_wait_s,
-                    on_batch=self.metrics.batch_size.observe if self.metrics is not None else None,
+                    on_batch=on_batch,
                     name=f"microbatch-{file.id}",
                 )
             self._insert(loaded)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 Preset = Literal["byol1", "byol2", "mocov2", "cropflip"]
 Order = Literal["index", "measured", "object", "multi-object", "global"]
@@ -23,6 +23,15 @@ class ErrorBody(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+class ReplicaHealth(BaseModel):
+    """``/v1/health``: which process answered (``api.serving``)."""
+
+    status: Literal["ok"]
+    replica: str = Field(description="this replica's id, also in every answer's X-Lewel-Replica header")
+    engine: Literal["uvicorn", "ray"] = Field(description="what serves the app: plain uvicorn or Ray Serve")
+    version: str
 
 
 class Ready(BaseModel):
@@ -203,7 +212,10 @@ class ImageInfo(BaseModel):
 
 
 class ViewParams(BaseModel):
-    """Form fields shared by ``/v1/maps`` and ``/v1/embeddings`` (unknown fields are refused with 422)."""
+    """Form fields shared by ``/v1/maps`` and ``/v1/embeddings`` (unknown fields are refused with 422). Every float
+    field must be a finite number: ``nan`` or ``inf`` is refused as not finite, not as out of range."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     model: str | None = Field(
         None, description="model id from /v1/models; absent or empty: the service's default model"

@@ -1,4 +1,4 @@
-"""Answer of ``GET /v1/gallery``: the images the service offers without an upload (``lewel.files.gallery``)."""
+"""Answer of ``GET /v1/gallery``: the images the service offers without an upload (``lewel.data.gallery``)."""
 
 from __future__ import annotations
 

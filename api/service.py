@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-from .atlas_builds import AtlasBuilds
+from .atlas_builds import AtlasBuilds, Builds
+from .drawing_pool import DrawingPool
 from .limits import MemoryBudget
+from .memory_trim import MemoryTrimmer
 from .metrics import Metrics
 from .readiness import Readiness
 from .redaction import PathRedactor
 from .registry import ModelRegistry
+from .serving import Serving
 from .settings import Settings
 
 
@@ -22,12 +25,17 @@ class Service:
     readiness: Readiness
     metrics: Metrics
     budget: MemoryBudget
-    atlas_builds: AtlasBuilds
+    atlas_builds: Builds
     redactor: PathRedactor
+    drawing: DrawingPool
+    trimmer: MemoryTrimmer
+    serving: Serving = field(default_factory=Serving)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Service:
-        """Registry over the bundled folder and ``LEWEL_MODELS_DIR`` on the GPU if present, else the CPU."""
+    def from_settings(cls, settings: Settings, serving: Serving | None = None) -> Service:
+        """Registry over the bundled folder and ``LEWEL_MODELS_DIR`` on the GPU if present, else the CPU;
+        ``serving``: the engine's seams (default: plain uvicorn, ``api.serving.Serving``)."""
+        serving = serving if serving is not None else Serving()
         device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         metrics = Metrics()
         folders = [("bundled", settings.bundled_models_dir), ("models_dir", settings.models_dir)]
@@ -41,11 +49,12 @@ class Service:
             microbatch_wait_s=settings.microbatch_wait_ms / 1000,
             metrics=metrics,
             expose_paths=settings.expose_paths,
+            batcher_factory=serving.batcher,
         )
         budget = MemoryBudget(
             settings.memory_budget_bytes, max_queued=settings.max_queued, retry_after_s=settings.retry_after_s
         )
-        builds = AtlasBuilds(
+        builds = serving.atlas_builds or AtlasBuilds(
             settings.atlas_dir, settings.atlas_build_dir, device=str(device), max_scenes=settings.atlas_max_scenes,
             expose_paths=settings.expose_paths,
         )
@@ -53,4 +62,10 @@ class Service:
             [*folders, ("atlas_dir", settings.atlas_dir), ("atlas_build_dir", settings.atlas_build_dir)],
             expose=settings.expose_paths,
         )
-        return cls(settings, registry, Readiness(registry, settings.warmup_size), metrics, budget, builds, redactor)
+        drawing = DrawingPool(
+            budget, workers=settings.drawing_workers, max_queued=settings.drawing_max_queued,
+            queue_s=settings.drawing_queue_s, retry_after_s=settings.retry_after_s, nice=settings.drawing_nice,
+        )
+        readiness = Readiness(registry, settings.warmup_size)
+        trimmer = MemoryTrimmer(settings.malloc_trim_bytes)
+        return cls(settings, registry, readiness, metrics, budget, builds, redactor, drawing, trimmer, serving)

@@ -19,7 +19,7 @@ class Settings(BaseSettings):
     """Every setting of the service; the environment variable is ``LEWEL_`` + the field name in capitals
     (``LEWEL_MODELS_DIR``, ``LEWEL_API_TOKEN`` ...)."""
 
-    model_config = SettingsConfigDict(env_prefix="LEWEL_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LEWEL_", extra="ignore", allow_inf_nan=False)
 
     models_dir: Path | None = Field(None, description="folder of checkpoints to serve next to the bundled ones")
     bundled_models_dir: Path = Field(BUNDLED_MODELS_DIR, description="the demo models' folder")
@@ -75,6 +75,26 @@ class Settings(BaseSettings):
         "off, answers name models and files by id and the full paths go to the server log only",
     )
     max_queued: int = Field(8, ge=0, description="requests waiting for the memory budget; beyond, 503 with Retry-After")
+    malloc_arena_max: int = Field(
+        2, ge=0, description="most glibc malloc arenas (mallopt M_ARENA_MAX at start-up; 0: glibc's default, "
+        "MALLOC_ARENA_MAX in the environment wins): fewer arenas keep less freed memory",
+    )
+    malloc_trim_mb: float = Field(
+        64.0, ge=0, description="give freed memory back to the system (glibc malloc_trim) after a request whose "
+        "memory estimate is at least this many MiB; 0: never",
+    )
+    drawing_workers: int = Field(
+        1, ge=1, description="figures (format=png|pdf|svg) drawn at once, in processes apart from the model passes"
+    )
+    drawing_max_queued: int = Field(
+        4, ge=0, description="figures waiting for a drawing worker; one more is answered 503 busy with Retry-After"
+    )
+    drawing_nice: int = Field(
+        10, ge=0, le=19, description="how much lower the drawing processes' CPU priority is (nice): model passes first"
+    )
+    drawing_queue_s: float = Field(
+        20.0, gt=0, description="longest a figure waits for a drawing worker, in seconds; then 503 busy with Retry-After"
+    )
 
     @field_validator("api_token")
     @classmethod
@@ -100,6 +120,10 @@ class Settings(BaseSettings):
     @property
     def max_response_bytes(self) -> int:
         return int(self.max_response_mb * MEBIBYTE)
+
+    @property
+    def malloc_trim_bytes(self) -> int:
+        return int(self.malloc_trim_mb * MEBIBYTE)
 
     @property
     def memory_budget_bytes(self) -> int:

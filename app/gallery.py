@@ -1,6 +1,6 @@
 """The images the app offers without an upload, as the service serves them (``/v1/gallery``): its samples,
 scikit-image's sample photos and generated multi-object scenes with their object masks. The front end only
-asks; the service (``lewel.files.gallery``) reads and generates them."""
+asks; the service (``lewel.data.gallery``) reads and generates them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from .client import ApiClient
 
-SCENE_KEY = "scene"  #: the gallery item of generated scenes (``lewel.files.gallery.SCENE_KEY``)
+SCENE_KEY = "scene"  #: the gallery item of generated scenes (``lewel.data.gallery.SCENE_KEY``)
 _FILENAME = re.compile(r'filename="([^"]+)"')
 
 

@@ -44,7 +44,7 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from lewel.config import ModelConfig
-from lewel.files.export import export_safetensors
+from lewel.export import export_safetensors
 from lewel.files.images import decode_image
 from lewel.inference import LewelModel, load_model
 from lewel.maps.analysis import analyze_maps, extract_views

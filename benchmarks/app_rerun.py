@@ -84,7 +84,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(ROOT))
-    from lewel.files.gallery import gallery_items, load_item
+    from lewel.data.gallery import gallery_items, load_item
 
     folder = Path("/tmp/lewel_app_bench")
     folder.mkdir(exist_ok=True)

@@ -38,7 +38,7 @@ import torch
 from PIL import Image
 
 from lewel.config import ModelConfig
-from lewel.files.export import export_safetensors
+from lewel.export import export_safetensors
 from lewel.inference import LewelModel, load_model
 from lewel.maps.extraction import MapExtractor, extract_maps, pick_device
 from lewel.models import build_backbone, build_head

@@ -262,7 +262,7 @@ def bench_model(ctx: Context) -> Path:
     """The LEWEL_B export with the released head (random weights) that ``extract`` and ``maps_latency`` use."""
     if ctx.model_file is None or not ctx.model_file.is_file():
         from lewel.config import ModelConfig
-        from lewel.files.export import export_safetensors
+        from lewel.export import export_safetensors
         from lewel.inference import LewelModel
         from lewel.models import build_backbone, build_head
 

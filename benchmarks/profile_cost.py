@@ -45,8 +45,12 @@ def timed(function):  # the seconds spent in the measured patterns' own work, wh
         finally:
             spent["patterns_s"] += time.perf_counter() - start
     return wrapper
-if hasattr(profiles, "score_patterns"):
-    profiles.score_patterns = timed(profiles.score_patterns)
+try:
+    import lewel.maps.profiles.scores as scoring  # the module whose measure_prepared calls score_patterns
+except ImportError:
+    scoring = profiles  # a checkout from before lewel.maps.profiles became a package
+if hasattr(scoring, "score_patterns"):
+    scoring.score_patterns = timed(scoring.score_patterns)
     profiles.PreparedImages.cells = timed(profiles.PreparedImages.cells)
 start = time.perf_counter()
 kwargs = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}

@@ -17,7 +17,7 @@ from .config import METHODS
 from .train import TrainingDiverged
 from .train.config import TrainConfig
 
-#: The names of ``lewel.models.backbones.BACKBONES`` and ``lewel.files.export.EXPORT_FORMATS``, repeated here so that
+#: The names of ``lewel.models.backbones.BACKBONES`` and ``lewel.export.EXPORT_FORMATS``, repeated here so that
 #: building the parser needs no torch (tests/test_cli.py checks that they agree).
 BACKBONE_NAMES = ("resnet101", "resnet18", "resnet34", "resnet50")
 EXPORT_FORMATS = ("torchvision", "detectron2", "safetensors")
@@ -47,7 +47,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .files.export import export
+    from .export import export
     from .inference import load_model
 
     model = load_model(args.checkpoint, num_groups=args.num_groups)
@@ -72,8 +72,8 @@ def _data_scenes(args: argparse.Namespace) -> int:
 
 
 def _eval_maps(args: argparse.Namespace) -> int:
-    from .maps.evaluation import evaluate_maps, format_summary
     from .inference import MapsUnavailableError
+    from .maps.evaluation import evaluate_maps, format_summary
 
     try:
         result = evaluate_maps(
@@ -90,7 +90,9 @@ def _eval_maps(args: argparse.Namespace) -> int:
 
 def _profile(args: argparse.Namespace) -> int:
     from .inference import MapsUnavailableError
-    from .maps.profiles import build_profile, format_profile, sidecar_path, write_profile
+    from .maps.profiles.build import build_profile
+    from .maps.profiles.sidecar import sidecar_path, write_profile
+    from .maps.profiles.text import format_profile
 
     out = args.out or sidecar_path(args.checkpoint)
     with _progress_bar("image", "profile", disable=args.quiet) as progress:
@@ -113,8 +115,8 @@ def _profile(args: argparse.Namespace) -> int:
 def _maps(args: argparse.Namespace) -> int:
     import os
 
-    from .maps.extraction import extract_maps
     from .inference import MapsUnavailableError
+    from .maps.extraction import extract_maps
 
     rank = int(os.environ.get("RANK", "0"))
     with _progress_bar("image", "maps", disable=args.quiet or rank != 0) as progress:
@@ -138,7 +140,7 @@ def _maps(args: argparse.Namespace) -> int:
 
 
 def _atlas(args: argparse.Namespace) -> int:
-    from .maps.atlas import write_atlas
+    from .drawing.atlas_folder import write_atlas
 
     with _progress_bar("shard", "atlas", disable=args.quiet) as progress:
         atlas, dest = write_atlas(
@@ -211,9 +213,9 @@ def _eval_sources(args: argparse.Namespace):
 def _knn(args: argparse.Namespace) -> int:
     import torch
 
-    from .views.augmentations import center_crop_transform
     from .inference import load_model
     from .train.knn import knn_top1
+    from .views.augmentations import center_crop_transform
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_model(args.checkpoint, map_location=device)
@@ -242,18 +244,17 @@ def _linear(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lewel", description="LEWEL explorer: train LEWEL models and look at their alignment maps."
-    )
-    parser.add_argument("--version", action="version", version=f"lewel {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _add_info(commands: argparse._SubParsersAction) -> None:
+    """Add the ``info`` command: describe a checkpoint."""
 
     info = commands.add_parser("info", help="describe a checkpoint (method, backbone, d, h)")
     info.add_argument("checkpoint", help="a LEWEL / MoCo / ResNet checkpoint")
     info.add_argument("--num-groups", type=int, default=None, help="h, the number of channel groups (default: stored, else 4)")
     info.set_defaults(run=_info)
 
+
+def _add_export(commands: argparse._SubParsersAction) -> None:
+    """Add the ``export`` command: weights for torchvision, detectron2 or safetensors."""
     exp = commands.add_parser(
         "export",
         help="export weights: torchvision backbone, detectron2 backbone (COCO transfer) or safetensors model",
@@ -265,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--half", action="store_true", help="safetensors only: store float16")
     exp.set_defaults(run=_export)
 
+
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    """Add the ``train`` command: every option of ``TrainConfig``, defaults from the recipe or the method's family."""
     tr = commands.add_parser(
         "train", help="train LEWEL_B, LEWEL_M, BYOL or MoCo v2 (single process or under torchrun)",
         description="Train one method. An option left out takes the --config recipe's value, else the default "
@@ -325,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"{helptext} {_train_default(name)}")
     tr.set_defaults(run=_train)
 
+
+def _add_backbone_evals(commands: argparse._SubParsersAction) -> None:
+    """Add the ``knn`` and ``linear`` commands: a checkpoint's frozen backbone evaluated on labelled splits."""
     for name, helptext in (("knn", "weighted kNN top-1 (k = 20, cosine) of a checkpoint's backbone"),
                            ("linear", "linear probe on a checkpoint's frozen backbone")):
         ev = commands.add_parser(name, help=helptext, description=helptext)
@@ -347,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="epochs where the learning rate drops tenfold (default: 30 40)")
             ev.set_defaults(run=_linear)
 
+
+def _add_data(commands: argparse._SubParsersAction) -> None:
+    """Add the ``data`` command and its data sets (``data scenes``)."""
     data = commands.add_parser("data", help="build data sets (multi-object scenes with object masks)")
     datasets = data.add_subparsers(dest="dataset", required=True, metavar="DATASET")
     scenes = datasets.add_parser(
@@ -362,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     scenes.add_argument("--stamps-dir", default="/usr/share/tuxpaint/stamps", help="the Tux Paint stamps folder")
     scenes.set_defaults(run=_data_scenes)
 
+
+def _add_eval_maps(commands: argparse._SubParsersAction) -> None:
+    """Add the ``eval-maps`` command: a checkpoint's maps scored on masked data."""
     maps = commands.add_parser(
         "eval-maps", help="score where the alignment maps look, on images with object masks",
         description="Score where the alignment maps look, on images with object masks.",
@@ -380,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "(default: the profile is computed)")
     maps.set_defaults(run=_eval_maps)
 
+
+def _add_profile(commands: argparse._SubParsersAction) -> None:
+    """Add the ``profile`` command: a checkpoint's map profile against its random control family."""
     prof = commands.add_parser(
         "profile", help="map profile: which map indices look at objects (AUROC on held-out images, random control)",
         description="Score every map index against object masks on a calibration split and a held-out split: "
@@ -410,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--quiet", action="store_true", help="no progress bar")
     prof.set_defaults(run=_profile)
 
+
+def _add_maps(commands: argparse._SubParsersAction) -> None:
+    """Add the ``maps`` command: every image of a data set through a model, to NPZ shards."""
     batch = commands.add_parser(
         "maps", help="extract the maps of every image of a data set to NPZ shards (resumable; torchrun-parallel)",
         description="Extract the alignment maps of every image of a folder, ImageFolder tree or generated "
@@ -438,6 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--quiet", action="store_true", help="no progress bar (default: a bar on rank 0)")
     batch.set_defaults(run=_maps)
 
+
+def _add_atlas(commands: argparse._SubParsersAction) -> None:
+    """Add the ``atlas`` command: per map index the images where it concentrates most."""
     atl = commands.add_parser(
         "atlas", help="per map index, the images where it concentrates most, from `lewel maps` shards (JSON + HTML)",
         description="For every map index: its top-N (image, view) pairs by peak ÷ uniform and by range-stretched "
@@ -453,6 +475,30 @@ def build_parser() -> argparse.ArgumentParser:
     atl.add_argument("--quiet", action="store_true", help="no progress bar (default: a bar)")
     atl.set_defaults(run=_atlas)
 
+
+#: the functions that add the sub-commands, in the order ``lewel --help`` lists them
+COMMANDS = (
+    _add_info,
+    _add_export,
+    _add_train,
+    _add_backbone_evals,
+    _add_data,
+    _add_eval_maps,
+    _add_profile,
+    _add_maps,
+    _add_atlas,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``lewel`` parser: one sub-command per ``COMMANDS`` entry, each added by its own function."""
+    parser = argparse.ArgumentParser(
+        prog="lewel", description="LEWEL explorer: train LEWEL models and look at their alignment maps."
+    )
+    parser.add_argument("--version", action="version", version=f"lewel {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(commands)
     return parser
 
 

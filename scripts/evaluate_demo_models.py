@@ -27,8 +27,8 @@ from typing import Any
 import torch
 
 from lewel import load_model
+from lewel.export import export_safetensors
 from lewel.files.checkpoints import safe_load
-from lewel.files.export import export_safetensors
 from lewel.maps.profiles import build_profile, find_profile, read_profile, sidecar_path, write_profile
 from lewel.models.backbones import build_backbone
 from lewel.train.data import training_images

@@ -14,7 +14,7 @@ from checkpoint_factory import our_training_file
 from conftest import tiny_config
 from PIL import Image
 
-from lewel.files.export import export_safetensors
+from lewel.export import export_safetensors
 from lewel.inference import load_model
 
 

@@ -1,4 +1,4 @@
-"""The gallery, in the library (``lewel.files.gallery``) and served at ``/v1/gallery`` (FastAPI TestClient): the list,
+"""The gallery, in the library (``lewel.data.gallery``) and served at ``/v1/gallery`` (FastAPI TestClient): the list,
 every kind of item's image, the scenes' masks, thumbnails, and the 404 and 422 answers. No model is needed."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from conftest import needs_stamps
 from fastapi.testclient import TestClient
 from PIL import Image
 
-import lewel.files.gallery as gallery
+import lewel.data.gallery as gallery
 from api.main import create_app
 from api.routes.gallery import samples_dir
 from api.settings import Settings
+from lewel.data.gallery import MAX_SCENE, SCENE_KEY, SCENE_SIZE, THUMB_SIDE
 from lewel.data.scenes import SceneGenerator
-from lewel.files.gallery import MAX_SCENE, SCENE_KEY, SCENE_SIZE, THUMB_SIDE
 
 NO_MODELS = Path(__file__).parent / "fixtures" / "no-models-here"
 
@@ -236,7 +236,7 @@ def test_the_token_guards_the_gallery():
 def test_warm_caches_the_list_and_every_thumbnail():
     """The service prepares the gallery beside the model's warm-up (api.main's lifespan): afterwards the list
     and every thumbnail come from the cache."""
-    from lewel.files import gallery
+    from lewel.data import gallery
 
     count = gallery.warm()
     assert count == len(gallery.gallery_items())

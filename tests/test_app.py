@@ -20,7 +20,7 @@ from app import figures
 from app.client import ApiClient, EmbeddingsResult, ServiceError, ViewParams
 from app import gallery
 from app.gallery import SCENE_KEY
-from lewel.files.gallery import load_item, scenes_available
+from lewel.data.gallery import load_item, scenes_available
 from lewel.maps import PATTERNS
 
 SMALL = ViewParams(views=2, preset="byol1", seed=3, size=64)

@@ -1,5 +1,5 @@
 """The app's Atlas section with Streamlit's ``AppTest`` against the real service on the demo models: an
-atlas made with the library (``lewel.maps.atlas.make_atlas``) and served from ``LEWEL_ATLAS_DIR`` shows its top
+atlas made with the library (``lewel.drawing.atlas_folder.make_atlas``) and served from ``LEWEL_ATLAS_DIR`` shows its top
 images next to the index's profile record and follows the selected map; a model without one offers the
 build button, and the build it starts ends in thumbnails."""
 
@@ -12,7 +12,7 @@ from servers import ROOT, app_page, running_service
 from streamlit.testing.v1 import AppTest
 
 from lewel.data.scenes import STAMPS_DIR
-from lewel.maps.atlas import make_atlas
+from lewel.drawing.atlas_folder import make_atlas
 
 pytestmark = pytest.mark.skipif(not STAMPS_DIR.is_dir(), reason="generated scenes need tuxpaint-stamps-default")
 MODELS = ROOT / "models"

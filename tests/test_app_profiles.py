@@ -15,8 +15,8 @@ from test_app import MAIN, inspect_buttons, texts
 from app import figures
 from app.client import ApiClient, ViewParams
 from app import gallery
+from lewel.data.gallery import SCENE_KEY, load_item, load_mask, scenes_available
 from lewel.drawing.render import colour_bar, colour_limits, overlay_with_bar
-from lewel.files.gallery import SCENE_KEY, load_item, load_mask, scenes_available
 from lewel.maps.profiles import build_profile, pattern_indices, profile_indices, sidecar_path, write_profile
 
 pytestmark = pytest.mark.skipif(not scenes_available(), reason="the profile's scenes need tuxpaint-stamps-default")

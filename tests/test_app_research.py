@@ -16,8 +16,10 @@ from streamlit.testing.v1 import AppTest
 from test_app import MAIN, inspect_buttons, texts
 
 from app.__main__ import exit_reason, supervise
-from lewel.files.gallery import scenes_available
-from app.main import allowed_sizes, allowed_views, model_key, upload_problem
+from lewel.data.gallery import scenes_available
+from app.answers import model_key
+from app.image_source import upload_problem
+from app.sidebar import allowed_sizes, allowed_views
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +205,7 @@ def test_a_point_from_the_url_lists_the_maps_that_look_there(app, served):
     table = app.dataframe[-1].value
     assert list(table.columns)[:3] == ["map", "× uniform here", "views above uniform"] and len(table) == 8
     from app.client import ApiClient, ViewParams
-    from lewel.files.gallery import load_item
+    from lewel.data.gallery import load_item
 
     data, name = load_item("skimage:coffee")
     direct = ApiClient(served[0]).point(data, name, "tiny", ViewParams(views=2, seed=0, size=64), (200, 150))

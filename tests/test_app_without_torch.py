@@ -113,7 +113,10 @@ def test_the_app_extra_installs_the_front_end_alone():
     assert {"torch", "torchvision"} <= names(extras["library"]) and "fastapi" in names(extras["service"])
 
 
-@pytest.mark.parametrize("module", ["app.main", "app.client", "app.figures", "app.gallery", "app.atlas_view"])
+APP_MODULES = sorted(f"app.{path.stem}" for path in (ROOT / "app").glob("*.py"))
+
+
+@pytest.mark.parametrize("module", APP_MODULES)
 def test_app_modules_name_no_library_module_but_the_drawing(module):
     """Read from the source: an ``import lewel.x`` anywhere in the front end is one of the allowed modules."""
     import ast
@@ -127,6 +130,13 @@ def test_app_modules_name_no_library_module_but_the_drawing(module):
             imported |= {alias.name for alias in node.names}
     assert {m for m in imported if m.split(".")[0] == "lewel"} <= ALLOWED_LEWEL
     assert not {m for m in imported if m.split(".")[0] in BLOCKED}
+
+
+def test_app_modules_stay_under_600_lines():
+    """The page is split by section (``app/main.py`` only composes them): no front-end module over 600 lines."""
+    lengths = {module: len((ROOT / (module.replace(".", "/") + ".py")).read_text().splitlines()) for module in APP_MODULES}
+    assert "app.main" in lengths and "app.figure5" in lengths
+    assert not {module: lines for module, lines in lengths.items() if lines >= 600}
 
 
 def test_library_commands_say_what_to_install_in_a_front_end_environment():

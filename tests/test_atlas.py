@@ -17,17 +17,20 @@ from fastapi.testclient import TestClient
 from image_factory import make_image_folder
 from PIL import Image
 
+from api.atlas_files import served_atlas
 from api.main import create_app
 from api.settings import Settings
 from lewel import cli
 from lewel.data.scenes import STAMPS_DIR
 from lewel.data.sources import SceneSource
-from lewel.files.shards import iter_shards
+from lewel.drawing.atlas_folder import HTML_NAME, write_atlas
+from lewel.drawing.atlas_page import CRITERIA_TITLES
 from lewel.inference import load_model
 from lewel.maps import PATTERNS, TOP_FRACTION
-from lewel.maps.atlas import ATLAS_NAME, CRITERIA, CRITERIA_TITLES, HTML_NAME, MEAN_STATISTICS, build_atlas, write_atlas
+from lewel.maps.atlas import ATLAS_NAME, CRITERIA, MEAN_STATISTICS, build_atlas
 from lewel.maps.extraction import SCENE_SEED, extract_maps
 from lewel.maps.profiles import build_profile, index_means, patterns_line, score_images, sidecar_path, write_profile
+from lewel.maps.shards import iter_shards
 
 TOP = 4
 EMPTY = Path(__file__).parent / "fixtures" / "no-models-here"
@@ -178,7 +181,9 @@ def test_atlas_endpoint(extraction, tmp_path):
     settings = Settings(bundled_models_dir=EMPTY, warmup_size=64, atlas_dir=atlas_dir)
     with TestClient(create_app(settings)) as client:
         body = client.get("/v1/atlas/tiny_m")
-        assert body.status_code == 200 and body.json() == json.loads((atlas_dir / "tiny_m" / ATLAS_NAME).read_text())
+        written = json.loads((atlas_dir / "tiny_m" / ATLAS_NAME).read_text())
+        assert body.status_code == 200 and body.json() == served_atlas(written, "tiny_m")
+        assert body.json()["checkpoint"] == {"model": "tiny_m", "file": "tiny_m.pt", "sha256": written["checkpoint"]["sha256"]}
         one = client.get("/v1/atlas/tiny_m/maps/5").json()
         assert one["map"] == atlas["maps"][5] and one["model"] == atlas["model"] and "maps" not in one
         thumbnail = one["map"]["top"]["peak_ratio"][0]["thumbnail"]

@@ -1,4 +1,4 @@
-"""On-demand atlases: ``lewel.maps.atlas.make_atlas`` (a folder that appears whole or not at all) and
+"""On-demand atlases: ``lewel.drawing.atlas_folder.make_atlas`` (a folder that appears whole or not at all) and
 ``POST`` / ``GET /v1/atlas/{model}/build`` (one background build at a time, its progress, its errors)."""
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import api.atlas_builds
 from api.main import create_app
 from api.settings import Settings
 from lewel.data.scenes import STAMPS_DIR
-from lewel.maps.atlas import ATLAS_NAME, MAKE_STAGES, make_atlas
+from lewel.drawing.atlas_folder import MAKE_STAGES, make_atlas
+from lewel.maps.atlas import ATLAS_NAME
 
 pytestmark = pytest.mark.skipif(not STAMPS_DIR.is_dir(), reason="generated scenes need tuxpaint-stamps-default")
 EMPTY = Path(__file__).parent / "fixtures" / "no-models-here"

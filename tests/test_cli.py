@@ -54,7 +54,7 @@ def test_unknown_public_name_is_an_attribute_error():
 
 
 def test_parser_constants_match_the_library():
-    from lewel.files.export import EXPORT_FORMATS
+    from lewel.export import EXPORT_FORMATS
     from lewel.models.backbones import BACKBONES
 
     assert cli.BACKBONE_NAMES == tuple(sorted(BACKBONES))

@@ -11,7 +11,7 @@ from checkpoint_factory import our_training_file, tiny_authors_file
 from conftest import tiny_config
 from scipy import stats
 
-from lewel.files.export import export_safetensors
+from lewel.export import export_safetensors
 from lewel.inference import load_model
 from lewel.maps.controls import INIT_SCHEMES, control_family, initialise, prediction_bound, random_like, verdict
 from lewel.maps.profiles import build_profile

@@ -109,7 +109,7 @@ def checkpoints(tmp_path_factory) -> dict[str, object]:
     """A LEWEL_B training file and a LEWEL_M safetensors export (tiny heads)."""
     from checkpoint_factory import our_training_file
 
-    from lewel.files.export import export_safetensors
+    from lewel.export import export_safetensors
     from lewel.inference import load_model
 
     folder = tmp_path_factory.mktemp("cuda_models")

@@ -18,7 +18,7 @@ from checkpoint_factory import our_training_file, tiny_authors_file
 from conftest import tiny_config
 from lewel import load_model
 from lewel.cli import main
-from lewel.files.export import detectron2_name, export_detectron2, export_safetensors, export_torchvision
+from lewel.export import detectron2_name, export_detectron2, export_safetensors, export_torchvision
 
 
 @pytest.fixture(scope="module")

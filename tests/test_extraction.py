@@ -18,10 +18,10 @@ from test_cli import run_probe
 
 from lewel import cli
 from lewel.data.sources import FolderSource
-from lewel.files.shards import CONFIG_NAME, INDEX_NAME, STATISTICS, iter_shards, read_index, shard_name
 from lewel.inference import MapsUnavailableError, load_model
 from lewel.maps import map_statistics
 from lewel.maps.extraction import extract_maps
+from lewel.maps.shards import CONFIG_NAME, INDEX_NAME, STATISTICS, iter_shards, read_index, shard_name
 from lewel.views import PRESETS, make_views, view_seed, views_batch
 
 BIN = Path(sys.executable).parent

@@ -24,6 +24,7 @@ from api.errors import ApiError
 from api.limits import MemoryBudget, decode_bytes, plan_request
 from api.main import create_app
 from api.middleware import token_matches
+from api.openapi import IMAGE_TYPES, MAPS_RULES
 from api.settings import Settings
 
 EMPTY = Path(__file__).parent / "fixtures" / "no-models-here"
@@ -248,7 +249,8 @@ def test_openapi_bodies_match_what_the_service_accepts(models):
     document = openapi(models)
     for name in ("Body_maps_v1_maps_post", "Body_embeddings_v1_embeddings_post"):
         body = document["components"]["schemas"][name]
-        assert body["additionalProperties"] is False and "allOf" not in body
+        # flattened: no $ref to the parameters' model; the only allOf is /v1/maps's rules between fields
+        assert body["additionalProperties"] is False and body.get("allOf", MAPS_RULES) == MAPS_RULES
         properties = body["properties"]
         seed = properties["seed"]["maximum"]
         assert isinstance(seed, int) and seed == 2**63 - 1
@@ -259,6 +261,8 @@ def test_openapi_bodies_match_what_the_service_accepts(models):
             for key in ("minimum", "maximum") if key in field
         )
     assert document["components"]["schemas"]["Body_maps_v1_maps_post"]["properties"]["mask"]["format"] == "binary"
+    encoding = document["paths"]["/v1/maps"]["post"]["requestBody"]["content"]["multipart/form-data"]["encoding"]
+    assert encoding == {"image": {"contentType": IMAGE_TYPES}, "mask": {"contentType": "image/png"}}
     for path in ("/v1/maps", "/v1/embeddings"):
         responses = document["paths"][path]["post"]["responses"]
         assert {"400", "413", "415", "422", "503"} <= set(responses)

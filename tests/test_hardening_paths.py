@@ -4,6 +4,8 @@ the bounds the OpenAPI document states for an atlas build."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 import subprocess
@@ -16,13 +18,27 @@ from api_factory import build_models, image_bytes
 from fastapi.testclient import TestClient
 
 from api.atlas_builds import TEMPORARY_PREFIX
+from api.atlas_files import NAME_MAX
 from api.main import create_app
 from api.redaction import PathRedactor
 from api.settings import Settings
-from api.atlas_files import NAME_MAX
-from lewel.maps.atlas import ATLAS_NAME, BUILDING_PREFIX, REPLACED_PREFIX, remove_stale_builds
+from lewel.drawing.atlas_folder import BUILDING_PREFIX, REPLACED_PREFIX, remove_stale_builds
+from lewel.maps.atlas import ATLAS_FORMAT, ATLAS_NAME
 
 EMPTY = Path(__file__).parent / "fixtures" / "no-models-here"
+ELSEWHERE = "/srv/private-checkpoints"  #: a folder the service does not know: only leaving paths out hides it
+
+
+def atlas_recording_paths(root: Path) -> dict:
+    """An atlas as ``lewel atlas`` writes it on the command line: the checkpoint's path, the extraction folder and a
+    folder source's root are the server's paths."""
+    record = {"index": 0, "group": 0, "aligned": 0, "auroc": None, "top": {}}
+    return {
+        "format": ATLAS_FORMAT, "version": 3, "extraction": str(root / "extraction"),
+        "checkpoint": {"file": "tiny.pt", "path": f"{ELSEWHERE}/tiny.pt", "sha256": "ab" * 32},
+        "model": {"method": "lewel_b", "d": 1}, "data": {"kind": "folder", "root": str(root / "photos"), "classes": []},
+        "size": 96, "images": 1, "maps": [record],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +52,7 @@ def server_files(tmp_path_factory) -> dict[str, Path]:
     (root / "models" / "link.pt").symlink_to(outside)
     atlas = root / "atlases"
     (atlas / "tiny").mkdir(parents=True)
-    (atlas / "tiny" / ATLAS_NAME).write_text("{}")
+    (atlas / "tiny" / ATLAS_NAME).write_text(json.dumps(atlas_recording_paths(root)))
     return {"root": root, "models": root / "models", "atlas": atlas, "outside": outside}
 
 
@@ -82,6 +98,12 @@ def test_answers_name_models_and_files_by_id_never_by_server_path(server_files):
         for url in ("/v1/atlas/nothing", "/v1/atlas/tiny/thumbs/none.png"):
             answer = client.get(url)
             assert answer.status_code == 404 and secret not in answer.text, answer.text
+        for url in ("/v1/atlas/tiny", "/v1/atlas/tiny/maps/0"):
+            answer = client.get(url)
+            assert answer.status_code == 200 and secret not in answer.text and ELSEWHERE not in answer.text, answer.text
+            served = answer.json()
+            assert served["checkpoint"] == {"model": "tiny", "file": "tiny.pt", "sha256": "ab" * 32}
+            assert served["extraction"] == "extraction" and served["data"]["root"] == "photos"
         assert client.post("/v1/atlas/link/build").status_code == 403
         status = client.get("/v1/atlas/tiny/build").json()
         assert status["folder"] is None and status["atlas"] is True
@@ -95,6 +117,7 @@ def test_the_paths_are_shown_when_the_server_asks_for_it(server_files):
         assert client.get("/v1/atlas/tiny/build").json()["folder"] == str(server_files["atlas"] / "tiny")
         link = {m["id"]: m for m in client.get("/v1/models").json()["models"]}["link"]
         assert str(server_files["outside"]) in link["error"]
+        assert client.get("/v1/atlas/tiny").json()["checkpoint"]["path"] == f"{ELSEWHERE}/tiny.pt"
 
 
 def test_the_redactor_cuts_known_folders_and_nothing_else(tmp_path):
@@ -119,7 +142,7 @@ def dead_pid() -> int:
     return process.pid
 
 
-def test_leftovers_of_killed_builds_are_removed_at_start_up(server_files, tmp_path):
+def test_leftovers_of_killed_builds_are_removed_at_start_up_and_logged(server_files, tmp_path, caplog):
     gone = dead_pid()
     atlas = tmp_path / "atlases"
     atlas.mkdir()
@@ -131,9 +154,17 @@ def test_leftovers_of_killed_builds_are_removed_at_start_up(server_files, tmp_pa
         folder.mkdir()
         (folder / "part.npy").write_bytes(b"x")
     try:
-        with client_for({**server_files, "atlas": atlas}) as client:
-            assert client.get("/healthz").status_code == 200
+        with caplog.at_level(logging.WARNING, logger="api.atlas"):
+            with client_for({**server_files, "atlas": atlas}) as client:
+                assert client.get("/healthz").status_code == 200
         assert not any(folder.exists() for folder in (*stale, temporary))
+        logged = {r.getMessage() for r in caplog.records if r.name == "api.atlas" and r.levelno == logging.WARNING}
+        half_built = next(line for line in logged if str(stale[0]) in line)
+        assert f"the half-built atlas of 'tiny' of process {gone}, which is gone" in half_built
+        assert "(a build killed before it finished; 1 file, 0.0 KiB)" in half_built
+        assert any(str(stale[1]) in line and "the previous atlas of 'tiny'" in line for line in logged)
+        assert any(str(temporary) in line and f"temporary atlas folder of service process {gone}" in line for line in logged)
+        assert not any(str(folder) in line for line in logged for folder in kept)
         assert all(folder.is_dir() for folder in kept)
         assert remove_stale_builds(atlas) == []
     finally:

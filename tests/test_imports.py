@@ -1,14 +1,31 @@
 """The direction of the imports, read from the source with ``ast`` (imports inside functions included): the
-library ``lewel`` imports neither the service ``api`` nor the front end ``app``, and its modules import each
-other without a cycle."""
+library ``lewel`` imports neither the service ``api`` nor the front end ``app``; its modules import each other
+without a cycle; and collapsed to its packages (top-level modules such as ``config.py`` count as their own units),
+every unit imports only units of lower layers, in the order docs/architecture.md draws."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LEWEL = ROOT / "lewel"
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+
+#: lewel's layers, bottom up: a unit imports only units of lower layers (the table of docs/architecture.md)
+LAYERS: list[set[str]] = [
+    {"config", "distributed", "formatting", "lazy_exports"},
+    {"models", "views"},
+    {"files"},
+    {"inference"},
+    {"export", "lewel"},
+    {"data"},
+    {"maps"},
+    {"drawing"},
+    {"train"},
+    {"cli"},
+]
 
 
 def module_name(path: Path) -> str:
@@ -52,6 +69,48 @@ def import_graph() -> dict[str, set[str]]:
             targets = submodules if submodules and len(submodules) == len(names) else [target] + submodules
             graph[name].update(t for t in targets if t in modules and t != name)
     return graph
+
+
+def unit(module: str) -> str:
+    """The unit of a lewel module: its package or top-level module under ``lewel`` (``lewel.maps.atlas`` ->
+    ``maps``, ``lewel.inference`` -> ``inference``), or ``lewel`` for the package's own ``__init__``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The module graph collapsed to units: unit -> the other units its modules import."""
+    units: dict[str, set[str]] = {unit(name): set() for name in graph}
+    for name, targets in graph.items():
+        units[unit(name)].update(unit(t) for t in targets if unit(t) != unit(name))
+    return units
+
+
+def layer_violations(units: dict[str, set[str]], layers: list[set[str]]) -> list[str]:
+    """Every unit missing from ``layers``, and every import of a unit that is not in a lower layer."""
+    level = {name: k for k, layer in enumerate(layers) for name in layer}
+    found = [f"{name} is in no layer" for name in sorted(units) if name not in level]
+    found += [
+        f"{name} (layer {level[name] + 1}) imports {target} (layer {level[target] + 1})"
+        for name, targets in sorted(units.items())
+        for target in sorted(targets)
+        if name in level and target in level and level[target] >= level[name]
+    ]
+    return found
+
+
+def documented_layers(text: str) -> list[set[str]]:
+    """The layers of the first table under ``## Layers`` of docs/architecture.md, bottom up as its rows are: the
+    names in backticks of each row's first column (``config.py`` -> ``config``, ``models/`` -> ``models``,
+    ``__init__.py`` -> ``lewel``); no layers when the section is missing."""
+    _, found, rest = text.partition("\n## Layers")
+    lines = rest.split("\n## ", 1)[0].splitlines() if found else []
+    rows = [line for line in lines if line.startswith("|") and not set(line) <= set("|-: ")]
+    layers = []
+    for row in rows[1:]:
+        names = re.findall(r"`([^`]+)`", row.split("|")[1])
+        layers.append({"lewel" if n == "__init__.py" else n.removesuffix(".py").removesuffix("/") for n in names})
+    return layers
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -109,3 +168,69 @@ def test_the_library_has_no_import_cycle():
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_library_has_no_package_cycle():
+    units = package_graph(import_graph())
+    assert {"maps", "drawing", "files", "inference", "cli"} <= set(units), "the package graph was not built"
+    found = cycles(units)
+    assert not found, "import cycles among lewel's packages:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_the_packages_import_down_the_layers():
+    found = layer_violations(package_graph(import_graph()), LAYERS)
+    assert not found, "imports against the layer order (tests/test_imports.py LAYERS):\n" + "\n".join(found)
+
+
+def test_the_layers_are_the_ones_docs_architecture_draws():
+    assert documented_layers(ARCHITECTURE.read_text()) == LAYERS
+
+
+def test_a_package_cycle_is_found_through_different_modules():
+    """Two modules of ``a`` and one of ``b``: no module cycle, but ``a`` and ``b`` import each other."""
+    graph = {"lewel.a.x": {"lewel.b.y"}, "lewel.b.y": {"lewel.a.z"}, "lewel.a.z": set(), "lewel.c": {"lewel.a.x"}}
+    assert cycles(graph) == []
+    assert package_graph(graph) == {"a": {"b"}, "b": {"a"}, "c": {"a"}}
+    assert cycles(package_graph(graph)) == [["a", "b"]]
+
+
+def test_the_documented_layers_are_read_bottom_up_from_the_first_column():
+    text = "# A\n\n## Layers of it\n\n| units | holds |\n| --- | --- |\n| `config.py`, `__init__.py` | x `maps/` |\n" \
+        "| `maps/` | y |\n\n## Next\n\n| `cli.py` | z |\n"
+    assert documented_layers(text) == [{"config", "lewel"}, {"maps"}]
+    assert documented_layers("# no such section") == []
+
+
+def test_the_layer_check_finds_an_upward_import_and_an_unplaced_unit():
+    layers = [{"low"}, {"high"}]
+    assert layer_violations({"low": set(), "high": {"low"}}, layers) == []
+    assert layer_violations({"low": {"high"}, "high": set(), "new": set()}, layers) == [
+        "new is in no layer",
+        "low (layer 1) imports high (layer 2)",
+    ]
+
+
+
+#: one concept per module: no Python module of the library, the service, the front end or the benchmarks reaches this
+MAX_LINES = 600
+
+
+def long_modules(base: Path, folders: tuple[str, ...], limit: int = MAX_LINES) -> dict[str, int]:
+    """The ``.py`` files under ``base / folder`` of ``limit`` lines or more, named relative to ``base``."""
+    lengths = {
+        str(path.relative_to(base)): len(path.read_text(encoding="utf-8").splitlines())
+        for folder in folders
+        for path in sorted((base / folder).rglob("*.py"))
+    }
+    return {name: lines for name, lines in lengths.items() if lines >= limit}
+
+
+def test_no_module_reaches_600_lines():
+    assert long_modules(ROOT, ("lewel", "api", "app", "benchmarks", "scripts", "tests")) == {}
+
+
+def test_the_length_check_finds_a_long_module(tmp_path):
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)
+    (tmp_path / "pkg" / "sub" / "long.py").write_text("x = 1\n" * MAX_LINES)
+    (tmp_path / "pkg" / "short.py").write_text("x = 1\n" * (MAX_LINES - 1))
+    assert long_modules(tmp_path, ("pkg",)) == {"pkg/sub/long.py": MAX_LINES}

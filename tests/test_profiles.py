@@ -15,6 +15,7 @@ from sklearn.metrics import roc_auc_score
 
 from lewel.inference import load_model
 from lewel.maps import cell_labels, map_auroc, object_coverage, score_maps, summarize_scores
+from lewel.maps.controls import random_like
 from lewel.maps.profiles import (
     PROFILE_FORMAT,
     ImageScores,
@@ -24,7 +25,6 @@ from lewel.maps.profiles import (
     find_profile,
     format_profile,
     profile_data,
-    random_like,
     read_profile,
     select_roles,
     sidecar_path,

@@ -282,8 +282,8 @@ def test_profile_on_a_coco_set_and_the_command(tmp_path):
 def test_maps_of_a_voc_set_carry_the_ignored_band_and_reopen(tmp_path):
     """``lewel maps`` on VOC: every image extracted with its coverage; cells the void band leaves undecided
     read IGNORED_COVERAGE; the atlas's way back to the images (``reopen_source``) finds them again."""
-    from lewel.files.shards import iter_shards
     from lewel.maps.extraction import extract_maps
+    from lewel.maps.shards import iter_shards
 
     write_voc(tmp_path / "voc", scenes(3))
     checkpoint = tmp_path / "tiny.pt"

@@ -12,8 +12,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 
 from ..atlas_builds import BuildRunning
-from ..atlas_files import MODEL_ID, NAME_MAX, AtlasError, AtlasNotFound, atlas_map, load_atlas, shown_name, thumbnail_file
-from ..errors import ApiError
+from ..atlas_files import (
+    MODEL_ID,
+    NAME_MAX,
+    AtlasError,
+    AtlasNotFound,
+    atlas_map,
+    load_atlas,
+    served_atlas,
+    thumbnail_file,
+)
+from ..errors import ApiError, echo_prefix, shown_name
 from ..schemas import AtlasBuildParams, AtlasBuildStatus, ErrorBody
 from ..service import Service
 from .dependencies import ERROR_RESPONSES, ServiceDep, model_errors, require_token
@@ -31,7 +40,7 @@ router = APIRouter(prefix="/v1/atlas", tags=["atlas"], dependencies=[Depends(req
 
 
 def _build_hint(model: str) -> str:
-    return f"; build one with POST /v1/atlas/{model}/build"
+    return f"; build one with POST /v1/atlas/{echo_prefix(model)}/build"
 
 
 async def _call(function: Callable[..., Any], *args: Any, hint: str = "") -> Any:
@@ -45,17 +54,23 @@ async def _call(function: Callable[..., Any], *args: Any, hint: str = "") -> Any
         raise ApiError(500, "atlas_error", str(error)) from None
 
 
+async def _served(service: Service, model: str) -> dict[str, Any]:
+    """The atlas of ``model`` as clients see it (404 when there is none)."""
+    atlas = await _call(load_atlas, service.atlas_builds.root, model, hint=_build_hint(model))
+    return served_atlas(atlas, model, expose_paths=service.settings.expose_paths)
+
+
 @router.get("/{model}", summary="the map atlas of a model: per map index its top images, statistics and AUROC")
 async def get_atlas(model: str, service: ServiceDep) -> JSONResponse:
-    """``atlas.json`` as ``lewel atlas`` wrote it (docs/atlas.md); thumbnails are relative paths under this URL."""
-    return JSONResponse(await _call(load_atlas, service.atlas_builds.root, model, hint=_build_hint(model)))
+    """``atlas.json`` as ``lewel atlas`` wrote it (docs/atlas.md), less the server's paths (``served_atlas``);
+    thumbnails are relative paths under this URL."""
+    return JSONResponse(await _served(service, model))
 
 
 @router.get("/{model}/maps/{index}", summary="one map index of a model's atlas")
 async def get_atlas_map(model: str, index: int, service: ServiceDep) -> JSONResponse:
     """The atlas's header (model, data, settings) with the record of map ``index`` as ``map``."""
-    atlas = await _call(load_atlas, service.atlas_builds.root, model, hint=_build_hint(model))
-    return JSONResponse(await _call(atlas_map, atlas, index))
+    return JSONResponse(await _call(atlas_map, await _served(service, model), index))
 
 
 @router.get("/{model}/thumbs/{name}", summary="a thumbnail of a model's atlas (PNG)", response_class=FileResponse)
@@ -116,13 +131,13 @@ async def _form_fields(request: Request) -> None:
     if kind not in FORM_TYPES and (kind or await request.body()):
         raise ApiError(
             415, "unsupported_media_type",
-            f"send scenes and size as form fields ({' or '.join(FORM_TYPES)}), not {kind or 'an untyped body'}",
+            f"send scenes and size as form fields ({' or '.join(FORM_TYPES)}), not {echo_prefix(kind) or 'an untyped body'}",
         )
     items = (await request.form()).multi_items()
     names = [name for name, _ in items]
     wrong = sorted({n for n in names if names.count(n) > 1} | {n for n, v in items if isinstance(v, str) and not v})
     if wrong:
-        raise ApiError(422, "invalid_parameters", f"empty or repeated field(s) {', '.join(map(repr, wrong))}")
+        raise ApiError(422, "invalid_parameters", f"empty or repeated field(s) {', '.join(map(shown_name, wrong))}")
 
 
 @router.post(
@@ -132,7 +147,7 @@ async def _form_fields(request: Request) -> None:
 async def post_atlas_build(
     model: str, service: ServiceDep, request: Request, params: Annotated[AtlasBuildParams, Form()]
 ) -> JSONResponse:
-    """Start the one build the service runs at a time (``lewel.maps.atlas.make_atlas``: view 0 of ``scenes``
+    """Start the one build the service runs at a time (``lewel.drawing.atlas_folder.make_atlas``: view 0 of ``scenes``
     generated scenes at ``size`` px) and answer its status; while it runs, asking again for the same model
     answers the status, for another model 409 ``build_running``. The finished atlas replaces the model's
     atlas whole (docs/atlas.md)."""

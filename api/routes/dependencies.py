@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 
 from lewel.inference import MapsUnavailableError
 
-from ..errors import ApiError
+from ..errors import ApiError, echo_prefix
 from ..middleware import token_matches, unauthorized
 from ..registry import LoadedModel, ModelLoadFailed, ModelNotFound, ModelRefused
 from ..schemas import ErrorBody
@@ -48,7 +48,7 @@ def model_errors(service: Service) -> Iterator[None]:
     try:
         yield
     except ModelNotFound as error:
-        raise ApiError(404, "model_not_found", str(error), model=error.model_id) from None
+        raise ApiError(404, "model_not_found", str(error), model=echo_prefix(error.model_id)) from None
     except ModelRefused as error:
         raise ApiError(403, "model_refused", str(error), model=error.model_id, file=error.file) from None
     except ModelLoadFailed as error:

@@ -1,4 +1,4 @@
-"""``/v1/gallery``: the images offered without an upload (``lewel.files.gallery``), so that a front end needs neither
+"""``/v1/gallery``: the images offered without an upload (``lewel.data.gallery``), so that a front end needs neither
 torch nor the library: the list, each image, its object mask (generated scenes) and a thumbnail."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from lewel.files.gallery import (
+from lewel.data.gallery import (
     MAX_SCENE,
     STATIC_SAMPLES,
     GalleryItem,
@@ -25,8 +25,7 @@ from lewel.files.gallery import (
     warm,
 )
 
-from ..atlas_files import shown_name
-from ..errors import ApiError
+from ..errors import ApiError, shown_name
 from ..schemas_gallery import GalleryItemBody, GalleryResponse
 from .dependencies import ERROR_RESPONSES, require_token
 
@@ -60,7 +59,7 @@ router = APIRouter(prefix="/v1", tags=["gallery"], dependencies=[Depends(require
 
 
 def warm_up() -> None:
-    """``lewel.files.gallery.warm`` of the static samples, logged; a failure here only means a slower first
+    """``lewel.data.gallery.warm`` of the static samples, logged; a failure here only means a slower first
     gallery request, which then says what is wrong."""
     try:
         count = warm(STATIC_SAMPLES)

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from PIL import Image
 
-from lewel.drawing.render import FIGURE_FORMATS, figure5, figure_bytes
+from lewel.drawing.render import FIGURE_FORMATS
 from lewel.files.images import ImageTooLargeError, MaskError, UnsupportedImageError, UploadedMask, read_mask
 from lewel.maps import PATTERNS, MapStatistics, frame_density, select_maps, top_per_pattern
 from lewel.maps.analysis import InstanceScores, MapAnalysis, MaskScores, analyze_maps, score_instances, score_views
@@ -29,7 +29,8 @@ from lewel.maps.profiles import (
 
 from ..decode_warnings import collect
 from ..encoding import encode_array, npz_bytes, png_base64
-from ..errors import ApiError
+from ..errors import ApiError, shown_name
+from ..figure_jobs import FigureJob
 from ..limits import FIGURE_MAX_MAPS, FIGURE_SOURCE_SIDE, MEBIBYTE, NPZ_SOURCE_SIDE, answer_too_large
 from ..registry import LoadedModel
 from ..schemas import (
@@ -97,7 +98,11 @@ async def maps(
     data = await read_upload(image, service)
     mask_data = await read_upload(mask, service) if mask is not None else None
     plan = await run_in_threadpool(plan_upload, service, params, data, mask_data, kind="maps")
-    return await run_bounded(service, plan, _compute, service, data, params, mask_data)
+    answer = await run_bounded(service, plan, _compute, service, data, params, mask_data)
+    if isinstance(answer, FigureJob):  # drawn by the drawing pool, apart from the model passes
+        drawn = await service.drawing.draw(answer, memory=plan.drawing)
+        return _figure_response(answer, drawn, service.settings.max_response_bytes)
+    return answer
 
 
 def _decode_mask(data: bytes, picture: Image.Image, service: Service) -> UploadedMask:
@@ -139,12 +144,18 @@ def _measured_selection(params: MapsParams, profile: dict | None, loaded: Loaded
             raise ApiError(
                 422,
                 "unknown_category",
-                f"category={params.category!r} is not a category of the profile of {loaded.id!r}; its categories: "
+                f"category={shown_name(params.category)} is not a category of the profile of {loaded.id!r}; its categories: "
                 f"{', '.join(names) if names else 'none'}",
             )
         looking = category_indices(profile, params.category)
         chosen = looking if chosen is None else [m for m in looking if m in set(chosen)]
     return chosen
+
+
+def _listed(values: list[int], most: int = 10) -> str:
+    """``values`` for a message: the first ``most`` and how many more."""
+    shown = ", ".join(map(str, values[:most]))
+    return shown if len(values) <= most else f"{shown} and {len(values) - most} more"
 
 
 def parse_indices(params: MapsParams, d: int) -> list[int] | None:
@@ -163,11 +174,11 @@ def parse_indices(params: MapsParams, d: int) -> list[int] | None:
     beyond = sorted({m for m in chosen if m >= d})
     if beyond:
         raise ApiError(
-            422, "invalid_parameters", f"indices= {', '.join(map(str, beyond))}: the model has d={d} maps (0 to {d - 1})"
+            422, "invalid_parameters", f"indices= {_listed(beyond)}: the model has d={d} maps (0 to {d - 1})"
         )
     twice = sorted({m for m in chosen if chosen.count(m) > 1})
     if twice:
-        raise ApiError(422, "invalid_parameters", f"indices= gives {', '.join(map(str, twice))} more than once")
+        raise ApiError(422, "invalid_parameters", f"indices= gives {_listed(twice)} more than once")
     return chosen
 
 
@@ -193,7 +204,10 @@ def _select(analysis: MapAnalysis, params: MapsParams, profile: dict | None, loa
     return select_maps(analysis.view_statistics(0), maps=params.maps, order=params.order, top_k=params.top_k)
 
 
-def _compute(service: Service, data: bytes, params: MapsParams, mask_data: bytes | None = None) -> Response | MapsResponse:
+def _compute(
+    service: Service, data: bytes, params: MapsParams, mask_data: bytes | None = None
+) -> Response | MapsResponse | FigureJob:
+    """The answer, or for a figure the drawing still to do (``api.drawing_pool`` draws it)."""
     picture = decode(data, service, params.background)
     mask = _decode_mask(mask_data, picture, service) if mask_data is not None else None
     loaded = get_maps_model(service, params.model)
@@ -215,7 +229,7 @@ def _compute(service: Service, data: bytes, params: MapsParams, mask_data: bytes
         else None
     )
     if params.format in FIGURE_FORMATS:
-        return _figure(analysis, indices, picture, params, profile, loaded, service.settings.max_response_bytes)
+        return _figure_job(analysis, indices, picture, params, profile, loaded)
     if params.format == "npz":
         return _npz(analysis, indices, loaded, params, profile, scores, instances, picture)
     return _json(analysis, indices, top, loaded, picture, params, profile, scores, instances)
@@ -256,21 +270,20 @@ def _by_profile(params: MapsParams) -> bool:
     return params.pattern is not None or params.category is not None
 
 
-def _figure(
+def _figure_job(
     analysis: MapAnalysis,
     indices: list[int],
     picture: Image.Image,
     params: MapsParams,
     profile: dict | None,
     loaded: LoadedModel,
-    max_bytes: int,
-) -> Response:
-    """Figure 5 of the first ``FIGURE_MAX_MAPS`` selected maps as PNG, PDF or SVG (``lewel.drawing.render``, the
-    renderer of the app's downloads): titles with each map's measured pattern (or, in a profile without
-    patterns, its role) and held-out AUROC, or its heuristic pattern without a profile; colour bars in units
-    of the uniform value."""
+) -> FigureJob:
+    """Figure 5 of the first ``FIGURE_MAX_MAPS`` selected maps, as the plain arrays a drawing process draws
+    (``api.drawing_pool``; ``lewel.drawing.render``, the renderer of the app's downloads): titles with each map's
+    measured pattern (or, in a profile without patterns, its role) and held-out AUROC, or its heuristic pattern
+    without a profile; colour bars in units of the uniform value."""
     shown = indices[:FIGURE_MAX_MAPS]
-    thumbnail = picture.copy()
+    thumbnail = picture.convert("RGB")
     thumbnail.thumbnail((FIGURE_SOURCE_SIDE, FIGURE_SOURCE_SIDE))
     patterns = analysis.statistics.pattern
     if profile is not None:
@@ -279,23 +292,41 @@ def _figure(
         titles = [
             [f"map {m} · {records[m].get(label) or 'not measured'}\nAUROC {records[m]['auroc_heldout']:.2f}" for m in shown]
         ] * len(analysis.views)
-        summary = profile["summary"]
-        heading = f"{loaded.id}: {measured_line(summary)} (held-out AUROC)"
+        heading = f"{loaded.id}: {measured_line(profile['summary'])} (held-out AUROC)"
     else:
         titles = [[f"map {m}\n{PATTERNS[int(patterns[v, m])]} (heuristic)" for m in shown] for v in range(len(analysis.views))]
         heading = f"{loaded.id}: no map profile (maps not measured against objects)"
-    figure = figure5(
-        analysis, shown, thumbnail, cmap=params.cmap, alpha=params.alpha, scale=params.scale, titles=titles, title=heading
+    views = analysis.views
+    return FigureJob(
+        shown=shown,
+        source=np.asarray(thumbnail, dtype=np.uint8),
+        source_size=tuple(views[0].source_size),
+        view_images=[view.image.permute(1, 2, 0).numpy().astype(np.uint8) for view in views],
+        boxes=[tuple(view.box) for view in views],
+        flips=[bool(view.flip) for view in views],
+        presets=[view.preset for view in views],
+        maps=analysis.maps[:, shown].float().numpy(),
+        titles=[list(row) for row in titles],
+        title=heading,
+        cmap=params.cmap,
+        alpha=params.alpha,
+        scale=params.scale,
+        format=params.format,
+        dpi=params.dpi,
     )
-    data = figure_bytes(figure, params.format, dpi=params.dpi)
-    if len(data) > max_bytes:  # the estimate (api.limits.plan_request) is an upper bound: this is a safety net
-        size = f"the {params.format.upper()} figure is {len(data) / MEBIBYTE:,.1f} MiB"
-        raise answer_too_large(size, max_bytes, "maps", params.format)
+
+
+def _figure_response(job: FigureJob, data: bytes, max_bytes: int) -> Response:
+    """The drawn figure, refused when over the answer cap (the estimate, ``api.limits.plan_request``, is an upper
+    bound: this is a safety net); ``X-Lewel-Maps`` lists the maps drawn."""
+    if len(data) > max_bytes:
+        size = f"the {job.format.upper()} figure is {len(data) / MEBIBYTE:,.1f} MiB"
+        raise answer_too_large(size, max_bytes, "maps", job.format)
     headers = {
-        "X-Lewel-Maps": ",".join(map(str, shown)),
-        "Content-Disposition": f'inline; filename="figure5.{params.format}"',
+        "X-Lewel-Maps": ",".join(map(str, job.shown)),
+        "Content-Disposition": f'inline; filename="figure5.{job.format}"',
     }
-    return Response(data, media_type=FIGURE_FORMATS[params.format], headers=headers)
+    return Response(data, media_type=FIGURE_FORMATS[job.format], headers=headers)
 
 
 def _statistics(

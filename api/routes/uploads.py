@@ -18,7 +18,7 @@ from lewel.maps.profiles import has_patterns, pattern_indices, profile_indices
 from lewel.views import View
 
 from ..decode_warnings import collect
-from ..errors import ApiError
+from ..errors import ApiError, shown_name
 from ..limits import Plan, declared_image, plan_request
 from ..registry import LoadedModel
 from ..schemas import ViewParams
@@ -26,6 +26,7 @@ from ..service import Service
 from .dependencies import model_errors
 
 T = TypeVar("T")
+ECHOED_NAMES = 5  #: unknown field names an answer repeats
 
 
 async def read_upload(upload: UploadFile, service: Service) -> bytes:
@@ -80,9 +81,10 @@ def plan_upload(
 
 
 async def run_bounded(service: Service, plan: Plan, work: Callable[..., T], *args: Any) -> T:
-    """``work(*args)`` in a worker thread once ``plan.memory`` bytes of the memory budget are free
-    (503 ``busy`` when too many requests wait already)."""
-    async with service.budget.reserve(plan.memory):
+    """``work(*args)`` in a worker thread once ``plan.memory`` bytes of the memory budget are free, less a
+    figure's drawing, which reserves its share when it is drawn (503 ``busy`` when too many requests wait already)."""
+    async with service.budget.reserve(plan.memory - plan.drawing):
+        service.trimmer.note(plan.memory)  # a large request: memory is given back once it is answered
         return await run_in_threadpool(work, *args)
 
 
@@ -109,7 +111,9 @@ async def check_view_params(
         raise ApiError(
             422,
             "invalid_parameters",
-            f"unknown parameter(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}",
+            f"unknown parameter(s) {', '.join(map(shown_name, unknown[:ECHOED_NAMES]))}"
+            f"{f' and {len(unknown) - ECHOED_NAMES} more' if len(unknown) > ECHOED_NAMES else ''}; "
+            f"known: {', '.join(sorted(known))}",
         )
     names = [k for k, _ in form.multi_items()]
     repeated = sorted({k for k in names if names.count(k) > 1})

@@ -1,5 +1,6 @@
-"""Data: the one data spec and its sources (``sources``: scenes, folders, masks, COCO, VOC) and the
-multi-object scenes built from Debian's Tux Paint cut-outs, with exact instance masks (``scenes``)."""
+"""Data: the one data spec and its sources (``sources``: scenes, folders, masks, COCO, VOC), the
+multi-object scenes built from Debian's Tux Paint cut-outs, with exact instance masks (``scenes``), and the images
+offered without an upload (``gallery``, imported as ``lewel.data.gallery``)."""
 
 from .scenes import (
     INSTALL_HINT,

@@ -6,8 +6,9 @@
   image, cross-view agreement); ``analysis``: one image's views through a model; ``looking``: which maps look at
   a point; ``patterns``: Figure 5's measured patterns and the per-category dissection;
 - ``controls``: random networks of the same shape; ``profiles``: a model's map profile against them;
-  ``evaluation``: ``lewel eval-maps``; ``extraction``: ``lewel maps``, a data set's maps in shards;
-  ``atlas``: ``lewel atlas``, the images where each map index concentrates most.
+  ``evaluation``: ``lewel eval-maps``; ``extraction``: ``lewel maps``, a data set's maps in shards (``shards``:
+  their format); ``atlas``: the record of ``lewel atlas``, the images where each map index concentrates most
+  (``lewel.drawing.atlas_folder`` draws and writes it).
 
 The statistics, mask scores, frame geometry and map selection are offered here too (``lewel.maps.map_statistics``,
 ``from lewel.maps import select_maps``), imported on first use (module ``__getattr__``), so that importing

@@ -15,7 +15,7 @@ from ..files.checkpoints import atomic_write
 from ..inference import MapsUnavailableError, load_model
 from ..views.augmentations import eval_transform
 from .mask_scores import MapScores, object_coverage, score_maps, summarize_scores
-from .profiles import HELDOUT_SEED
+from .profiles.images import HELDOUT_SEED
 
 MASKED_DATA = "give a `lewel data scenes` folder, images/ + masks/, coco:ANNOTATIONS.json, voc:ROOT or scenes:N"
 DEFAULT_SIZE = 224  #: input side: 7×7 maps with a ResNet (the scenes are resized whole, no crop)
@@ -118,7 +118,7 @@ def evaluate_maps(
         **summarize_scores(scores, num_groups=model.h),
     }
     if profile:
-        from .profiles import build_profile
+        from .profiles.build import build_profile
 
         try:
             spec = os.fspath(Path(data).resolve()) if Path(data).is_dir() else os.fspath(data)  # a folder named scenes stays a folder
@@ -153,7 +153,7 @@ def format_summary(result: dict[str, Any]) -> str:
 
 
 def _profile_lines(result: dict[str, Any]) -> str:
-    from .profiles import format_profile
+    from .profiles.text import format_profile
 
     profile = result["profile"]
     if "error" in profile:

@@ -14,7 +14,7 @@ as unreadable and everything needed to read the arrays (docs/atlas.md).
   every rank is done. Shards do not depend on the number of processes: the views of image i are drawn from
   ``view_seed(seed, i)`` whichever rank makes them.
 
-The shard format (writing and reading the NPZ shards and the index) is ``lewel.files.shards``; the process group is
+The shard format (writing and reading the NPZ shards and the index) is ``lewel.maps.shards``; the process group is
 ``lewel.distributed``'s, shared with training.
 """
 
@@ -39,7 +39,13 @@ from torch.utils.data import DataLoader, Dataset
 from ..data.sources import Source, UnreadableImage, open_source
 from ..distributed import Runtime, join_processes
 from ..files.checkpoints import atomic_write
-from ..files.shards import (
+from ..inference import LewelModel, MapsUnavailableError, load_model
+from ..views.augmentations import IMAGENET_MEAN, IMAGENET_STD
+from ..views.crops import PRESETS, make_views, view_seed
+from .mask_scores import view_coverage
+from .profiles.images import HELDOUT_SEED
+from .profiles.sidecar import file_sha256
+from .shards import (
     CONFIG_NAME,
     FORMAT,
     VERSION,
@@ -50,11 +56,6 @@ from ..files.shards import (
     shard_range,
     write_index,
 )
-from ..inference import LewelModel, MapsUnavailableError, load_model
-from ..views.augmentations import IMAGENET_MEAN, IMAGENET_STD
-from ..views.crops import PRESETS, make_views, view_seed
-from .mask_scores import view_coverage
-from .profiles import HELDOUT_SEED, file_sha256
 
 DEFAULT_SIZE = 224  #: input side (7×7 maps on a ResNet)
 DEFAULT_SHARD_SIZE = 256  #: images per shard

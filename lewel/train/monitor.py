@@ -26,14 +26,10 @@ from ..drawing.render import figure_png, maps_grid
 from ..inference import LewelModel
 from ..maps.controls import CONTROL_SEEDS, INIT_SCHEMES, control_family, random_like
 from ..maps.controls import verdict as controls_verdict
-from ..maps.profiles import (
-    PreparedImages,
-    control_member,
-    profile_data,
-    score_prepared,
-    selected_mean,
-    split_summary,
-)
+from ..maps.profiles.images import PreparedImages, profile_data
+from ..maps.profiles.roles import split_summary
+from ..maps.profiles.scores import score_prepared, selected_mean
+from ..maps.profiles.verdict import control_member
 from ..views.augmentations import eval_transform
 from .logging import read_records
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..maps.statistics import PATTERNS, MapStatistics, map_statistics
-from .checkpoints import atomic_write
+from ..files.checkpoints import atomic_write
+from .statistics import PATTERNS, MapStatistics, map_statistics
 
 FORMAT = "lewel-map-shards"
 VERSION = 1

@@ -1,4 +1,7 @@
-"""Export a model's weights for use elsewhere: torchvision, detectron2, safetensors."""
+"""Export a model's weights for use elsewhere: torchvision, detectron2, safetensors.
+
+Above ``lewel.inference`` (it writes a loaded ``LewelModel``) and ``lewel.files.checkpoints`` (the atomic writes and
+the format name ``lewel.load_model`` reads back)."""
 
 from __future__ import annotations
 
@@ -10,8 +13,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from ..inference import LewelModel
-from .checkpoints import FORMAT_INFERENCE, atomic_save, atomic_write
+from .files.checkpoints import FORMAT_INFERENCE, atomic_save, atomic_write
+from .inference import LewelModel
 
 EXPORT_FORMATS = ("torchvision", "detectron2", "safetensors")
 

@@ -14,15 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-if TYPE_CHECKING:
-    from lewel.data.scenes import Scene, SceneGenerator
+from .scenes import Scene, SceneGenerator
 
-STATIC_SAMPLES = Path(__file__).resolve().parents[2] / "static" / "samples"  #: from lewel/files/: the repository root
+STATIC_SAMPLES = Path(__file__).resolve().parents[2] / "static" / "samples"  #: from lewel/data/: the repository root
 SAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 #: scikit-image sample photos shipped inside the package (no download), with a label
 SKIMAGE_PHOTOS = {
@@ -88,8 +86,6 @@ def _skimage_loader(name: str) -> Callable[[], np.ndarray] | None:
 @lru_cache(maxsize=1)
 def _generator() -> SceneGenerator:
     """The gallery's scene generator (2–4 objects, seed 0); raises when the cut-outs are missing."""
-    from lewel.data.scenes import SceneGenerator
-
     return SceneGenerator(size=SCENE_SIZE, seed=0, min_objects=2, max_objects=4)
 
 
