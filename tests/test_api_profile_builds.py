@@ -270,3 +270,17 @@ def test_the_newer_of_the_sidecar_and_the_service_copy_is_the_profile(tmp_path):
     os.utime(copy, ns=(1, 1))
     assert profile_file(checkpoint, "bundled", profiles) == sidecar_path(checkpoint)
     assert profile_file(checkpoint, "bundled", None) == sidecar_path(checkpoint)
+
+
+def test_the_status_carries_a_profile_whose_numbers_include_nan(models):
+    """A version-2 profile holds NaN where it measured nothing: the status answers it as null, not a 500."""
+    import json
+
+    from test_api_profiles import version_2
+
+    profile = build_profile(models["tiny"], data="scenes:6", size=SIZE, control_seeds=1, control_schemes=["pytorch"])
+    sidecar_path(models["tiny"]).write_text(json.dumps(version_2(profile)))
+    with TestClient(create_app(settings_for(models))) as client:
+        answer = client.get("/v1/models/tiny/profile")
+        assert answer.status_code == 200 and answer.json()["profile"]["size"] == SIZE, answer.text
+        assert answer.json()["message"] == "the model has a profile"

@@ -3,6 +3,7 @@ and follow the build (``GET``), with the profile the service reads for the model
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
@@ -36,7 +37,8 @@ def _status(service: Service, model: str) -> dict[str, Any]:
     body = service.profile_builds.status(model)
     entry = service.registry.describe_with_profile(file)
     summary = profile_body(entry["profile"])
-    body["profile"] = summary.model_dump(mode="json") if summary is not None else None
+    # pydantic's JSON writes NaN as null (its dict would keep NaN, which JSONResponse refuses)
+    body["profile"] = json.loads(summary.model_dump_json()) if summary is not None else None
     body["profile_error"] = entry["profile_error"]
     if body["status"] == "idle":
         body["message"] = (
