@@ -22,6 +22,7 @@ from .responses import profile_body
 
 RESPONSES = {status: ERROR_RESPONSES[status] for status in (401, 404, 422, 500)}
 BUILD_RESPONSES = {
+    400: {"model": ErrorBody, "description": "a body that is not valid JSON"},
     403: ERROR_RESPONSES[403],
     409: {"model": ProfileBuildRunningBody, "description": "a profile build runs already (its status as build)"},
     415: {"model": ErrorBody, "description": "a body that is not JSON"},
