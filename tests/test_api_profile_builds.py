@@ -284,3 +284,12 @@ def test_the_status_carries_a_profile_whose_numbers_include_nan(models):
         answer = client.get("/v1/models/tiny/profile")
         assert answer.status_code == 200 and answer.json()["profile"]["size"] == SIZE, answer.text
         assert answer.json()["message"] == "the model has a profile"
+
+
+@pytest.mark.parametrize("schemes", ["bogus", "pytorch,kaiming", " , "])
+def test_an_unknown_control_scheme_is_refused_naming_the_setting(schemes):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="LEWEL_PROFILE_CONTROL_SCHEMES must name one or more of torchvision"):
+        Settings(profile_control_schemes=schemes)
+    assert Settings(profile_control_schemes="pytorch, trunc_normal,pytorch").profile_control_schemes == ["pytorch", "trunc_normal"]
