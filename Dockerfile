@@ -89,6 +89,9 @@ ENV LEWEL_BUNDLED_MODELS_DIR=/opt/lewel/models
 ENV LEWEL_MODELS_DIR=/models
 RUN mkdir -p /models && chown lewel:lewel /models
 VOLUME /models
+# Profiles the service measures (POST /v1/models/{model}/profile) of models in a folder it may not write to (the
+# bundled /opt/lewel/models is root's): written here, and read from here too (docs/api.md, "Profile builds").
+ENV LEWEL_PROFILE_DIR=/home/lewel/profiles
 
 # Numeric, so that a runtime can verify it is not root (Kubernetes' runAsNonRoot): 1000 is lewel.
 USER 1000:1000

@@ -23,7 +23,7 @@ from .memory_trim import MemoryTrimMiddleware, limit_arenas
 from .metrics import MetricsMiddleware
 from .middleware import BodySizeLimitMiddleware, TokenMiddleware
 from .openapi import install_openapi
-from .routes import atlas, embeddings, gallery, health, maps, metrics, models, point
+from .routes import atlas, embeddings, gallery, health, maps, metrics, models, point, profiles
 from .service import Service
 from .serving import ReplicaHeaderMiddleware, Serving
 from .settings import Settings
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, serving: Serving | None = None)
         yield
         service.readiness.wait(60)  # a warm-up still running would be cut off inside torch at exit
         service.atlas_builds.close()
+        service.profile_builds.close()
         service.drawing.close()
         service.registry.close()
 
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, serving: Serving | None = None)
     for router in (health.router, models.router, maps.router, embeddings.router, metrics.router):
         app.include_router(router)
     app.include_router(atlas.router)
+    app.include_router(profiles.router)
     app.include_router(point.router)
     app.include_router(gallery.router)
     install_openapi(app, settings)

@@ -30,11 +30,12 @@ import torch
 
 from lewel.files.checkpoints import CheckpointError
 from lewel.inference import Extraction, LewelModel, describe_checkpoint, load_model
-from lewel.maps.profiles import ProfileError, find_profile, localising_score, sidecar_path
+from lewel.maps.profiles import ProfileError, localising_score
 
 from .batching import Batcher, MicroBatcher
 from .errors import shown_name
 from .metrics import Metrics
+from .profile_files import profile_file, read_for
 
 CHECKPOINT_SUFFIXES = (".pth.tar", ".safetensors", ".pth", ".tar", ".pt")
 #: Never turned into a model's error: the caller handles running out of memory (503), and Ctrl-C stops.
@@ -144,8 +145,10 @@ class ModelRegistry:
         metrics: Metrics | None = None,
         expose_paths: bool = False,
         batcher_factory: BatcherFactory | None = None,
+        profile_dir: Path | None = None,
     ) -> None:
         self.folders = [(label, Path(path)) for label, path in folders if path is not None]
+        self.profile_dir = profile_dir
         self.expose_paths = expose_paths
         self._refusals_logged: set[tuple[Path, Path]] = set()
         self.device = device
@@ -160,7 +163,7 @@ class ModelRegistry:
         self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
         self._failures: dict[tuple[Path, tuple[int, int]], tuple[str, str]] = {}
         self._descriptions: dict[tuple[Path, tuple[int, int]], dict[str, Any]] = {}
-        self._profiles: dict[tuple[Path, tuple[int, int], tuple[int, int] | None], tuple[dict[str, Any] | None, str | None]] = {}
+        self._profiles: dict[tuple[Path, tuple[int, int], Path, tuple[int, int] | None], tuple[dict[str, Any] | None, str | None]] = {}
 
     # --- finding files -------------------------------------------------------------------------------
 
@@ -291,30 +294,36 @@ class ModelRegistry:
         profile, error = self.profile(file, d=entry.get("d")) if entry["status"] != "error" else (None, None)
         return {**entry, "profile": profile, "profile_error": error}
 
+    def profile_path(self, file: ModelFile) -> Path:
+        """The file that holds ``file``'s profile (``api.profile_files.profile_file``): its sidecar, or the copy
+        a service build wrote to ``LEWEL_PROFILE_DIR``, whichever is newer; it may not exist."""
+        return profile_file(file.path, file.folder, self.profile_dir)
+
     def profile(self, file: ModelFile, d: int | None = None) -> tuple[dict[str, Any] | None, str | None]:
-        """The sidecar profile of ``file`` (``lewel.maps.profiles.find_profile``) and, when one exists but cannot
-        be used (unreadable, stale, for another d), why; cached until the checkpoint or the sidecar change."""
-        sidecar = sidecar_path(file.path)
+        """The profile of ``file`` (``profile_path``) and, when one exists but cannot be used (unreadable, stale,
+        for another d), why; cached until the checkpoint or the profile file change, so that a profile written a
+        moment ago (``lewel profile``, a service build) is what the next answer shows."""
+        path = self.profile_path(file)
         try:
-            stat = sidecar.stat()
-            sidecar_signature: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+            stat = path.stat()
+            profile_signature: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
         except OSError:
-            sidecar_signature = None
-        key = (file.path, file.signature, sidecar_signature)
+            profile_signature = None
+        key = (file.path, file.signature, path, profile_signature)
         with self._lock:
             if key in self._profiles:
                 return self._profiles[key]
-        if sidecar_signature is None:
+        if profile_signature is None:
             found: tuple[dict[str, Any] | None, str | None] = (None, None)
         else:
             try:
-                found = (find_profile(file.path, d=d), None)
+                found = (read_for(file.path, path, d=d), None)
             except (ProfileError, OSError) as error:
                 found = (None, str(error))
             except PASSED_THROUGH:
                 raise
-            except Exception as error:  # a damaged sidecar is the profile's error, never the listing's
-                found = (None, f"the profile {sidecar.name} cannot be used: {type(error).__name__}: {error}")
+            except Exception as error:  # a damaged profile is the profile's error, never the listing's
+                found = (None, f"the profile {path.name} cannot be used: {type(error).__name__}: {error}")
         with self._lock:
             self._profiles[key] = found
         return found

@@ -11,6 +11,7 @@ from .drawing_pool import DrawingPool
 from .limits import MemoryBudget
 from .memory_trim import MemoryTrimmer
 from .metrics import Metrics
+from .profile_builds import ProfileBuilds
 from .readiness import Readiness
 from .redaction import PathRedactor
 from .registry import ModelRegistry
@@ -26,6 +27,7 @@ class Service:
     metrics: Metrics
     budget: MemoryBudget
     atlas_builds: Builds
+    profile_builds: ProfileBuilds
     redactor: PathRedactor
     drawing: DrawingPool
     trimmer: MemoryTrimmer
@@ -50,6 +52,7 @@ class Service:
             metrics=metrics,
             expose_paths=settings.expose_paths,
             batcher_factory=serving.batcher,
+            profile_dir=settings.profile_dir,
         )
         budget = MemoryBudget(
             settings.memory_budget_bytes, max_queued=settings.max_queued, retry_after_s=settings.retry_after_s
@@ -58,8 +61,14 @@ class Service:
             settings.atlas_dir, settings.atlas_build_dir, device=str(device), max_scenes=settings.atlas_max_scenes,
             expose_paths=settings.expose_paths,
         )
+        profiles = ProfileBuilds(
+            device=str(device), max_images=settings.profile_max_images,
+            control_schemes=settings.profile_control_schemes, control_seeds=settings.profile_control_seeds,
+            profile_dir=settings.profile_dir, expose_paths=settings.expose_paths, runner=serving.profile_runner,
+        )
         redactor = PathRedactor.for_service(
-            [*folders, ("atlas_dir", settings.atlas_dir), ("atlas_build_dir", settings.atlas_build_dir)],
+            [*folders, ("atlas_dir", settings.atlas_dir), ("atlas_build_dir", settings.atlas_build_dir),
+             ("profile_dir", settings.profile_dir)],
             expose=settings.expose_paths,
         )
         drawing = DrawingPool(
@@ -68,4 +77,4 @@ class Service:
         )
         readiness = Readiness(registry, settings.warmup_size)
         trimmer = MemoryTrimmer(settings.malloc_trim_bytes)
-        return cls(settings, registry, readiness, metrics, budget, builds, redactor, drawing, trimmer, serving)
+        return cls(settings, registry, readiness, metrics, budget, builds, profiles, redactor, drawing, trimmer, serving)

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lewel.files.images import DEFAULT_MAX_PIXELS
+from lewel.maps.controls import CONTROL_SEEDS, INIT_SCHEMES
 
 #: The demo models shipped with the repository (``models/`` next to the ``api`` package).
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -32,6 +33,20 @@ class Settings(BaseSettings):
         "unset; default a temporary folder of this process, removed when it stops",
     )
     atlas_max_scenes: int = Field(1000, ge=1, description="most generated scenes one atlas build may ask for")
+    profile_dir: Path | None = Field(
+        None,
+        description="where POST /v1/models/{model}/profile writes a profile when the checkpoint's folder is not "
+        "writable (PROFILE_DIR/<source>/NAME.profile.json), and where the registry looks for one too; unset, such "
+        "a build fails saying so",
+    )
+    profile_max_images: int = Field(512, ge=1, description="most images per split one profile build may ask for")
+    profile_control_seeds: int = Field(
+        CONTROL_SEEDS, ge=1, description="random controls of each scheme a profile build measures (as lewel profile)"
+    )
+    profile_control_schemes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(INIT_SCHEMES),
+        description=f"comma-separated initialisation schemes of a profile build's controls, of {', '.join(INIT_SCHEMES)}",
+    )
     default_model: str | None = Field(None, description="model id; else the model whose map profile localises best, else the first found")
     api_token: SecretStr | None = Field(
         None, description="when set, /v1/* and /metrics need 'Authorization: Bearer <token>'"
@@ -105,6 +120,24 @@ class Settings(BaseSettings):
                 "unset it to serve without a token, or set it to a secret"
             )
         return value
+
+    @field_validator("profile_control_schemes", mode="before")
+    @classmethod
+    def _split_schemes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [scheme.strip() for scheme in value.split(",") if scheme.strip()]
+        return value
+
+    @field_validator("profile_control_schemes")
+    @classmethod
+    def _known_schemes(cls, value: list[str]) -> list[str]:
+        unknown = [scheme for scheme in value if scheme not in INIT_SCHEMES]
+        if unknown or not value:
+            raise ValueError(
+                f"LEWEL_PROFILE_CONTROL_SCHEMES must name one or more of {', '.join(INIT_SCHEMES)}"
+                + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            )
+        return list(dict.fromkeys(value))
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -361,6 +361,17 @@ class ApiClient:
         form = {"scenes": str(scenes), "size": str(size)}
         return self._request(f"Starting the atlas of {model}", "POST", f"/v1/atlas/{model}/build", data=form).json()
 
+    def profile_build(self, model: str) -> dict[str, Any]:
+        """``GET /v1/models/{model}/profile``: the model's profile build (idle, running, done, failed) and its
+        profile as the service reads it now."""
+        return self._request(f"Asking about the profile of {model}", "GET", f"/v1/models/{model}/profile").json()
+
+    def start_profile_build(self, model: str, images: int, size: int) -> dict[str, Any]:
+        """``POST /v1/models/{model}/profile``: start measuring the model's profile on ``images`` generated
+        scenes per split at ``size`` px."""
+        body = {"images": images, "size": size}
+        return self._request(f"Measuring the profile of {model}", "POST", f"/v1/models/{model}/profile", json=body).json()
+
 
 def _service_error(what: str, response: httpx.Response) -> ServiceError:
     """The service's JSON error ``{"error", "message"}`` as a ``ServiceError`` titled for the person."""
@@ -384,7 +395,7 @@ def _service_error(what: str, response: httpx.Response) -> ServiceError:
         "invalid_parameters": "The service rejected the settings",
         "out_of_memory": "The service ran out of memory",
         "not_ready": "The service is not ready yet",
-        "build_running": "Another atlas is being built",
+        "build_running": "Another build is running",
         "too_costly": "The request is too costly",
         "no_mask": "This gallery item has no mask",
         "atlas_error": "The atlas cannot be read",

@@ -225,8 +225,8 @@ def profile_banner(result: MapsResult) -> tuple[str, str]:
         return "warning", (
             f"**{model} has no map profile**: nobody has measured whether its maps look at objects, so they "
             "should not be read as object maps. Colours show where a map is higher *relative to itself*, and "
-            f"LEWEL's maps are within a few per cent of uniform. Measure it with `lewel profile --checkpoint "
-            f"{model}…` (docs/maps.md)."
+            f"LEWEL's maps are within a few per cent of uniform. Measure it with **Measure this model** below, or "
+            f"`lewel profile --checkpoint {model}…` (docs/maps.md)."
         )
     controls = profile.get("controls") or {}
     best = profile["random_control"]

@@ -2,7 +2,7 @@
 service too). Everything is computed by the service at ``LEWEL_API_URL``; this page only asks and draws.
 
 This module composes the page from its sections (``app.sidebar``, ``app.image_source``, ``app.figure5``,
-``app.downloads``, ``app.compare``, ``app.point_query``, ``app.one_map``, ``app.atlas_view``,
+``app.profile_build``, ``app.downloads``, ``app.compare``, ``app.point_query``, ``app.one_map``, ``app.atlas_view``,
 ``app.aligned_groups``). Every section renders inside ``section(...)`` (``app.failures``): whatever the order of
 clicks, a failure shows a one-line message in its place, never a traceback. Stored widget values are checked
 against the current answer (``app.state``) before they are used, and the page's settings travel in the URL
@@ -29,6 +29,7 @@ from app.gallery import gallery_items
 from app.image_source import sidebar_image
 from app.one_map import selected_map_section
 from app.point_query import looking_section
+from app.profile_build import SECTION, profile_build_section
 from app.sidebar import PRESETS, SIZES, sidebar_display, sidebar_models, sidebar_views
 
 PAPER_URL = "https://arxiv.org/abs/2203.14898"
@@ -143,6 +144,8 @@ def main() -> None:
     pattern, indices = None, []
     with section("The summary"):
         pattern_summary(result, picked.name)
+    with section(SECTION):
+        profile_build_section(api, models[model], params.size, guard=section)
     with section("Figure 5"):
         pattern, indices = figure5_section(result, small, source_size, presets, style, per_row)
     if result.has_patterns and (result.profile or {}).get("categories"):

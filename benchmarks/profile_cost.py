@@ -6,6 +6,10 @@
     python benchmarks/profile_cost.py --backbones resnet18 --images 32      # quicker
     python benchmarks/profile_cost.py --patterns-compare --control-seeds 1  # with and without the measured
                                                                               # patterns and the dissection
+    python benchmarks/profile_cost.py --cache-compare --backbones resnet18 --images 64  # the control cache: a first
+                                                                              # checkpoint (cold), a second one of the
+                                                                              # same shape (warm), and the second
+                                                                              # uncached (its numbers must match)
 
 The result (seconds per profile, the verdict, how many networks were scored) goes to
 ``benchmarks/results/profile_cost_cpu.json``.
@@ -17,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,7 +39,7 @@ SHAPES = {
     "resnet50": ModelConfig.for_method("lewel_b_eman", backbone="resnet50"),  # the released LEWEL_B head
 }
 WORKER = """
-import json, sys, time
+import hashlib, json, sys, time
 import lewel.maps.profiles as profiles
 spent = {"patterns_s": 0.0}
 def timed(function):  # the seconds spent in the measured patterns' own work, whatever else loads the machine
@@ -58,8 +63,9 @@ profile = profiles.build_profile(sys.argv[1], data="scenes:" + sys.argv[2], size
 summary = profile["summary"]
 controls = summary["controls"]["count"] if "controls" in summary else 1
 seconds = time.perf_counter() - start
+digest = hashlib.sha256(json.dumps({k: v for k, v in profile.items() if k != "checkpoint"}, sort_keys=True).encode())
 print(json.dumps({"seconds": seconds, "verdict": summary["verdict"], "networks": 1 + controls, **spent,
-                  "patterns_share": spent["patterns_s"] / seconds}))
+                  "patterns_share": spent["patterns_s"] / seconds, "profile_sha256": digest.hexdigest()}))
 """
 
 
@@ -72,6 +78,9 @@ def main() -> None:
     parser.add_argument("--patterns-compare", action="store_true",
                         help="time this checkout with the measured patterns and dissection ('after') and without "
                         "them ('before', build_profile(patterns=False)), alternately, instead of another checkout")
+    parser.add_argument("--cache-compare", action="store_true",
+                        help="with an empty control cache, profile one checkpoint ('cold'), then a second one of the "
+                        "same shape ('warm': its family read back) and the second again without the cache ('uncached')")
     parser.add_argument("--control-seeds", type=int, default=None,
                         help="seeds per initialisation scheme (default: build_profile's, 5: 16 networks)")
     parser.add_argument("--out", default=None,
@@ -79,32 +88,45 @@ def main() -> None:
                         "profile_patterns_cost_cpu.json)")
     args = parser.parse_args()
     if args.out is None:
-        args.out = f"benchmarks/results/profile{'_patterns' if args.patterns_compare else ''}_cost_cpu.json"
+        kind = "_patterns" if args.patterns_compare else "_cache" if args.cache_compare else ""
+        args.out = f"benchmarks/results/profile{kind}_cost_cpu.json"
 
     here = Path(__file__).resolve().parents[1]
     common = {} if args.control_seeds is None else {"control_seeds": args.control_seeds}
-    if args.patterns_compare:
+    if args.cache_compare:  # (root, kwargs, which checkpoint)
+        runs = {"cold": (here, common, 0), "warm": (here, common, 1), "uncached": (here, {**common, "cache": False}, 1)}
+    elif args.patterns_compare:
         runs = {"after": (here, {**common, "patterns": True}), "before": (here, {**common, "patterns": False})}
+        runs = {label: (*run, 0) for label, run in runs.items()}
     else:
         runs = {"after": (here, common)} | ({"before": (Path(args.compare_with).resolve(), common)} if args.compare_with else {})
+        runs = {label: (*run, 0) for label, run in runs.items()}
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as folder:
         for backbone in args.backbones:
             torch.manual_seed(12_345)  # not a seed of the control family (0 .. 4): the profiled network is another draw
             config = SHAPES[backbone]
-            path = Path(folder) / f"{backbone}.pt"
-            torch.save(training_checkpoint(build_model(config), config, epoch=0, step=0), path)
+            paths = [Path(folder) / f"{backbone}.pt", Path(folder) / f"{backbone}-second.pt"]
+            for path in paths:  # two draws of one shape: two checkpoints of one run, as far as the family goes
+                torch.save(training_checkpoint(build_model(config), config, epoch=0, step=0), path)
+            cache = Path(folder) / f"cache-{backbone}"  # empty at the first run: every profile's cold start is measured
             entry: dict = {"method": config.method, "backbone": backbone, "d": config.dim}
-            for label, (root, kwargs) in runs.items():
+            for label, (root, kwargs, which) in runs.items():
+                if not args.cache_compare and cache.is_dir():
+                    shutil.rmtree(cache)  # other comparisons time cold profiles only
                 done = subprocess.run(
-                    [sys.executable, "-c", WORKER, str(path), str(args.images), str(args.size), json.dumps(kwargs)],
-                    env={**os.environ, "PYTHONPATH": str(root)}, cwd=root, capture_output=True, text=True,
+                    [sys.executable, "-c", WORKER, str(paths[which]), str(args.images), str(args.size), json.dumps(kwargs)],
+                    env={**os.environ, "PYTHONPATH": str(root), "LEWEL_CACHE_DIR": str(cache)}, cwd=root,
+                    capture_output=True, text=True,
                 )
                 if done.returncode != 0:
                     raise SystemExit(f"the {label} profile of {backbone} failed:\n{done.stderr[-3000:]}")
                 entry[label] = json.loads(done.stdout.strip().splitlines()[-1])
                 print(f"{backbone} {label}: {entry[label]['seconds']:.1f} s ({entry[label]['patterns_s']:.1f} s in the patterns), "
                       f"{entry[label]['networks']} networks, {entry[label]['verdict']}")
+            if args.cache_compare:
+                entry["ratio_warm_over_cold"] = entry["warm"]["seconds"] / entry["cold"]["seconds"]
+                entry["warm_equals_uncached"] = entry["warm"]["profile_sha256"] == entry["uncached"]["profile_sha256"]
             if "before" in entry:
                 entry["ratio_after_over_before"] = entry["after"]["seconds"] / entry["before"]["seconds"]
             if args.patterns_compare:  # the added work itself, measured inside the run: robust to the machine's load

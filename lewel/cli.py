@@ -90,25 +90,49 @@ def _eval_maps(args: argparse.Namespace) -> int:
 
 def _profile(args: argparse.Namespace) -> int:
     from .inference import MapsUnavailableError
+    from .maps.family_cache import ControlCache
     from .maps.profiles.build import build_profile
     from .maps.profiles.sidecar import sidecar_path, write_profile
     from .maps.profiles.text import format_profile
 
     out = args.out or sidecar_path(args.checkpoint)
+    cache = ControlCache(enabled=args.cache)
     with _progress_bar("image", "profile", disable=args.quiet) as progress:
         try:
             profile = build_profile(
                 args.checkpoint, data=args.data, images=args.images, size=args.size, batch_size=args.batch_size,
                 device=args.device, fraction=args.fraction, control_seeds=args.control_seeds,
                 control_schemes=[x for x in args.control_schemes.split(",") if x], num_groups=args.num_groups,
-                patterns=args.patterns, progress=progress,
+                patterns=args.patterns, progress=progress, cache=cache,
             )
         except (MapsUnavailableError, ValueError) as error:
             print(f"lewel profile: error: {error}", file=sys.stderr)
             return 2
     path = write_profile(profile, out)
     print(format_profile(profile))
+    if cache.enabled:
+        print(f"random controls: {cache.hits} read from the cache {cache.root}, {cache.misses} computed and stored")
     print(f"wrote {path}")
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from .maps.family_cache import ControlCache
+
+    cache = ControlCache(args.dir)
+    if args.action == "clear":
+        print(f"removed {cache.clear()} cached controls from {cache.root}")
+        return 0
+    entries = cache.entries()
+    print(f"{len(entries)} cached controls in {cache.root} ({sum(e.bytes for e in entries) / 2**20:,.1f} MiB)")
+    for entry in entries:
+        parts, shape = entry.parts, entry.parts.get("shape", {})
+        what = (
+            f"{shape.get('method', '?')} {shape.get('backbone', '?')} d={shape.get('dim', '?')} h={shape.get('num_groups', '?')}, "
+            f"{parts.get('scheme', '?')} seed {parts.get('seed', '?')}, {parts.get('size', '?')} px"
+            if parts else "unreadable (recomputed and replaced when next needed)"
+        )
+        print(f"  {entry.key[:12]}  {entry.bytes / 1024:8,.1f} KiB  {what}")
     return 0
 
 
@@ -423,8 +447,24 @@ def _add_profile(commands: argparse._SubParsersAction) -> None:
                       help="skip Figure 5's measured patterns and the per-category dissection (they need masks that tell "
                       "instances apart) (default: measured)")
     prof.add_argument("--out", default=None, help="the profile JSON (default: the sidecar NAME.profile.json next to the checkpoint)")
+    prof.add_argument("--no-cache", dest="cache", action="store_false",
+                      help="compute every random control again and store none (default: read and store them in "
+                      "LEWEL_CACHE_DIR, else the user cache folder; `lewel cache`)")
     prof.add_argument("--quiet", action="store_true", help="no progress bar")
     prof.set_defaults(run=_profile)
+
+
+def _add_cache(commands: argparse._SubParsersAction) -> None:
+    """Add the ``cache`` command: the random controls profiles keep (``lewel.maps.family_cache``)."""
+    cache = commands.add_parser(
+        "cache", help="list or clear the cached random controls of profiles",
+        description="Profiles keep each random control's scores, keyed by everything they depend on (the model's "
+        "shape, the images, the size, the scheme and seed, the code's version), so that a second checkpoint of the "
+        "same shape computes only itself. They live in LEWEL_CACHE_DIR, else the user cache folder.",
+    )
+    cache.add_argument("action", choices=("list", "clear"), help="list the entries, or delete them all")
+    cache.add_argument("--dir", default=None, help="the cache folder (default: LEWEL_CACHE_DIR, else the user cache folder)")
+    cache.set_defaults(run=_cache)
 
 
 def _add_maps(commands: argparse._SubParsersAction) -> None:
@@ -485,6 +525,7 @@ COMMANDS = (
     _add_data,
     _add_eval_maps,
     _add_profile,
+    _add_cache,
     _add_maps,
     _add_atlas,
 )

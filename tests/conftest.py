@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,13 @@ def tiny_config(method: str, **overrides) -> ModelConfig:
     settings = dict(backbone="resnet18", hidden_dim=64, dim=32, num_groups=4, queue_size=48, aligned_queue_size=80)
     settings.update(overrides)
     return ModelConfig.for_method(method, **settings)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _control_cache(tmp_path_factory) -> None:
+    """Profiles cache their random controls (lewel.maps.family_cache) in a folder of this session, not the user's
+    cache folder; subprocesses (the CLI, the service, notebooks) inherit it."""
+    os.environ["LEWEL_CACHE_DIR"] = str(tmp_path_factory.mktemp("control-cache"))
 
 
 @pytest.fixture(autouse=True)

@@ -36,7 +36,7 @@ from api.main import create_app
 from api.settings import Settings
 from lewel.maps.atlas import ATLAS_FORMAT, ATLAS_NAME
 
-OPERATIONS = r"^/(healthz|readyz|metrics|v1/(health|models|maps|point|embeddings|atlas/.*|gallery(/.*)?))$"
+OPERATIONS = r"^/(healthz|readyz|metrics|v1/(health|models(/\{model\}/profile)?|maps|point|embeddings|atlas/.*|gallery(/.*)?))$"
 #: 422 codes of refusals that follow from the model a request names or the image it uploads: no profile, no
 #: measured patterns, a category its profile lacks, no maps at all, a cost over a limit
 MODEL_CODES = {"no_profile", "no_patterns", "unknown_category", "model_without_maps", "too_costly"}
@@ -116,9 +116,13 @@ def service_app(tmp_path_factory):
             torch_threads=1,
             atlas_dir=atlases,
             atlas_max_scenes=2,
+            profile_max_images=2,  # a profile build started here: 2 scenes per split against one random network
+            profile_control_seeds=1,
+            profile_control_schemes="pytorch",
         )
     )
     yield app
+    app.state.service.profile_builds.close()
     app.state.service.readiness.wait(60)
     app.state.service.registry.close()
 
@@ -167,6 +171,9 @@ def api_schemas(service_app) -> dict[GenerationMode, schemathesis.BaseSchema]:
         ("GET /v1/atlas/{model}/build", GenerationMode.POSITIVE, 15),
         ("POST /v1/atlas/{model}/build", GenerationMode.POSITIVE, 25),
         ("POST /v1/atlas/{model}/build", GenerationMode.NEGATIVE, 25),
+        ("GET /v1/models/{model}/profile", GenerationMode.POSITIVE, 10),
+        ("POST /v1/models/{model}/profile", GenerationMode.POSITIVE, 15),
+        ("POST /v1/models/{model}/profile", GenerationMode.NEGATIVE, 15),
         ("GET /v1/gallery", GenerationMode.POSITIVE, 3),  # no parameters: nothing negative to generate
         ("GET /v1/gallery/image", GenerationMode.POSITIVE, 20),
         ("GET /v1/gallery/image", GenerationMode.NEGATIVE, 15),

@@ -25,7 +25,7 @@ from ..atlas_files import (
 from ..errors import ApiError, echo_prefix, shown_name
 from ..schemas import AtlasBuildParams, AtlasBuildStatus, ErrorBody
 from ..service import Service
-from .dependencies import ERROR_RESPONSES, ServiceDep, model_errors, require_token
+from .dependencies import ERROR_RESPONSES, ServiceDep, maps_file, model_errors, require_token
 
 DEFAULT_SCENES = 200  #: scenes of a build that does not say (fewer when LEWEL_ATLAS_MAX_SCENES is lower)
 #: the errors these routes answer (no uploads here: no 413 or 415)
@@ -80,17 +80,9 @@ async def get_atlas_thumbnail(model: str, name: str, service: ServiceDep) -> Fil
 
 
 def _checkpoint(service: Service, model: str) -> Path:
-    """The file of ``model`` if an atlas can be built from it: 404 unknown, 403 refused, 500 unloadable, 422
-    without maps or with an id that cannot name a folder."""
-    with model_errors(service):
-        file = service.registry.resolve(model)
-    if file.refused:
-        raise ApiError(403, "model_refused", f"model {model!r} is refused: {file.refused}", model=model)
-    entry = service.registry.describe(file)
-    if entry["status"] == "error":
-        raise ApiError(500, "model_load_failed", f"model {model!r} (file {file.name}) cannot be loaded: {entry['error']}")
-    if entry.get("has_maps") is False:
-        raise ApiError(422, "model_without_maps", f"model {model!r} is a {entry.get('method')} model: it has no maps")
+    """The file of ``model`` if an atlas can be built from it (``maps_file``), and 422 for an id that cannot
+    name a folder."""
+    file = maps_file(service, model)
     if not MODEL_ID.fullmatch(model):
         raise ApiError(
             422, "invalid_parameters",

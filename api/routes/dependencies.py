@@ -14,7 +14,7 @@ from lewel.inference import MapsUnavailableError
 
 from ..errors import ApiError, echo_prefix
 from ..middleware import token_matches, unauthorized
-from ..registry import LoadedModel, ModelLoadFailed, ModelNotFound, ModelRefused
+from ..registry import LoadedModel, ModelFile, ModelLoadFailed, ModelNotFound, ModelRefused
 from ..schemas import ErrorBody
 from ..service import Service
 
@@ -82,3 +82,18 @@ def get_maps_model(service: Service, model_id: str | None) -> LoadedModel:
             f"model {loaded.id!r} ({loaded.model.method}) has no alignment maps: choose a LEWEL model from /v1/models",
         )
     return loaded
+
+
+def maps_file(service: Service, model: str) -> ModelFile:
+    """The file of ``model`` if a build (an atlas, a profile) can read maps from it, without loading it onto the
+    device: 404 unknown, 403 refused, 500 unloadable, 422 without maps."""
+    with model_errors(service):
+        file = service.registry.resolve(model)
+    if file.refused:
+        raise ApiError(403, "model_refused", f"model {model!r} is refused: {file.refused}", model=model)
+    entry = service.registry.describe(file)
+    if entry["status"] == "error":
+        raise ApiError(500, "model_load_failed", f"model {model!r} (file {file.name}) cannot be loaded: {entry['error']}")
+    if entry.get("has_maps") is False:
+        raise ApiError(422, "model_without_maps", f"model {model!r} is a {entry.get('method')} model: it has no maps")
+    return file

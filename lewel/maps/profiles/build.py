@@ -12,18 +12,16 @@ from typing import Any
 import torch
 
 from ...inference import LewelModel, MapsUnavailableError, load_model
-from ..controls import CONTROL_SEEDS, INIT_SCHEMES, control_family, random_like
+from ..controls import CONTROL_SEEDS, INIT_SCHEMES, control_family
+from ..family_cache import ControlCache
 from ..mask_scores import BACKGROUND_CELL, OBJECT_CELL, POINTING_COVERAGE
-from ..patterns import CONTROL_QUANTILE, DISSECTION_QUANTILE, MIN_CATEGORY_IMAGES, PatternScores
+from ..patterns import CONTROL_QUANTILE, DISSECTION_QUANTILE, MIN_CATEGORY_IMAGES
+from .cached_controls import NetworkScores, control_parts, score_controls
 from .images import DEFAULT_SIZE, PreparedImages, profile_data
 from .roles import ROLE_FRACTION
-from .scores import ImageScores, measure_prepared
+from .scores import measure_prepared
 from .sidecar import PROFILE_FORMAT, PROFILE_VERSION, file_sha256
 from .verdict import summarize_profile
-
-
-#: one network's scores on the two splits (calibration, held-out), and its pattern scores on both when measured
-NetworkScores = tuple[tuple[ImageScores, ImageScores], tuple[PatternScores, PatternScores] | None]
 
 
 def score_network(
@@ -45,20 +43,6 @@ def score_network(
     return (results[0][0], results[1][0]), ((results[0][1], results[1][1]) if patterns else None)
 
 
-def score_controls(
-    model: LewelModel, family: Sequence[tuple[str, int]], score: Callable[[LewelModel], NetworkScores]
-) -> tuple[list[tuple[dict[str, Any], ImageScores, ImageScores]], list[tuple[PatternScores, PatternScores] | None]]:
-    """Every control of ``family`` (``(scheme, seed)`` pairs: a random network shaped like ``model``,
-    ``lewel.maps.controls.random_like``) through ``score``: the ``(identity, calibration, held-out)`` scores
-    ``summarize_profile`` takes, and each control's pattern scores, in ``family``'s order."""
-    controls, control_patterns = [], []
-    for scheme, seed in family:
-        scores, pattern_scores = score(random_like(model, seed, scheme))
-        controls.append(({"scheme": scheme, "seed": seed}, *scores))
-        control_patterns.append(pattern_scores)
-    return controls, control_patterns
-
-
 def build_profile(
     checkpoint: str | os.PathLike,
     *,
@@ -73,13 +57,16 @@ def build_profile(
     num_groups: int | None = None,
     patterns: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    cache: ControlCache | bool = True,
 ) -> dict[str, Any]:
     """The map profile of ``checkpoint`` on ``data`` (``profile_data``), as a JSON-friendly dict with
     ``summary`` (``summarize_profile``) and ``maps`` (one record per index), against ``control_seeds`` random
     networks of each scheme in ``control_schemes`` (``lewel.maps.controls``). Images are decoded and resized
     once; the model and every control score the same pixels. ``progress(done, total)`` counts images over
     all passes (the model and each control, calibration and held-out). ``patterns``: also measure Figure 5's
-    patterns and the dissection (``lewel.maps.patterns``; needs masks that tell instances apart)."""
+    patterns and the dissection (``lewel.maps.patterns``; needs masks that tell instances apart). ``cache``: where the controls' scores are read
+    from and stored (``lewel.maps.family_cache``; True: ``LEWEL_CACHE_DIR`` or the user cache folder, False: every
+    control computed and nothing stored); a cached control gives exactly the numbers a computed one does."""
     model = load_model(checkpoint, num_groups=num_groups, map_location=device)
     if not model.has_maps:
         raise MapsUnavailableError(
@@ -105,7 +92,16 @@ def build_profile(
         )
 
     (model_calibration, model_heldout), model_patterns = score(model)
-    controls, control_patterns = score_controls(model, family, score)
+    if not isinstance(cache, ControlCache):
+        cache = ControlCache(enabled=bool(cache))
+    parts = control_parts(
+        model, (calibration, heldout), categories=categories, patterns=measured, batch_size=batch_size,
+        device=torch.device(device),
+    )
+    controls, control_patterns = score_controls(
+        model, family, score, cache=cache, parts=parts, categories=categories, patterns=measured,
+        skipped=lambda: step(len(calibration) + len(heldout)),
+    )
     summary, records = summarize_profile(
         model_calibration,
         model_heldout,
