@@ -1,5 +1,5 @@
 """Figure 5 measured from instance masks: instance cells, selectivity, spread, category scores and the
-Network Dissection IoU, roles against the control family, and the version-3 profile."""
+Network Dissection IoU, roles against the control family, and the version-4 profile."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sklearn.metrics import roc_auc_score
 from lewel.maps import object_coverage
 from lewel.maps.patterns import (
     PATTERN_ROLES,
+    UNDECIDED,
     InstanceCells,
     PatternScores,
     assign_patterns,
@@ -145,39 +146,52 @@ def test_roles_follow_the_control_thresholds() -> None:
     spreads = torch.tensor([0.5, 0.5, 0.5, 0.5, 0.95, 0.5])
     roles = assign_patterns(auroc, selective, spreads, thresholds)
     assert roles == ["object", "multi-object", "mixed", "background", "global", "mixed"]
-    assert count_patterns(roles) == {"object": 1, "multi-object": 1, "global": 1, "background": 1, "mixed": 2}
+    assert count_patterns(roles) == {"object": 1, "multi-object": 1, "global": 1, "background": 1, "mixed": 2, UNDECIDED: 0}
     controls = [torch.linspace(0, 1, 101)]
     found = pattern_thresholds(controls, controls, controls)
     assert found["on_objects"] == pytest.approx(0.95) and found["on_background"] == pytest.approx(0.05)
     assert found["spread"] == pytest.approx(0.5)
 
 
-def _pattern_scores(selective: list[float], spreads: list[float], versus: list[list[float]]) -> PatternScores:
+def _pattern_scores(selective: list[float], spreads: list[float], versus: list[list[float]], n: int = 40, seed: int = 0) -> PatternScores:
+    """Pattern scores of ``n`` images whose per-image selectivity and spread scatter (sd 0.05) around the given
+    per-index values; the means are the per-image values' means, as ``score_patterns`` makes them."""
     d = len(selective)
-    categories = ("cat", "dog")
+    g = torch.Generator().manual_seed(seed)
+    each = torch.tensor(selective, dtype=torch.float64) + 0.05 * torch.randn(n, d, generator=g, dtype=torch.float64)
+    spread_each = torch.tensor(spreads, dtype=torch.float64) + 0.05 * torch.randn(n, d, generator=g, dtype=torch.float64)
     table = torch.tensor(versus, dtype=torch.float64)
     return PatternScores(
-        selectivity=torch.tensor(selective, dtype=torch.float64), selectivity_images=10,
-        spread=torch.tensor(spreads, dtype=torch.float64), categories=categories,
+        selectivity=each.mean(dim=0), selectivity_images=n, spread=spread_each.mean(dim=0), categories=("cat", "dog"),
         category_auroc=table, category_images=torch.tensor([10, 10]), category_vs_others=table,
         versus_images=torch.tensor([10, 10]), iou=torch.zeros(2, d, dtype=torch.float64),
+        selectivity_each=each, spread_each=spread_each,
     )  # fmt: skip
+
+
+def _per_image(values: torch.Tensor, n: int = 40, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return values.to(torch.float64) + 0.05 * torch.randn(n, len(values), generator=g, dtype=torch.float64)
 
 
 def test_controls_get_their_roles_by_the_same_rule_and_preferences_are_measured_on_heldout() -> None:
     generator = torch.Generator().manual_seed(3)
     controls_auroc, controls_patterns = [], []
-    for _ in range(4):
-        a = 0.5 + 0.1 * torch.rand(8, generator=generator, dtype=torch.float64)
-        p = _pattern_scores((0.5 + 0.1 * torch.rand(8, generator=generator)).tolist(), [1.0] * 8, (0.5 + 0.05 * torch.rand(2, 8, generator=generator)).tolist())
+    for k in range(4):
+        a = _per_image(0.5 + 0.1 * torch.rand(8, generator=generator, dtype=torch.float64), seed=k + 1)
+        p = _pattern_scores((0.5 + 0.1 * torch.rand(8, generator=generator)).tolist(), [1.0] * 8, (0.5 + 0.05 * torch.rand(2, 8, generator=generator)).tolist(), seed=k + 1)
         controls_auroc.append((a, a))
         controls_patterns.append((p, p))
-    model_auroc = torch.tensor([0.95, 0.95, 0.3, 0.55, 0.55, 0.55, 0.55, 0.55], dtype=torch.float64)
+    model_auroc = _per_image(torch.tensor([0.95, 0.95, 0.3, 0.55, 0.55, 0.55, 0.55, 0.55]), seed=9)
     model = _pattern_scores([0.99, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5], [0.2, 0.2, 0.2, 2.0, 0.2, 0.2, 0.2, 0.2],
-                            [[0.99] + [0.5] * 7, [0.5] * 8])  # fmt: skip
+                            [[0.99] + [0.5] * 7, [0.5] * 8], seed=9)  # fmt: skip
     summary, records = summarize_patterns((model_auroc, model_auroc), (model, model), controls_auroc, controls_patterns, 0)
     assert [r["pattern"] for r in records[:4]] == ["object", "multi-object", "background", "global"]
+    assert all(r["pattern_confidence"] >= 0.9 and r["pattern_leaning"] == r["pattern"] for r in records[:4])
     assert summary["patterns"]["object"] == 1 and summary["patterns_heldout_agreement"] == 1.0
+    assert summary["patterns_beyond_random"]["object"] == {"count": 1, "family_max": 0, "family_mean": 0.0, "beyond": True}
+    assert summary["patterns_heldout_compared"] == sum(r["pattern"] != UNDECIDED for r in records)
+    assert summary["patterns_note"].startswith(f"{summary['patterns_heldout_compared']} of 8 roles decided at 90% confidence")
     assert len(summary["control_patterns"]["each"]) == 4
     assert summary["best_control_patterns"] == summary["control_patterns"]["each"][0]
     assert records[0]["category"] == {"name": "cat", "preference_heldout": 0.99, "significant": True}
@@ -191,23 +205,27 @@ def test_controls_get_their_roles_by_the_same_rule_and_preferences_are_measured_
 def test_a_profile_on_scenes_measures_patterns_next_to_the_controls(tiny_checkpoint: str, tmp_path) -> None:
     profile = build_profile(tiny_checkpoint, data="scenes:8", size=128, batch_size=8, control_seeds=1)
     summary = profile["summary"]
-    assert profile["version"] == 3 and has_patterns(profile) and patterns_note(profile) is None
-    assert sum(summary["patterns"].values()) == 32 and set(summary["patterns"]) == set(PATTERN_ROLES)
+    assert profile["version"] == 4 and has_patterns(profile) and patterns_note(profile) == summary["patterns_note"]
+    assert sum(summary["patterns"].values()) == 32 and set(summary["patterns"]) == {*PATTERN_ROLES, UNDECIDED}
     assert sum(summary["random_control"]["patterns"].values()) == 32
     assert len(summary["control_patterns"]["each"]) == 3
+    # 8 scenes make 4 calibration images: below the floor, nothing is decided, and the note says why
+    assert summary["patterns"][UNDECIDED] == 32 and "no role is decided on fewer than" in summary["patterns_note"]
     for record in profile["maps"]:
-        assert record["pattern"] in PATTERN_ROLES and record["heldout_pattern"] in PATTERN_ROLES
+        assert record["pattern"] == UNDECIDED and record["heldout_pattern"] == UNDECIDED
+        assert record["pattern_leaning"] in PATTERN_ROLES and 0 < record["pattern_confidence"] <= 1
         assert set(record["pattern_scores"]) == {"calibration", "heldout"}
         assert record["pattern_scores"]["heldout"]["object_auroc"] == pytest.approx(record["auroc_heldout"])
         assert len(record["categories"]) <= 5
-    for role in PATTERN_ROLES:
+    for role in (*PATTERN_ROLES, UNDECIDED):
         assert sorted(pattern_indices(profile, role)) == [r["index"] for r in profile["maps"] if r["pattern"] == role]
     categories = profile_categories(profile)
     assert categories and all(isinstance(c, str) and c for c in categories)
     looking = category_indices(profile, categories[0])
     assert all(any(c["name"] == categories[0] for c in profile["maps"][m]["categories"]) for m in looking)
     text = format_profile(profile)
-    assert "measured patterns: object" in text and "prefer one category" in text
+    assert "measured patterns: object 0, within random (up to 0)" in text and "prefer one category" in text
+    assert "undecided 32 of 32" in text and "no held-out check" in text
     path = write_profile(profile, tmp_path / "p.profile.json")
     assert read_profile(path)["summary"]["patterns"] == summary["patterns"]
 
@@ -225,6 +243,11 @@ def test_without_patterns_and_a_version_2_file_say_why(tiny_checkpoint: str, tmp
     opened = read_profile(path)
     assert not has_patterns(opened) and "version-2 profile" in patterns_note(opened)
     assert pattern_indices(opened, "object") == [] and category_indices(opened, "animals") == []
+    old["version"] = 3  # roles cut without confidence: they open, but are not shown as measured
+    old["summary"]["patterns"] = {role: 0 for role in PATTERN_ROLES}
+    path.write_text(json.dumps(old))
+    opened = read_profile(path)
+    assert not has_patterns(opened) and "without asking whether the data settle them" in patterns_note(opened)
     old["version"] = 1
     path.write_text(json.dumps(old))
     with pytest.raises(ProfileError, match="reads versions"):

@@ -92,6 +92,7 @@ def test_network_scores_round_trip_keeps_dtypes() -> None:
         categories=("cat", "dog"), category_auroc=torch.rand(c, d, dtype=torch.float64),
         category_images=torch.tensor([2, 4]), category_vs_others=torch.rand(c, d, dtype=torch.float64),
         versus_images=torch.tensor([1, 3]), iou=torch.rand(c, d, dtype=torch.float64),
+        selectivity_each=torch.rand(n, d, dtype=torch.float64), spread_each=torch.rand(n, d, dtype=torch.float64),
     )
     for patterns in (None, (pattern, pattern)):
         tensors = network_tensors(((image, image), patterns))

@@ -32,6 +32,7 @@ import torch
 from .mask_scores import OBJECT_CELL, cell_auroc, cell_labels, object_coverage
 
 PATTERN_ROLES = ("object", "multi-object", "global", "background", "mixed")  #: measured roles, Figure 5's first
+UNDECIDED = "undecided"  #: an index whose role the data do not settle (``lewel.maps.role_confidence``)
 CONTROL_QUANTILE = 0.95  #: "above random": above this quantile of the control family's per-index values
 DISSECTION_QUANTILE = 0.005  #: Network Dissection's top quantile of a unit's activations over the data set
 MIN_CATEGORY_IMAGES = 5  #: a category needs this many calibration images to be a map's preferred category
@@ -130,7 +131,9 @@ class PatternScores:
     ``selectivity_images`` images with two or more instances owning cells), ``spread`` (all images); per
     category (``categories``, C names): ``category_auroc`` (C×d, its cells against background, over
     ``category_images`` images), ``category_vs_others`` (C×d, against the other categories' object cells, over
-    ``versus_images``) and ``iou`` (C×d, Network Dissection's IoU at ``DISSECTION_QUANTILE``)."""
+    ``versus_images``) and ``iou`` (C×d, Network Dissection's IoU at ``DISSECTION_QUANTILE``). Per image, for
+    resampling (``lewel.maps.role_confidence``): ``selectivity_each`` (N×d, NaN rows for images with fewer than two
+    instances owning cells) and ``spread_each`` (N×d); the means above are their means."""
 
     selectivity: torch.Tensor
     selectivity_images: int
@@ -141,6 +144,8 @@ class PatternScores:
     category_vs_others: torch.Tensor
     versus_images: torch.Tensor
     iou: torch.Tensor
+    selectivity_each: torch.Tensor
+    spread_each: torch.Tensor
 
 
 def _nanmean(stack: list[torch.Tensor], d: int) -> tuple[torch.Tensor, int]:
@@ -158,6 +163,7 @@ def score_patterns(maps: torch.Tensor, images: Sequence[InstanceCells], categori
         raise ValueError(f"{n} images of maps but {len(images)} instance cell records")
     values = maps.to(torch.float64).flatten(2)  # N×d×cells
     chosen: list[torch.Tensor] = []
+    each = torch.full((n, d), math.nan, dtype=torch.float64)
     names = tuple(categories)
     versus: dict[str, list[torch.Tensor]] = {c: [] for c in names}
     against_background: dict[str, list[torch.Tensor]] = {c: [] for c in names}
@@ -166,6 +172,7 @@ def score_patterns(maps: torch.Tensor, images: Sequence[InstanceCells], categori
         score = selectivity(values[i], cells)
         if not bool(score.isnan().all()):
             chosen.append(score)
+            each[i] = score
         present: dict[str, torch.Tensor] = {}
         for k, name in enumerate(image.categories):
             if name:
@@ -184,16 +191,19 @@ def score_patterns(maps: torch.Tensor, images: Sequence[InstanceCells], categori
     auroc_pairs = [_nanmean(against_background[c], d) for c in names]
     versus_pairs = [_nanmean(versus[c], d) for c in names]
     empty = torch.zeros(0, d, dtype=torch.float64)
+    spreads = spread(maps)
     return PatternScores(
         selectivity=sel,
         selectivity_images=sel_images,
-        spread=spread(maps).mean(dim=0),
+        spread=spreads.mean(dim=0),
         categories=names,
         category_auroc=torch.stack([m for m, _ in auroc_pairs]) if names else empty,
         category_images=torch.tensor([c for _, c in auroc_pairs], dtype=torch.int64),
         category_vs_others=torch.stack([m for m, _ in versus_pairs]) if names else empty,
         versus_images=torch.tensor([c for _, c in versus_pairs], dtype=torch.int64),
         iou=dissection_iou(maps, images, names),
+        selectivity_each=each,
+        spread_each=spreads,
     )
 
 
@@ -267,8 +277,8 @@ def assign_patterns(
 
 
 def count_patterns(roles: Sequence[str]) -> dict[str, int]:
-    """``{role: count}`` for every role of ``PATTERN_ROLES`` (zeros included)."""
-    return {role: sum(r == role for r in roles) for role in PATTERN_ROLES}
+    """``{role: count}`` for every role of ``PATTERN_ROLES`` and ``UNDECIDED`` (zeros included)."""
+    return {role: sum(r == role for r in roles) for role in (*PATTERN_ROLES, UNDECIDED)}
 
 
 def preferred_categories(calibration: PatternScores, heldout: PatternScores) -> tuple[list[str | None], torch.Tensor]:

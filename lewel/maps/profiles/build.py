@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,12 @@ from ...inference import LewelModel, MapsUnavailableError, load_model
 from ..controls import CONTROL_SEEDS, INIT_SCHEMES, control_family
 from ..family_cache import ControlCache
 from ..mask_scores import BACKGROUND_CELL, OBJECT_CELL, POINTING_COVERAGE
-from ..patterns import CONTROL_QUANTILE, DISSECTION_QUANTILE, MIN_CATEGORY_IMAGES
+from ..patterns import CONTROL_QUANTILE, DISSECTION_QUANTILE, MIN_CATEGORY_IMAGES, PatternScores
+from ..role_confidence import RESAMPLES, ROLE_CONFIDENCE
 from .cached_controls import NetworkScores, control_parts, score_controls
 from .images import DEFAULT_SIZE, PreparedImages, profile_data
 from .roles import ROLE_FRACTION
-from .scores import measure_prepared
+from .scores import ImageScores, measure_prepared
 from .sidecar import PROFILE_FORMAT, PROFILE_VERSION, file_sha256
 from .verdict import summarize_profile
 
@@ -43,7 +45,21 @@ def score_network(
     return (results[0][0], results[1][0]), ((results[0][1], results[1][1]) if patterns else None)
 
 
-def build_profile(
+@dataclass
+class FamilyScores:
+    """Everything a profile is summarised from: the ``model`` (``LewelModel``), its ``NetworkScores``, each
+    control's ``(identity, calibration, held-out)`` scores and pattern scores (``lewel.maps.profiles
+    .cached_controls.score_controls``), the prepared ``splits`` and whether patterns were ``measured``."""
+
+    model: LewelModel
+    scores: NetworkScores
+    controls: list[tuple[dict[str, Any], ImageScores, ImageScores]]
+    control_patterns: list[tuple[PatternScores, PatternScores] | None]
+    splits: tuple[PreparedImages, PreparedImages]
+    measured: bool
+
+
+def measure_family(
     checkpoint: str | os.PathLike,
     *,
     data: str = "scenes",
@@ -51,22 +67,16 @@ def build_profile(
     size: int = DEFAULT_SIZE,
     batch_size: int = 32,
     device: str | torch.device = "cpu",
-    fraction: float = ROLE_FRACTION,
     control_schemes: Sequence[str] = INIT_SCHEMES,
     control_seeds: int = CONTROL_SEEDS,
     num_groups: int | None = None,
     patterns: bool = True,
     progress: Callable[[int, int], None] | None = None,
     cache: ControlCache | bool = True,
-) -> dict[str, Any]:
-    """The map profile of ``checkpoint`` on ``data`` (``profile_data``), as a JSON-friendly dict with
-    ``summary`` (``summarize_profile``) and ``maps`` (one record per index), against ``control_seeds`` random
-    networks of each scheme in ``control_schemes`` (``lewel.maps.controls``). Images are decoded and resized
-    once; the model and every control score the same pixels. ``progress(done, total)`` counts images over
-    all passes (the model and each control, calibration and held-out). ``patterns``: also measure Figure 5's
-    patterns and the dissection (``lewel.maps.patterns``; needs masks that tell instances apart). ``cache``: where the controls' scores are read
-    from and stored (``lewel.maps.family_cache``; True: ``LEWEL_CACHE_DIR`` or the user cache folder, False: every
-    control computed and nothing stored); a cached control gives exactly the numbers a computed one does."""
+) -> FamilyScores:
+    """The per-image scores of ``checkpoint`` and of every random control of its family on the two splits of
+    ``data`` (``build_profile`` takes the same arguments and summarises them; studies of the scores themselves,
+    such as ``benchmarks/role_stability.py``, start here)."""
     model = load_model(checkpoint, num_groups=num_groups, map_location=device)
     if not model.has_maps:
         raise MapsUnavailableError(
@@ -91,7 +101,7 @@ def build_profile(
             network, (calibration, heldout), categories=categories, patterns=measured, batch_size=batch_size, progress=step
         )
 
-    (model_calibration, model_heldout), model_patterns = score(model)
+    model_scores = score(model)
     if not isinstance(cache, ControlCache):
         cache = ControlCache(enabled=bool(cache))
     parts = control_parts(
@@ -102,13 +112,62 @@ def build_profile(
         model, family, score, cache=cache, parts=parts, categories=categories, patterns=measured,
         skipped=lambda: step(len(calibration) + len(heldout)),
     )
+    return FamilyScores(model, model_scores, controls, control_patterns, (calibration, heldout), measured)
+
+
+def build_profile(
+    checkpoint: str | os.PathLike,
+    *,
+    data: str = "scenes",
+    images: int | None = None,
+    size: int = DEFAULT_SIZE,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    fraction: float = ROLE_FRACTION,
+    control_schemes: Sequence[str] = INIT_SCHEMES,
+    control_seeds: int = CONTROL_SEEDS,
+    num_groups: int | None = None,
+    patterns: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    cache: ControlCache | bool = True,
+) -> dict[str, Any]:
+    """The map profile of ``checkpoint`` on ``data`` (``profile_data``), as a JSON-friendly dict with
+    ``summary`` (``summarize_profile``) and ``maps`` (one record per index), against ``control_seeds`` random
+    networks of each scheme in ``control_schemes`` (``lewel.maps.controls``). Images are decoded and resized
+    once; the model and every control score the same pixels (``measure_family``). ``progress(done, total)``
+    counts images over all passes (the model and each control, calibration and held-out). ``patterns``: also
+    measure Figure 5's patterns and the dissection (``lewel.maps.patterns``; needs masks that tell instances
+    apart). ``cache``: where the controls' scores are read from and stored (``lewel.maps.family_cache``; True:
+    ``LEWEL_CACHE_DIR`` or the user cache folder, False: every control computed and nothing stored); a cached
+    control gives exactly the numbers a computed one does."""
+    measured = measure_family(
+        checkpoint, data=data, images=images, size=size, batch_size=batch_size, device=device,
+        control_schemes=control_schemes, control_seeds=control_seeds, num_groups=num_groups, patterns=patterns,
+        progress=progress, cache=cache,
+    )
+    return assemble_profile(checkpoint, measured, size=size, device=device, fraction=fraction, control_schemes=control_schemes, control_seeds=control_seeds)
+
+
+def assemble_profile(
+    checkpoint: str | os.PathLike,
+    measured: FamilyScores,
+    *,
+    size: int,
+    device: str | torch.device,
+    fraction: float,
+    control_schemes: Sequence[str],
+    control_seeds: int,
+) -> dict[str, Any]:
+    """The profile record of ``measure_family``'s scores (``build_profile``'s answer)."""
+    model, (calibration, heldout) = measured.model, measured.splits
+    (model_calibration, model_heldout), model_patterns = measured.scores
     summary, records = summarize_profile(
         model_calibration,
         model_heldout,
-        controls,
+        measured.controls,
         fraction=fraction,
         patterns=model_patterns,
-        control_patterns=control_patterns if measured else None,
+        control_patterns=measured.control_patterns if measured.measured else None,
     )
     grid = list(model.extract(torch.zeros(1, 3, size, size, device=device), aligned_projection=False).maps.shape[-2:])
     return {
@@ -125,6 +184,8 @@ def build_profile(
             "control_schemes": list(dict.fromkeys(control_schemes)),
             "control_seeds": control_seeds,
             "pattern_quantile": CONTROL_QUANTILE,
+            "role_confidence": ROLE_CONFIDENCE,
+            "role_resamples": RESAMPLES,
             "dissection_quantile": DISSECTION_QUANTILE,
             "min_category_images": MIN_CATEGORY_IMAGES,
         },

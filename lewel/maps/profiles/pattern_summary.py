@@ -1,6 +1,7 @@
 """Figure 5's measured patterns and the per-category dissection of a profile, next to its control family's:
-roles by pattern with thresholds from the controls (``lewel.maps.patterns``), their agreement on held-out images,
-and the categories the maps prefer significantly more than random networks do."""
+roles by pattern with thresholds from the controls (``lewel.maps.patterns``), decided only where resampling the
+images settles them (``lewel.maps.role_confidence``), each role's count against the family's, their agreement on
+held-out images, and the categories the maps prefer significantly more than random networks do."""
 
 from __future__ import annotations
 
@@ -15,14 +16,72 @@ from ..patterns import (
     DISSECTION_QUANTILE,
     MIN_CATEGORY_IMAGES,
     PATTERN_ROLES,
+    UNDECIDED,
     PatternScores,
-    assign_patterns,
     category_records,
     count_patterns,
-    pattern_thresholds,
     pooled_quantile,
     preferred_categories,
 )
+from ..role_confidence import (
+    BOOTSTRAP_SEED,
+    MIN_ROLE_IMAGES,
+    MIN_SELECTIVITY_IMAGES,
+    RESAMPLES,
+    ROLE_CONFIDENCE,
+    RoleVotes,
+    SplitValues,
+    bootstrap_roles,
+)
+
+
+def split_values(auroc: torch.Tensor, patterns: PatternScores) -> SplitValues:
+    """One split's per-image values for resampling: ``auroc`` (N×d per image, NaN rows unscored) and the
+    ``PatternScores``' per-image selectivity and spread."""
+    return SplitValues(auroc=auroc.to(torch.float64), selectivity=patterns.selectivity_each, spread=patterns.spread_each)
+
+
+def family_counts(counts: Sequence[dict[str, int]]) -> dict[str, dict[str, float]]:
+    """Per role (``PATTERN_ROLES`` and ``UNDECIDED``), the mean, min and max of the controls' ``counts``."""
+    return {
+        role: {
+            "mean": sum(c[role] for c in counts) / len(counts),
+            "min": min(c[role] for c in counts),
+            "max": max(c[role] for c in counts),
+        }
+        for role in (*PATTERN_ROLES, UNDECIDED)
+    }
+
+
+def beyond_random(counts: dict[str, int], family: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
+    """Per role, the model's decided count against the family's under the same rule: ``beyond`` only when it
+    exceeds the largest count any control reaches (a random network is not one network: beat the best)."""
+    return {
+        role: {
+            "count": counts[role],
+            "family_max": int(family[role]["max"]),
+            "family_mean": family[role]["mean"],
+            "beyond": counts[role] > family[role]["max"],
+        }
+        for role in PATTERN_ROLES
+    }
+
+
+def decided_note(votes: RoleVotes, d: int, scored: int, instance_images: int) -> str:
+    """What the calibration split decided and, when the data floors cut it, why fewer."""
+    decided = sum(r != UNDECIDED for r in votes.roles)
+    line = (
+        f"{decided} of {d} roles decided at {ROLE_CONFIDENCE:.0%} confidence ({RESAMPLES} resamples of {scored} "
+        f"calibration images, {instance_images} with two or more instances)"
+    )
+    if votes.floors["too_few_images"]:
+        line += f"; no role is decided on fewer than {MIN_ROLE_IMAGES} images: profile more images"
+    elif votes.floors["too_few_instance_images"]:
+        line += (
+            f"; object and multi-object are not decided with fewer than {MIN_SELECTIVITY_IMAGES} images holding two or "
+            "more instances: profile more multi-object images"
+        )
+    return line
 
 
 def summarize_patterns(
@@ -34,31 +93,30 @@ def summarize_patterns(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The measured patterns and the dissection of a model next to its control family's.
 
-    ``auroc``: the model's per-index object AUROC (calibration, held-out); ``patterns``: its
-    ``PatternScores`` (calibration, held-out); the same per control; ``best_control`` indexes the control that
-    ``random_control`` reports. Roles are assigned on calibration with thresholds from the controls'
-    calibration values (``lewel.maps.patterns.pattern_thresholds``); the same rule, with held-out thresholds, on
-    held-out values gives ``heldout_pattern``. Each control gets its roles by the same rule. A map index
-    prefers a category significantly when its held-out preference (``preferred_categories``) exceeds the
-    ``CONTROL_QUANTILE`` of the controls' held-out preferences chosen the same way.
+    ``auroc``: the model's per-image object AUROC (N×d, calibration and held-out; NaN rows for unscored images);
+    ``patterns``: its ``PatternScores`` (calibration, held-out); the same per control; ``best_control`` indexes
+    the control that ``random_control`` reports. Roles and their confidence come from resampling each split's
+    images (``lewel.maps.role_confidence.bootstrap_roles``, thresholds from the controls resampled with them):
+    ``pattern`` is decided on calibration, ``heldout_pattern`` by the same rule on held-out. Each control gets
+    its decided roles by the same rule. A map index prefers a category significantly when its held-out
+    preference (``preferred_categories``) exceeds the ``CONTROL_QUANTILE`` of the controls' held-out preferences
+    chosen the same way.
 
-    Returns the summary's additions (``patterns``, ``pattern_thresholds``, ``patterns_heldout_agreement``,
-    ``dissection``, the family's pattern counts in ``control_patterns`` and ``best_control_patterns``) and
-    one dict of additions per map index (``pattern``, ``pattern_scores``, ``categories``, ``category``).
+    Returns the summary's additions (``patterns`` with ``undecided``, ``patterns_beyond_random``,
+    ``pattern_thresholds``, ``patterns_heldout_agreement`` over the indices decided on both splits,
+    ``patterns_note``, ``dissection``, the family's decided counts in ``control_patterns`` and
+    ``best_control_patterns``) and one dict of additions per map index (``pattern``, ``pattern_leaning``,
+    ``pattern_confidence``, ``pattern_scores``, ``heldout_pattern``, ``categories``, ``category``).
     """
-    thresholds = {}
-    for split in (0, 1):
-        thresholds[split] = pattern_thresholds(
-            [a[split] for a in control_auroc],
-            [p[split].selectivity for p in control_patterns],
-            [p[split].spread for p in control_patterns],
+    votes = [
+        bootstrap_roles(
+            split_values(auroc[k], patterns[k]),
+            [split_values(a[k], p[k]) for a, p in zip(control_auroc, control_patterns)],
         )
-    roles = assign_patterns(auroc[0], patterns[0].selectivity, patterns[0].spread, thresholds[0])
-    held_roles = assign_patterns(auroc[1], patterns[1].selectivity, patterns[1].spread, thresholds[1])
-    control_counts = [
-        count_patterns(assign_patterns(a[0], p[0].selectivity, p[0].spread, thresholds[0]))
-        for a, p in zip(control_auroc, control_patterns)
+        for k in (0, 1)
     ]
+    roles, held_roles = votes[0].roles, votes[1].roles
+    control_counts = [count_patterns(r) for r in votes[0].control_roles]
     preferred, preference = preferred_categories(*patterns)
     control_preferences = [preferred_categories(*p)[1] for p in control_patterns]
     limit = pooled_quantile(control_preferences, CONTROL_QUANTILE)
@@ -70,15 +128,19 @@ def summarize_patterns(
         records.append(
             {
                 "pattern": roles[m],
+                "pattern_leaning": votes[0].leaning[m],
+                "pattern_confidence": float(votes[0].confidence[m]),
+                "pattern_shares": {role: float(votes[0].shares[m, r]) for r, role in enumerate(PATTERN_ROLES)},
                 "pattern_scores": {
                     split: {
-                        "object_auroc": float(auroc[k][m]),
+                        "object_auroc": float(votes[k].means[0, m]),
                         "selectivity": float(patterns[k].selectivity[m]),
                         "spread": float(patterns[k].spread[m]),
                     }
                     for k, split in enumerate(("calibration", "heldout"))
                 },
                 "heldout_pattern": held_roles[m],
+                "heldout_pattern_confidence": float(votes[1].confidence[m]),
                 "categories": category_records(patterns[1], m),
                 "category": None
                 if preferred[m] is None
@@ -89,19 +151,24 @@ def summarize_patterns(
     control_mean = sum(control_significant) / len(control_significant)
     covered = sorted({preferred[m] for m in preferring if preferred[m]})
     counts = count_patterns(roles)
-    family = {
-        role: {
-            "mean": sum(c[role] for c in control_counts) / len(control_counts),
-            "min": min(c[role] for c in control_counts),
-            "max": max(c[role] for c in control_counts),
-        }
-        for role in PATTERN_ROLES
-    }
+    family = family_counts(control_counts)
+    both = [m for m in range(d) if roles[m] != UNDECIDED and held_roles[m] != UNDECIDED]
     held = patterns[1]
     summary = {
         "patterns": counts,
-        "pattern_thresholds": {"calibration": thresholds[0], "heldout": thresholds[1], "quantile": CONTROL_QUANTILE},
-        "patterns_heldout_agreement": sum(a == b for a, b in zip(roles, held_roles)) / d,
+        "patterns_beyond_random": beyond_random(counts, family),
+        "patterns_confidence": {
+            "level": ROLE_CONFIDENCE, "resamples": RESAMPLES, "seed": BOOTSTRAP_SEED,
+            "min_images": MIN_ROLE_IMAGES, "min_instance_images": MIN_SELECTIVITY_IMAGES,
+        },
+        "patterns_note": decided_note(
+            votes[0], d, int((~auroc[0].isnan()).any(dim=1).sum()), patterns[0].selectivity_images
+        ),
+        "pattern_thresholds": {
+            "calibration": votes[0].thresholds, "heldout": votes[1].thresholds, "quantile": CONTROL_QUANTILE,
+        },
+        "patterns_heldout_agreement": (sum(roles[m] == held_roles[m] for m in both) / len(both)) if both else math.nan,
+        "patterns_heldout_compared": len(both),
         "patterns_images": {"calibration": patterns[0].selectivity_images, "heldout": held.selectivity_images},
         "control_patterns": {"each": control_counts, "by_role": family},
         "best_control_patterns": control_counts[best_control],

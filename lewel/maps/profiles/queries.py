@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..patterns import PATTERN_ROLES
+from ..patterns import PATTERN_ROLES, UNDECIDED
 from .roles import DISPLAY_RANK
 from .sidecar import ProfileError, find_profile
 
@@ -58,16 +58,18 @@ def profile_indices(profile: dict[str, Any], maps: str = "all") -> list[int]:
 
 
 def has_patterns(profile: dict[str, Any] | None) -> bool:
-    """Whether ``profile`` holds measured patterns (version 3 on masks with instances)."""
-    return bool(profile) and profile.get("version", 0) >= 3 and profile["summary"].get("patterns") is not None
+    """Whether ``profile`` holds measured patterns with their confidence (version 4 on masks with instances;
+    version 3 cut roles without asking whether the data settle them, so they are not shown as measured)."""
+    return bool(profile) and profile.get("version", 0) >= 4 and profile["summary"].get("patterns") is not None
 
 
 def pattern_indices(profile: dict[str, Any], pattern: str) -> list[int]:
-    """The map indices whose measured ``pattern`` (one of ``PATTERN_ROLES``) it is, by held-out evidence for
-    that pattern: object AUROC (``object``, ``multi-object``: highest first; ``background``: lowest first),
-    spread (``global``: highest first), index (``mixed``). Empty for a profile without patterns."""
-    if pattern not in PATTERN_ROLES:
-        raise ValueError(f"pattern must be one of {list(PATTERN_ROLES)}, got {pattern!r}")
+    """The map indices whose decided ``pattern`` (one of ``PATTERN_ROLES``, or ``UNDECIDED``) it is, by held-out
+    evidence for that pattern: object AUROC (``object``, ``multi-object``: highest first; ``background``: lowest
+    first), spread (``global``: highest first), index (``mixed``, ``undecided``). Empty for a profile without
+    patterns."""
+    if pattern not in (*PATTERN_ROLES, UNDECIDED):
+        raise ValueError(f"pattern must be one of {[*PATTERN_ROLES, UNDECIDED]}, got {pattern!r}")
     if not has_patterns(profile):
         return []
     chosen = [r for r in profile["maps"] if r.get("pattern") == pattern]

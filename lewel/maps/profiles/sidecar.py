@@ -1,7 +1,9 @@
 """The profile file: its JSON format and versions, the sidecar ``NAME.profile.json`` next to a checkpoint, and
 writing, reading and finding one (a sidecar made for another version of the file, by sha256, is refused).
 
-Versions: 3: measured patterns and dissection; 2: the verdict against a family of random controls; version 2 files still open; they have no measured patterns (1: one control, superseded).
+Versions: 4: measured roles with their bootstrap confidence (``undecided`` where the data do not settle them); 3:
+roles cut without confidence (files still open, their roles are not shown as measured); 2: the verdict against a
+family of random controls, no patterns (1: one control, superseded).
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ...files.checkpoints import atomic_write
-from ..patterns import PATTERN_ROLES
+from ..patterns import PATTERN_ROLES, UNDECIDED
 from .roles import ROLES
 
 PROFILE_FORMAT = "lewel-map-profile"
-PROFILE_VERSION = 3  #: 3: measured patterns and dissection; 2: the verdict against a family of random controls
-READABLE_VERSIONS = (2, 3)  #: version 2 files still open; they have no measured patterns (1: one control, superseded)
+PROFILE_VERSION = 4  #: 4: roles with confidence; 3: roles without; 2: the verdict against random controls
+READABLE_VERSIONS = (2, 3, 4)  #: versions 2 and 3 still open; their roles are not shown (1: one control, superseded)
 SIDECAR_SUFFIX = ".profile.json"  #: the profile of ``models/NAME.safetensors`` is ``models/NAME.profile.json``
 
 
@@ -88,8 +90,9 @@ def read_profile(path: str | os.PathLike, *, d: int | None = None) -> dict[str, 
         raise ProfileError(f"{path}: a profile needs 'summary' and 'maps'")
     if [r.get("index") for r in records] != list(range(len(records))) or any(r.get("role") not in ROLES for r in records):
         raise ProfileError(f"{path}: 'maps' must hold one record per index 0..d-1, each with a role in {list(ROLES)}")
-    if profile["version"] >= 3 and any(r.get("pattern") not in PATTERN_ROLES + (None,) for r in records):
-        raise ProfileError(f"{path}: each map's 'pattern' must be one of {list(PATTERN_ROLES)} or null")
+    allowed = PATTERN_ROLES + ((UNDECIDED,) if profile["version"] >= 4 else ()) + (None,)
+    if profile["version"] >= 3 and any(r.get("pattern") not in allowed for r in records):
+        raise ProfileError(f"{path}: each map's 'pattern' must be one of {list(allowed[:-1])} or null")
     expected = profile.get("model", {}).get("d")
     if expected != len(records) or (d is not None and d != len(records)):
         raise ProfileError(f"{path}: profile of {len(records)} maps, but the model has d = {d if d is not None else expected}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...formatting import format_number
-from ..patterns import PATTERN_ROLES
+from ..patterns import PATTERN_ROLES, UNDECIDED
 from .queries import has_patterns
 
 
@@ -27,28 +27,34 @@ def describe_data(profile: dict[str, Any]) -> str:
 
 
 def patterns_note(profile: dict[str, Any]) -> str | None:
-    """Why ``profile`` has no measured patterns (``None`` when it has them)."""
-    if has_patterns(profile):
-        return None
-    if profile.get("version", 0) < 3:
-        return f"a version-{profile.get('version')} profile: made before patterns were measured (run lewel profile again)"
+    """Why ``profile`` has no measured patterns, or, when it has them, how many roles the data decided and
+    why fewer when a data floor applied (``summary.patterns_note``)."""
+    version = profile.get("version", 0)
+    if version < 3:
+        return f"a version-{version} profile: made before patterns were measured (run lewel profile again)"
+    if version == 3:
+        return "a version-3 profile: its roles were cut without asking whether the data settle them (run lewel profile again)"
     return profile["summary"].get("patterns_note") or "not measured"
 
 
+def role_count(role: str, entry: dict[str, Any]) -> str:
+    """One role's decided count against the family's: "multi-object 5, within random (up to 10)"."""
+    where = "beyond random" if entry["beyond"] else "within random"
+    return f"{role} {entry['count']}, {where} (up to {entry['family_max']})"
+
+
 def patterns_line(summary: dict[str, Any]) -> str | None:
-    """The measured patterns next to the controls' in one line, or ``None`` without patterns: "object 3,
-    multi-object 9, global 20, background 12, mixed 84 (best random network: object 1, ...)"."""
+    """The decided roles against the family's in one line, or ``None`` without patterns: "object 20, beyond
+    random (up to 1); multi-object 5, within random (up to 10); ...; undecided 40 of 128 (confidence below 90 %)"."""
     counts = summary.get("patterns")
     if counts is None:
         return None
-    control = summary["random_control"].get("patterns") or {}
-    family = summary["control_patterns"]["by_role"]
-
-    def line(c: dict[str, int]) -> str:
-        return ", ".join(f"{role} {c[role]}" for role in PATTERN_ROLES)
-
-    mean = ", ".join(f"{role} {family[role]['mean']:.1f}" for role in PATTERN_ROLES)
-    return f"{line(counts)} (best random network: {line(control)}; mean of {len(summary['control_patterns']['each'])}: {mean})"
+    beyond = summary["patterns_beyond_random"]
+    level = summary["patterns_confidence"]["level"]
+    undecided = counts.get(UNDECIDED, 0)
+    return "; ".join(role_count(role, beyond[role]) for role in PATTERN_ROLES) + (
+        f"; undecided {undecided} of {sum(counts.values())} (confidence below {level:.0%})"
+    )
 
 
 def format_profile(profile: dict[str, Any]) -> str:
@@ -85,7 +91,8 @@ def format_profile(profile: dict[str, Any]) -> str:
         ]
         + (
             [
-                f"measured patterns: {patterns_line(s)}; {s['patterns_heldout_agreement']:.0%} keep their pattern on held-out",
+                f"measured patterns: {patterns_line(s)}",
+                f"  {s['patterns_note']}; {heldout_line(s)}",
                 f"dissection: {s['dissection']['line']}",
             ]
             if has_patterns(profile)
@@ -102,3 +109,11 @@ def measured_line(summary: dict[str, Any]) -> str:
         f"object maps {summary['object_auroc']:.2f}; the best of {family['count']} random networks "
         f"{summary['random_control']['object_auroc']:.2f} (bound {family['random_bound']:.2f}): {summary['verdict']}"
     )
+
+
+def heldout_line(summary: dict[str, Any]) -> str:
+    """The held-out check of the decided roles: "96 % of the 70 indices decided on both splits agree"."""
+    compared = summary.get("patterns_heldout_compared", 0)
+    if not compared:
+        return "no index is decided on both splits: no held-out check"
+    return f"{summary['patterns_heldout_agreement']:.0%} of the {compared} indices decided on both splits keep their role on held-out"

@@ -99,9 +99,9 @@ def summarize_profile(
         raise ValueError("every control needs its pattern scores")
     best_index = members.index(best)
     extra, per_index = summarize_patterns(
-        (cal["auroc"], held["auroc"]),
+        (calibration.auroc, heldout.auroc),
         patterns,
-        [(index_means(c)["auroc"], index_means(h)["auroc"]) for _, c, h in controls],
+        [(c.auroc, h.auroc) for _, c, h in controls],
         control_patterns,
         best_index,
     )
