@@ -10,8 +10,8 @@ Preset = Literal["byol1", "byol2", "mocov2", "cropflip"]
 Order = Literal["index", "measured", "object", "multi-object", "global"]
 Role = Literal["object", "background", "mixed"]
 Pattern = Literal["object", "multi-object", "global"]
-#: a measured pattern (``lewel.maps.patterns.PATTERN_ROLES``)
-MeasuredPattern = Literal["object", "multi-object", "global", "background", "mixed"]
+#: a measured pattern (``lewel.maps.patterns.PATTERN_ROLES``), or ``undecided`` where the data do not settle it
+MeasuredPattern = Literal["object", "multi-object", "global", "background", "mixed", "undecided"]
 Background = Literal["white", "black"]
 Colormap = Literal["jet", "turbo", "viridis", "magma", "inferno", "plasma", "hot", "gray"]
 
@@ -87,6 +87,13 @@ class PatternRangeBody(BaseModel):
     max: int
 
 
+class RoleAgainstFamilyBody(BaseModel):
+    count: int = Field(description="map indices whose role is decided as this one")
+    family_max: int = Field(description="the largest such count among the random controls, under the same rule")
+    family_mean: float = Field(description="the random controls' mean count")
+    beyond: bool = Field(description="true only when count exceeds family_max (beyond random)")
+
+
 class ProfileSummary(BaseModel):
     """What ``lewel profile`` measured for this checkpoint (its sidecar ``NAME.profile.json``)."""
 
@@ -112,12 +119,17 @@ class ProfileSummary(BaseModel):
     grid: list[int] = Field(description="[h, w] of the maps at that size")
     patterns: dict[str, int] | None = Field(
         None,
-        description="Figure 5 measured: how many map indices have each measured pattern (object, multi-object, global, "
-        "background, mixed), roles given on calibration against the random controls; null: not measured "
-        "(patterns_note says why)",
+        description="Figure 5 measured: how many map indices have each decided pattern (object, multi-object, global, "
+        "background, mixed) and how many are undecided, roles given on calibration against the random controls and "
+        "decided only where resampling the images settles them; null: not measured (patterns_note says why)",
+    )
+    patterns_beyond_random: dict[str, RoleAgainstFamilyBody] | None = Field(
+        None, description="per role, its decided count against the random family's under the same rule"
     )
     patterns_note: str | None = Field(
-        None, description="why the profile has no measured patterns (a version-2 profile, binary masks); null when it has them"
+        None,
+        description="with measured patterns: how many roles the data decided, and why fewer when the data are too "
+        "few; without: why not measured (an older profile version, binary masks)",
     )
     patterns_line: str | None = Field(None, description="the pattern counts next to the random controls', in one line")
     control_patterns: dict[str, PatternRangeBody] | None = Field(
@@ -330,7 +342,15 @@ class MapInfo(BaseModel):
     auroc_calibration: float | None = Field(None, description="from the profile: the same on the calibration images")
     pointing_heldout: float | None = Field(None, description="from the profile: this index's held-out pointing rate")
     measured_pattern: MeasuredPattern | None = Field(
-        None, description="from the profile: this index's measured pattern (null: no profile, or patterns not measured)"
+        None,
+        description="from the profile: this index's measured pattern, or undecided when it wins fewer than the stated "
+        "share of the resamples of the calibration images (null: no profile, or patterns not measured)",
+    )
+    measured_pattern_leaning: MeasuredPattern | None = Field(
+        None, description="from the profile: the role that won most resamples (shown for undecided maps too)"
+    )
+    measured_pattern_confidence: float | None = Field(
+        None, description="from the profile: the share of the resamples the leading role won (0..1)"
     )
     top_categories: list[CategoryScoreBody] = Field(
         default_factory=list, description="from the profile's dissection: up to 3 categories, best held-out AUROC first"

@@ -75,27 +75,36 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def role_cell(entry: dict[str, Any]) -> str:
+    """One role's decided count against the random family's (profile version 4)."""
+    count = f"**{entry['count']}**" if entry["beyond"] else str(entry["count"])
+    return f"{count}, {'beyond' if entry['beyond'] else 'within'} random (up to {entry['family_max']})"
+
+
+def heldout_text(s: dict[str, Any]) -> str:
+    compared = s.get("patterns_heldout_compared") or 0
+    return f"{100 * s['patterns_heldout_agreement']:.0f} % of {compared}" if compared else "none decided on both"
+
+
 def patterns_table(results: dict[str, Any]) -> str:
-    """Each shipped model's measured patterns (profile version 3) next to its random controls': per role the
-    model's count, the best control's, and the family's mean and max; the share of indices whose pattern holds
-    on held-out; the maps that prefer one category significantly (docs/maps.md, "Measured patterns")."""
+    """Each shipped model's decided roles (profile version 4) against its random controls': per role the model's
+    count and the most any control reaches under the same rule, the undecided maps, the agreement of the roles
+    decided on both splits, and the maps that prefer one category significantly (docs/maps.md, "Measured
+    patterns" and "How sure a role is")."""
     lines = [
-        "| model | " + " | ".join(PATTERN_ROLES) + " | same pattern on held-out | maps preferring one category |",
-        "|---|" + "---|" * (len(PATTERN_ROLES) + 2),
+        "| model | " + " | ".join(PATTERN_ROLES) + " | undecided | same role on held-out (decided on both) | maps preferring one category |",
+        "|---|" + "---|" * (len(PATTERN_ROLES) + 3),
     ]
     for name, shipped in results["shipped"].items():
         s = results["models"][shipped["run"]]["profile"]["summary"]
-        if s.get("patterns") is None:
-            lines.append(f"| `{name}` | " + " | ".join(["not measured"] * (len(PATTERN_ROLES) + 2)) + " |")
+        if s.get("patterns_beyond_random") is None:
+            lines.append(f"| `{name}` | " + " | ".join(["not measured"] * (len(PATTERN_ROLES) + 3)) + " |")
             continue
-        family, best = s["control_patterns"]["by_role"], s["random_control"]["patterns"]
-        cells = [
-            f"**{s['patterns'][r]}** (random: best network {best[r]}, mean {family[r]['mean']:.1f}, max {family[r]['max']})"
-            for r in PATTERN_ROLES
-        ]
+        cells = [role_cell(s["patterns_beyond_random"][r]) for r in PATTERN_ROLES]
         d = s["dissection"]
         lines.append(
-            f"| `{name}` (d = {sum(s['patterns'].values())}) | {' | '.join(cells)} | {100 * s['patterns_heldout_agreement']:.0f} % | "
+            f"| `{name}` (d = {sum(s['patterns'].values())}) | {' | '.join(cells)} | {s['patterns']['undecided']} | "
+            f"{heldout_text(s)} | "
             f"{d['preferring_maps']} (random: mean {d['control_preferring_maps']['mean']:.1f}, max {d['control_preferring_maps']['max']}) |"
         )
     return "\n".join(lines)
@@ -103,17 +112,14 @@ def patterns_table(results: dict[str, Any]) -> str:
 
 def patterns_paragraph(s: dict[str, Any]) -> str:
     """The card's lines on the measured patterns and the dissection."""
-    if s.get("patterns") is None:
-        return "Measured patterns: not in this profile (made before patterns were measured, or on binary masks)."
-    counts = ", ".join(f"{r} {s['patterns'][r]}" for r in PATTERN_ROLES)
-    best = ", ".join(f"{r} {s['random_control']['patterns'][r]}" for r in PATTERN_ROLES)
-    family = s["control_patterns"]["by_role"]
-    most = ", ".join(f"{r} {family[r]['max']}" for r in PATTERN_ROLES)
+    if s.get("patterns_beyond_random") is None:
+        return "Measured patterns: not in this profile (made before roles carried their confidence, or on binary masks)."
+    counts = "; ".join(f"{r} {role_cell(s['patterns_beyond_random'][r])}" for r in PATTERN_ROLES)
     return (
         f"**Measured patterns** (Figure 5 from the scenes' instance masks, roles on calibration by thresholds from the random "
-        f"controls, docs/maps.md): {counts}; the best random control: {best}; the most any of the "
-        f"{len(s['control_patterns']['each'])} random networks has: {most}. {100 * s['patterns_heldout_agreement']:.0f} % of the "
-        f"indices keep their pattern on the held-out scenes. **Dissection**: {s['dissection']['line']}."
+        f"controls, decided only where resampling the images settles them, docs/maps.md): {counts}; "
+        f"undecided {s['patterns']['undecided']}. {s['patterns_note']}. Held-out check: {heldout_text(s)} indices decided "
+        f"on both splits keep their role. **Dissection**: {s['dissection']['line']}."
     )
 
 

@@ -23,6 +23,7 @@ from lewel.files.images import decode_image
 from lewel.inference import load_model
 from lewel.maps import map_auroc, object_coverage
 from lewel.maps.patterns import PATTERN_ROLES, cell_auroc
+from lewel.maps.pattern_names import role_text
 from lewel.maps.profiles import (
     build_profile,
     category_indices,
@@ -190,16 +191,17 @@ def test_models_carry_the_measured_patterns(client, models):
     summary = {m["id"]: m for m in client.get("/v1/models").json()["models"]}["tiny"]["profile"]
     measured = profile["summary"]
     assert summary["patterns"] == measured["patterns"] and sum(summary["patterns"].values()) == 32
-    assert summary["patterns_note"] is None and summary["patterns_line"] == patterns_line(measured)
+    assert summary["patterns_note"] == measured["patterns_note"] and summary["patterns_line"] == patterns_line(measured)
+    assert summary["patterns_beyond_random"] == measured["patterns_beyond_random"]
     assert summary["random_control_patterns"] == measured["random_control"]["patterns"]
     assert summary["random_control"]["patterns"] == measured["random_control"]["patterns"]
-    assert set(summary["control_patterns"]) == set(PATTERN_ROLES)
+    assert set(summary["control_patterns"]) == {*PATTERN_ROLES, "undecided"}
     assert summary["control_patterns"]["object"] == measured["control_patterns"]["by_role"]["object"]
     assert summary["dissection_line"] == measured["dissection"]["line"] and "maps prefer one category" in summary["dissection_line"]
     assert summary["categories"] == profile_categories(profile) and summary["categories"]
 
 
-@pytest.mark.parametrize("pattern", PATTERN_ROLES)
+@pytest.mark.parametrize("pattern", [*PATTERN_ROLES, "undecided"])
 def test_pattern_selects_the_maps_of_that_measured_pattern(client, models, pattern):
     _, profile = models
     body = post(client, size=64, pattern=pattern).json()
@@ -219,11 +221,15 @@ def test_every_map_carries_its_pattern_and_categories(client, models):
     for info in body["maps"]:
         record = profile["maps"][info["index"]]
         assert info["measured_pattern"] == record["pattern"]
+        assert info["measured_pattern_leaning"] == record["pattern_leaning"]
+        assert info["measured_pattern_confidence"] == pytest.approx(record["pattern_confidence"])
         assert [c["name"] for c in info["top_categories"]] == [c["name"] for c in record["categories"][:3]]
         assert info["category"] == (record["category"] and {k: record["category"][k] for k in ("name", "preference_heldout", "significant")})
     npz = np.load(io.BytesIO(post(client, size=64, format="npz").content), allow_pickle=False)
     order = list(npz["indices"])
     assert list(npz["measured_patterns"]) == [profile["maps"][m]["pattern"] for m in order]
+    assert list(npz["measured_pattern_leaning"]) == [profile["maps"][m]["pattern_leaning"] for m in order]
+    assert np.allclose(npz["measured_pattern_confidence"], [profile["maps"][m]["pattern_confidence"] for m in order])
     assert npz["top_categories"].shape == (32, 3)
     assert json.loads(str(npz["meta"]))["profile"]["patterns"] == profile["summary"]["patterns"]
 
@@ -245,11 +251,13 @@ def test_category_selects_the_maps_that_look_at_it(client, models):
 
 def test_figure_titles_carry_the_measured_pattern(client, models):
     _, profile = models
-    pattern = next(p for p in PATTERN_ROLES if pattern_indices(profile, p))
+    pattern = next(p for p in [*PATTERN_ROLES, "undecided"] if pattern_indices(profile, p))
     response = post(client, size=64, pattern=pattern, format="svg", dpi=60)
     assert response.status_code == 200, response.text
     first = pattern_indices(profile, pattern)[0]
-    assert f"map {first} · {pattern}" in response.content.decode()
+    record = profile["maps"][first]
+    shown = role_text(record["pattern"], record["pattern_leaning"], record["pattern_confidence"])
+    assert shown.startswith(pattern) and f"map {first} · {shown}" in response.content.decode()
     assert response.headers["X-Lewel-Maps"].split(",")[0] == str(first)
 
 
@@ -335,11 +343,12 @@ def test_alpha_changes_the_figure_and_is_bounded(client):
 def version_2(profile: dict) -> dict:
     """``profile`` as a version-2 sidecar: no measured patterns, no dissection."""
     dropped = ("patterns", "patterns_note", "pattern_thresholds", "patterns_heldout_agreement", "patterns_images",
-               "control_patterns", "dissection")
+               "control_patterns", "dissection", "patterns_beyond_random", "patterns_confidence", "patterns_heldout_compared")
     summary = {k: v for k, v in profile["summary"].items() if k not in dropped}
     summary["random_control"] = {k: v for k, v in summary["random_control"].items() if k != "patterns"}
     records = [
-        {**{k: v for k, v in r.items() if k not in ("pattern", "pattern_scores", "heldout_pattern", "categories", "category", "shape_shares")},
+        {**{k: v for k, v in r.items() if k not in ("pattern", "pattern_scores", "heldout_pattern", "categories", "category", "shape_shares",
+                                                    "pattern_leaning", "pattern_confidence", "pattern_shares", "heldout_pattern_confidence")},
          "patterns": r["shape_shares"]}
         for r in profile["maps"]
     ]

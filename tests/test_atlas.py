@@ -29,6 +29,7 @@ from lewel.inference import load_model
 from lewel.maps import PATTERNS, TOP_FRACTION
 from lewel.maps.atlas import ATLAS_NAME, CRITERIA, MEAN_STATISTICS, build_atlas
 from lewel.maps.extraction import SCENE_SEED, extract_maps
+from lewel.maps.pattern_names import role_text
 from lewel.maps.profiles import build_profile, index_means, patterns_line, score_images, sidecar_path, write_profile
 from lewel.maps.shards import iter_shards
 
@@ -165,12 +166,12 @@ def test_each_index_gets_its_measured_pattern_and_categories_from_the_profile(ex
     assert atlas["measured_patterns"] == patterns_line(profile["summary"])
     for record in atlas["maps"]:
         measured = profile["maps"][record["index"]]
-        assert record["pattern"] == measured["pattern"]
+        assert record["pattern"] == measured["pattern"] and record["pattern_confidence"] == measured["pattern_confidence"]
         assert [c["name"] for c in record["top_categories"]] == [c["name"] for c in measured["categories"][:3]]
         assert (record["category"] or {}).get("name") == (measured["category"] or {}).get("name")
     page = (dest / HTML_NAME).read_text(encoding="utf-8")
     assert "measured pattern" in page and "looks at" in page
-    assert all(f"measured pattern {r['pattern']}" in page for r in atlas["maps"])
+    assert all(f"measured pattern {role_text(r['pattern'], r['pattern_leaning'], r['pattern_confidence'])}" in page for r in atlas["maps"])
     named = next(r for r in atlas["maps"] if r["top_categories"])
     assert named["top_categories"][0]["name"] in page
 

@@ -73,7 +73,7 @@ def test_eval_maps_prints_the_profile_summary(checkpoint, scenes, tmp_path, caps
     assert profile["data"]["calibration"]["images"] == 3 and profile["data"]["heldout"]["images"] == 3
     assert profile["summary"]["verdict"] in ("localises", "not better than random")
     assert 0 <= profile["summary"]["object_auroc"] <= 1
-    assert profile["version"] == 3 and profile["summary"]["patterns"] is not None  # the scenes tell instances apart
+    assert profile["version"] == 4 and profile["summary"]["patterns"] is not None  # the scenes tell instances apart
     assert f"measured patterns: {patterns_line(profile['summary'])}" in printed  # next to the controls'
     assert f"dissection: {profile['summary']['dissection']['line']}" in printed
 

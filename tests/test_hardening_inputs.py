@@ -115,7 +115,7 @@ def test_form_fields_are_never_described_as_nullable(client):
             alternatives = schema.get("anyOf", [schema])
             assert all(a.get("type") != "null" for a in alternatives), (name, field, schema)
     maps = next(schemas[n] for n in bodies if "pattern" in schemas[n]["properties"])["properties"]
-    assert maps["pattern"]["enum"] == ["object", "multi-object", "global", "background", "mixed"]
+    assert maps["pattern"]["enum"] == ["object", "multi-object", "global", "background", "mixed", "undecided"]
     assert maps["indices"]["type"] == "string" and maps["indices"]["pattern"].startswith("^[0-9]")
     assert maps["category"] == {**maps["category"], "type": "string", "minLength": 1, "maxLength": 200}
     assert upload(client, pattern="null").status_code == 422 and upload(client, indices="null").status_code == 422

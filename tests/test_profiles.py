@@ -172,7 +172,7 @@ def test_profile_round_trip_and_sidecar(tiny_checkpoint: str) -> None:
     assert len(summary["object_maps"]) == 4 and len(summary["background_maps"]) == 4
     assert {r["role"] for r in profile["maps"]} == {"object", "background", "mixed"}
     assert summary["verdict"] in ("localises", "not better than random")
-    assert profile["version"] == 3 and summary["controls"]["count"] == 15
+    assert profile["version"] == 4 and summary["controls"]["count"] == 15
     assert "best random network" in format_profile(profile) and "15 random networks" in format_profile(profile)
     path = write_profile(profile, sidecar_path(tiny_checkpoint))
     assert path.name == "tiny_m.profile.json"

@@ -17,6 +17,7 @@ from lewel.drawing.render import FIGURE_FORMATS
 from lewel.files.images import ImageTooLargeError, MaskError, UnsupportedImageError, UploadedMask, read_mask
 from lewel.maps import PATTERNS, MapStatistics, frame_density, select_maps, top_per_pattern
 from lewel.maps.analysis import InstanceScores, MapAnalysis, MaskScores, analyze_maps, score_instances, score_views
+from lewel.maps.pattern_names import role_text
 from lewel.maps.profiles import (
     category_indices,
     has_patterns,
@@ -245,6 +246,8 @@ def _profile_columns(profile: dict | None, indices: list[int]) -> dict[str, list
         columns = {name: [profile["maps"][m].get(name) for m in indices] for name in names}
     records = [profile["maps"][m] for m in indices] if has_patterns(profile) else [{} for _ in indices]
     columns["measured_pattern"] = [r.get("pattern") for r in records]
+    columns["measured_pattern_leaning"] = [r.get("pattern_leaning") for r in records]
+    columns["measured_pattern_confidence"] = [r.get("pattern_confidence") for r in records]
     columns["top_categories"] = [
         [
             CategoryScoreBody(name=c["name"], auroc_heldout=c.get("auroc_heldout"), images=c.get("images", 0))
@@ -288,10 +291,14 @@ def _figure_job(
     patterns = analysis.statistics.pattern
     if profile is not None:
         records = profile["maps"]
-        label = "pattern" if has_patterns(profile) else "role"
-        titles = [
-            [f"map {m} · {records[m].get(label) or 'not measured'}\nAUROC {records[m]['auroc_heldout']:.2f}" for m in shown]
-        ] * len(analysis.views)
+        measured = has_patterns(profile)
+
+        def role(record: dict) -> str:
+            if not measured:
+                return record.get("role") or "not measured"
+            return role_text(record.get("pattern"), record.get("pattern_leaning"), record.get("pattern_confidence"))
+
+        titles = [[f"map {m} · {role(records[m])}\nAUROC {records[m]['auroc_heldout']:.2f}" for m in shown]] * len(analysis.views)
         heading = f"{loaded.id}: {measured_line(profile['summary'])} (held-out AUROC)"
     else:
         titles = [[f"map {m}\n{PATTERNS[int(patterns[v, m])]} (heuristic)" for m in shown] for v in range(len(analysis.views))]
@@ -532,6 +539,8 @@ def _npz(
         else np.zeros((views, 0, len(indices))),
         "mask_instance_cells": instances.cells.numpy() if instances is not None else np.zeros((views, 0), np.int64),
         "measured_patterns": np.array(["" if p is None else p for p in columns["measured_pattern"]], dtype=str),
+        "measured_pattern_leaning": np.array(["" if p is None else p for p in columns["measured_pattern_leaning"]], dtype=str),
+        "measured_pattern_confidence": floats(columns["measured_pattern_confidence"]),
         "top_categories": np.array(
             [[c.name for c in cats] + [""] * (SHOWN_CATEGORIES - len(cats)) for cats in columns["top_categories"]],
             dtype=str,

@@ -12,9 +12,9 @@ from lewel.maps.profiles import describe_data, has_patterns, patterns_line, patt
 from ..registry import LoadedModel
 from ..schemas import ImageInfo, ModelSummary, ProfileSummary
 
-#: ``ProfileSummary`` fields built from a version-3 profile's measured patterns, not copied from its summary
+#: ``ProfileSummary`` fields built from a version-4 profile's measured patterns, not copied from its summary
 PATTERN_FIELDS = (
-    "patterns", "patterns_note", "patterns_line", "control_patterns", "random_control_patterns", "dissection_line",
+    "patterns", "patterns_beyond_random", "patterns_note", "patterns_line", "control_patterns", "random_control_patterns", "dissection_line",
     "categories",
 )
 
@@ -31,6 +31,7 @@ def profile_body(profile: dict | None) -> ProfileSummary | None:
         size=data["size"],
         grid=data["grid"],
         patterns=summary["patterns"] if measured else None,
+        patterns_beyond_random=summary["patterns_beyond_random"] if measured else None,
         patterns_note=patterns_note(profile),
         patterns_line=patterns_line(summary) if measured else None,
         control_patterns=summary["control_patterns"]["by_role"] if measured else None,

@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 from ..formatting import format_number
+from ..maps.pattern_names import role_text as _role_text
 from ..maps.statistics import PATTERNS
 
 #: the titles of ``lewel.maps.atlas.CRITERIA`` (the scores the top lists are ranked by), in that order
@@ -70,7 +71,7 @@ def atlas_html(atlas: dict[str, Any]) -> str:
             f"<td>{s['peak_ratio']:.4f}</td><td>{s['normalized_entropy']:.5f}</td>"
             + (f"<td>{_number(r['auroc'])}</td><td>{_number(r['pointing'])}</td>" if masks else "")
             + "".join(f"<td>{r['patterns'][p]:.0%}</td>" for p in PATTERNS)
-            + (f"<td>{e(r.get('pattern') or '–')}</td><td class=\"bars\">{_category_bar(r)}</td>" if measured else "")
+            + (f"<td>{e(_role_text(r.get('pattern'), r.get('pattern_leaning'), r.get('pattern_confidence')))}</td><td class=\"bars\">{_category_bar(r)}</td>" if measured else "")
             + "</tr>"
         )
     sections = []
@@ -90,7 +91,7 @@ def atlas_html(atlas: dict[str, Any]) -> str:
             + ", ".join(f"{p} {r['patterns'][p]:.0%}" for p in PATTERNS)
             + (f"; AUROC {_number(r['auroc'])} over {r['auroc_views']} views, pointing {_number(r['pointing'])} "
                f"(chance {_number(r['pointing_chance'])})" if masks else "")
-            + (f"; measured pattern {e(r.get('pattern') or '–')}" if measured else "")
+            + (f"; measured pattern {e(_role_text(r.get('pattern'), r.get('pattern_leaning'), r.get('pattern_confidence')))}" if measured else "")
         )
         if measured:
             summary += f"</p><p class=\"bars\">looks at: {_category_bar(r)}"

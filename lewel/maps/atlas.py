@@ -14,7 +14,7 @@ shard by shard, keeps for each map index m:
   next to its chance), means over the (image, view) pairs that have both object and background cells, as
   ``lewel.maps.profiles.index_means`` takes them.
 
-When the checkpoint has a current profile with measured patterns (``lewel.maps.profiles``, version 3), each index
+When the checkpoint has a current profile with measured patterns (``lewel.maps.profiles``, version 4), each index
 also gets its measured ``pattern``, its ``top_categories`` (name and held-out AUROC, best first) and its
 preferred ``category``, and the atlas ``measured_patterns`` (the counts next to the random controls').
 
@@ -237,11 +237,13 @@ def _measured(checkpoint: dict[str, Any], d: int) -> dict[str, Any] | None:
 def _measured_fields(profile: dict[str, Any] | None, m: int) -> dict[str, Any]:
     """Map index ``m``'s measured pattern, top categories and preferred category from ``profile``."""
     if profile is None:
-        return {"pattern": None, "top_categories": [], "category": None}
+        return {"pattern": None, "pattern_leaning": None, "pattern_confidence": None, "top_categories": [], "category": None}
     record = profile["maps"][m]
     preferred = record.get("category")
     return {
         "pattern": record.get("pattern"),
+        "pattern_leaning": record.get("pattern_leaning"),
+        "pattern_confidence": record.get("pattern_confidence"),
         "top_categories": [
             {"name": c["name"], "auroc_heldout": c.get("auroc_heldout")} for c in (record.get("categories") or [])[:ATLAS_CATEGORIES]
         ],

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 from .mask_scores import OBJECT_CELL, cell_auroc, cell_labels, object_coverage
+from .pattern_names import UNDECIDED
 
 PATTERN_ROLES = ("object", "multi-object", "global", "background", "mixed")  #: measured roles, Figure 5's first
-UNDECIDED = "undecided"  #: an index whose role the data do not settle (``lewel.maps.role_confidence``)
 CONTROL_QUANTILE = 0.95  #: "above random": above this quantile of the control family's per-index values
 DISSECTION_QUANTILE = 0.005  #: Network Dissection's top quantile of a unit's activations over the data set
 MIN_CATEGORY_IMAGES = 5  #: a category needs this many calibration images to be a map's preferred category
