@@ -89,9 +89,11 @@ class PatternRangeBody(BaseModel):
 
 class RoleAgainstFamilyBody(BaseModel):
     count: int = Field(description="map indices whose role is decided as this one")
+    family_min: int = Field(description="the smallest such count among the random controls, under the same rule")
     family_max: int = Field(description="the largest such count among the random controls, under the same rule")
     family_mean: float = Field(description="the random controls' mean count")
     beyond: bool = Field(description="true only when count exceeds family_max (beyond random)")
+    below: bool = Field(description="true when count is under family_min (below random)")
 
 
 class ProfileSummary(BaseModel):

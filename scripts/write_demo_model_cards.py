@@ -77,7 +77,9 @@ def table(results: dict[str, Any]) -> str:
 
 def role_cell(entry: dict[str, Any]) -> str:
     """One role's decided count against the random family's (profile version 4)."""
-    count = f"**{entry['count']}**" if entry["beyond"] else str(entry["count"])
+    count = f"**{entry['count']}**" if entry["beyond"] or entry["below"] else str(entry["count"])
+    if entry["below"]:
+        return f"{count}, below random ({entry['family_min']} to {entry['family_max']})"
     return f"{count}, {'beyond' if entry['beyond'] else 'within'} random (up to {entry['family_max']})"
 
 

@@ -189,7 +189,7 @@ def test_controls_get_their_roles_by_the_same_rule_and_preferences_are_measured_
     assert [r["pattern"] for r in records[:4]] == ["object", "multi-object", "background", "global"]
     assert all(r["pattern_confidence"] >= 0.9 and r["pattern_leaning"] == r["pattern"] for r in records[:4])
     assert summary["patterns"]["object"] == 1 and summary["patterns_heldout_agreement"] == 1.0
-    assert summary["patterns_beyond_random"]["object"] == {"count": 1, "family_max": 0, "family_mean": 0.0, "beyond": True}
+    assert summary["patterns_beyond_random"]["object"] == {"count": 1, "family_min": 0, "family_max": 0, "family_mean": 0.0, "beyond": True, "below": False}
     assert summary["patterns_heldout_compared"] == sum(r["pattern"] != UNDECIDED for r in records)
     assert summary["patterns_note"].startswith(f"{summary['patterns_heldout_compared']} of 8 roles decided at 90% confidence")
     assert len(summary["control_patterns"]["each"]) == 4
@@ -252,3 +252,12 @@ def test_without_patterns_and_a_version_2_file_say_why(tiny_checkpoint: str, tmp
     path.write_text(json.dumps(old))
     with pytest.raises(ProfileError, match="reads versions"):
         read_profile(path)
+
+
+def test_role_counts_are_said_against_the_family() -> None:
+    from lewel.maps.profiles.text import role_count
+
+    entry = {"count": 5, "family_min": 0, "family_max": 10, "family_mean": 4.0, "beyond": False, "below": False}
+    assert role_count("multi-object", entry) == "multi-object 5, within random (up to 10)"
+    assert role_count("object", {**entry, "count": 20, "beyond": True}) == "object 20, beyond random (up to 10)"
+    assert role_count("global", {**entry, "count": 24, "family_min": 38, "family_max": 65, "below": True}) == "global 24, below random (38 to 65)"

@@ -55,13 +55,16 @@ def family_counts(counts: Sequence[dict[str, int]]) -> dict[str, dict[str, float
 
 def beyond_random(counts: dict[str, int], family: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
     """Per role, the model's decided count against the family's under the same rule: ``beyond`` only when it
-    exceeds the largest count any control reaches (a random network is not one network: beat the best)."""
+    exceeds the largest count any control reaches (a random network is not one network: beat the best),
+    ``below`` when it is under the smallest."""
     return {
         role: {
             "count": counts[role],
+            "family_min": int(family[role]["min"]),
             "family_max": int(family[role]["max"]),
             "family_mean": family[role]["mean"],
             "beyond": counts[role] > family[role]["max"],
+            "below": counts[role] < family[role]["min"],
         }
         for role in PATTERN_ROLES
     }

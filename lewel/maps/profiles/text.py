@@ -38,7 +38,10 @@ def patterns_note(profile: dict[str, Any]) -> str | None:
 
 
 def role_count(role: str, entry: dict[str, Any]) -> str:
-    """One role's decided count against the family's: "multi-object 5, within random (up to 10)"."""
+    """One role's decided count against the family's: "multi-object 5, within random (up to 10)", "object 20,
+    beyond random (up to 1)", "global 24, below random (38 to 65)"."""
+    if entry.get("below"):
+        return f"{role} {entry['count']}, below random ({entry['family_min']} to {entry['family_max']})"
     where = "beyond random" if entry["beyond"] else "within random"
     return f"{role} {entry['count']}, {where} (up to {entry['family_max']})"
 
