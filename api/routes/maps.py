@@ -458,8 +458,8 @@ def _orders(analysis: MapAnalysis, profile: dict | None) -> dict[str, np.ndarray
       most typical first (``lewel.maps.top_per_pattern``);
     - ``order_profile_{object,background}``: the profile's measured object / background maps
       (``lewel.maps.profiles.profile_indices``);
-    - ``order_pattern_{object,multi_object,global,background,mixed}``: the maps of each measured Figure-5
-      pattern (``lewel.maps.profiles.pattern_indices``);
+    - ``order_pattern_{object,multi_object,global,background,mixed,undecided}``: the maps of each decided
+      Figure-5 pattern, and the undecided ones (``lewel.maps.profiles.pattern_indices``);
     - ``category_names`` ``C`` and ``category_order`` ``C×d`` (-1 padded): the maps that look at each
       category of the profile's dissection (``lewel.maps.profiles.category_indices``)."""
     d = int(analysis.maps.shape[1])

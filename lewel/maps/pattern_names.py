@@ -18,3 +18,11 @@ def role_text(pattern: str | None, leaning: str | None = None, confidence: float
         inside = ", ".join(x for x in (f"leaning {leaning}" if leaning else "", sure) if x)
         return f"{UNDECIDED} ({inside})" if inside else UNDECIDED
     return f"{pattern} ({sure})" if sure else pattern
+
+
+def against_family(entry: dict) -> str:
+    """A decided role's count against the random family's (``summary.patterns_beyond_random[role]``): "beyond
+    random (up to 1)", "within random (up to 10)", "below random (38 to 65)"."""
+    if entry.get("below"):
+        return f"below random ({entry['family_min']} to {entry['family_max']})"
+    return f"{'beyond' if entry['beyond'] else 'within'} random (up to {entry['family_max']})"

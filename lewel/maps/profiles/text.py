@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...formatting import format_number
+from ..pattern_names import against_family
 from ..patterns import PATTERN_ROLES, UNDECIDED
 from .queries import has_patterns
 
@@ -40,10 +41,7 @@ def patterns_note(profile: dict[str, Any]) -> str | None:
 def role_count(role: str, entry: dict[str, Any]) -> str:
     """One role's decided count against the family's: "multi-object 5, within random (up to 10)", "object 20,
     beyond random (up to 1)", "global 24, below random (38 to 65)"."""
-    if entry.get("below"):
-        return f"{role} {entry['count']}, below random ({entry['family_min']} to {entry['family_max']})"
-    where = "beyond random" if entry["beyond"] else "within random"
-    return f"{role} {entry['count']}, {where} (up to {entry['family_max']})"
+    return f"{role} {entry['count']}, {against_family(entry)}"
 
 
 def patterns_line(summary: dict[str, Any]) -> str | None:
