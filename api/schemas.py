@@ -257,14 +257,16 @@ class MapsParams(ViewParams):
         None,
         description="only the maps of this measured pattern, in the profile's order for it (object and "
         "multi-object: highest held-out AUROC first; global: most spread first; background: lowest AUROC first); "
-        "needs a profile with measured patterns; with maps=all and order=index or measured",
+        "needs a profile with measured patterns; with order=index or measured, and with any maps= (maps=top, object "
+        "or background keep those of its maps that are also of this pattern)",
     )
     category: str | None = Field(
         None,
         min_length=1,
         max_length=200,
         description="only the maps that look at this category of the profile's dissection (its significant "
-        "preferers first, then by held-out AUROC against background); names in /v1/models profile.categories",
+        "preferers first, then by held-out AUROC against background); names in /v1/models profile.categories; "
+        "with order=index or measured, and with any maps= (as pattern=)",
     )
     indices: str | None = Field(
         None,
