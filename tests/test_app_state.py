@@ -131,3 +131,17 @@ def test_the_launcher_names_a_taken_port_and_the_variable_to_change():
     assert done.returncode == 2 and f"port {port}" in done.stderr and "PORT=" in done.stderr
     assert "Traceback" not in done.stderr and "terminate called" not in done.stderr
     assert upload_limit_mb({"LEWEL_MAX_UPLOAD_MB": "20"}) == 20 and upload_limit_mb({"LEWEL_MAX_UPLOAD_MB": "0.5"}) == 1
+
+
+def test_python_m_app_reads_port_and_api_port_and_flags_win():
+    import pytest
+
+    from app.__main__ import parse_args
+
+    args = parse_args([], {"PORT": "9123", "API_PORT": "9124"})
+    assert (args.port, args.api_port) == (9123, 9124)
+    args = parse_args(["--port", "7000"], {"PORT": "9123", "API_PORT": "9124"})
+    assert (args.port, args.api_port) == (7000, 9124)
+    assert (parse_args([], {}).port, parse_args([], {}).api_port) == (8501, 8000)
+    with pytest.raises(SystemExit):
+        parse_args([], {"PORT": "eighty"})
