@@ -73,7 +73,7 @@ def test_a_shared_url_opens_the_same_page(app):
         ("selected_map", "map 35 · object on view 0 · group 1 · aligned representation 3"),  # an old label
         ("selected_map", 500),  # a map index from a model with more maps
         ("aligned_rep", 99),
-        ("pattern_tab", "Object maps (measured)"),  # a tab this model does not have
+        ("pattern_tab", "Top object maps (by AUROC)"),  # a tab this model does not have
         ("first-All", 1000),
         ("scene_index", -4),
         ("model", "removed_model"),
