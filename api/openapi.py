@@ -8,7 +8,7 @@ FastAPI's generated document is adjusted once, when first asked for:
   are refused with 422), the file fields are binary strings with the image media types they may be in
   (multipart ``encoding``), no field is nullable (a form field is a value or absent: "null" is refused like
   any other wrong value), ``/v1/maps``'s rules between fields are stated as if/then (``indices=`` alone,
-  ``pattern=``/``category=`` with ``maps=all``), ``views`` and ``size`` carry the service's limits as maxima
+  ``pattern=``/``category=`` with ``order=index`` or ``measured``), ``views`` and ``size`` carry the service's limits as maxima
   (and ``scenes`` and ``size`` of an atlas build theirs), and integer bounds are integers (the seed's
   ``2**63 - 1`` was written as a float);
 - every upload endpoint lists 400 (malformed body or Content-Length), 413, 415, 422 and 503 (busy, out of
@@ -43,8 +43,8 @@ IMAGE_TYPES = (
 )
 FILE_TYPES = {"image": IMAGE_TYPES, "mask": "image/png"}
 #: what /v1/maps refuses whatever the model (``api.routes.maps``): ``indices=`` chooses and orders the maps itself,
-#: ``pattern=`` and ``category=`` choose from the profile; JSON Schema's if/then, so that a generator (Schemathesis)
-#: and a reader see the rule, not only the 422
+#: ``pattern=`` and ``category=`` choose from the profile in its order (any ``maps=`` narrows them); JSON Schema's
+#: if/then, so that a generator (Schemathesis) and a reader see the rule, not only the 422
 MAPS_RULES = [
     {
         "if": {"required": ["indices"]},
@@ -55,7 +55,7 @@ MAPS_RULES = [
     },
     {
         "if": {"anyOf": [{"required": ["pattern"]}, {"required": ["category"]}]},
-        "then": {"properties": {"maps": {"const": "all"}, "order": {"enum": ["index", "measured"]}}},
+        "then": {"properties": {"order": {"enum": ["index", "measured"]}}},
     },
 ]
 

@@ -99,12 +99,23 @@ class RoleAgainstFamilyBody(BaseModel):
 class ProfileSummary(BaseModel):
     """What ``lewel profile`` measured for this checkpoint (its sidecar ``NAME.profile.json``)."""
 
-    object_maps: list[int] = Field(description="the object maps: highest AUROC on the calibration split, best first")
-    background_maps: list[int] = Field(description="the background maps: lowest AUROC on the calibration split")
-    object_auroc: float | None = Field(description="mean AUROC of the object maps on the held-out split (0.5 = no relation)")
+    object_maps: list[int] = Field(
+        description="the top object maps (by AUROC), the profile's object role: the 10 % of indices with the highest "
+        "AUROC on the calibration split, best first. Not the maps with the object pattern (patterns): a map of the "
+        "object role may have any measured pattern, and an object-pattern map need not be among these"
+    )
+    background_maps: list[int] = Field(
+        description="the bottom background maps (by AUROC), the profile's background role: the 10 % lowest AUROC on "
+        "the calibration split"
+    )
+    object_auroc: float | None = Field(
+        description="mean AUROC of the top object maps (by AUROC) on the held-out split (0.5 = no relation)"
+    )
     object_auroc_se: float | None = Field(None, description="its standard error over held-out images")
     object_auroc_calibration: float | None = Field(None, description="the same on the calibration split (optimistic)")
-    object_pointing: float | None = Field(description="pointing-game hit rate of the object maps on the held-out split")
+    object_pointing: float | None = Field(
+        description="pointing-game hit rate of the top object maps (by AUROC) on the held-out split"
+    )
     pointing_chance: float | None = Field(description="hit rate of a random cell")
     background_auroc: float | None = None
     all_maps_auroc: float | None = None
@@ -123,7 +134,8 @@ class ProfileSummary(BaseModel):
         None,
         description="Figure 5 measured: how many map indices have each decided pattern (object, multi-object, global, "
         "background, mixed) and how many are undecided, roles given on calibration against the random controls and "
-        "decided only where resampling the images settles them; null: not measured (patterns_note says why)",
+        "decided only where resampling the images settles them; null: not measured (patterns_note says why). "
+        "patterns.object counts the maps with the object pattern, not the top object maps (by AUROC) of object_maps",
     )
     patterns_beyond_random: dict[str, RoleAgainstFamilyBody] | None = Field(
         None, description="per role, its decided count against the random family's under the same rule"
@@ -245,12 +257,13 @@ class MapsParams(ViewParams):
     maps: Literal["all", "top", "object", "background"] = Field(
         "all",
         description="all d maps, the top_k most typical of each (heuristic) pattern, or the model profile's "
-        "measured object / background maps (needs a profile)",
+        "top object maps (by AUROC) / bottom background maps (needs a profile; pattern=object gives the maps with "
+        "the object pattern instead)",
     )
     top_k: int = Field(4, ge=1, description="maps per pattern when maps=top (at most the model's d)")
     order: Order = Field(
         "index",
-        description="by index, measured (the profile's object maps first, best held-out AUROC first; needs a "
+        description="by index, measured (the profile's top object maps by AUROC first, best held-out AUROC first; needs a "
         "profile), or by heuristic typicality of a pattern (maps=top: that pattern only)",
     )
     format: Literal["json", "npz", "png", "pdf", "svg"] = Field(
@@ -271,14 +284,16 @@ class MapsParams(ViewParams):
         None,
         description="only the maps of this measured pattern, in the profile's order for it (object and "
         "multi-object: highest held-out AUROC first; global: most spread first; background: lowest AUROC first); "
-        "needs a profile with measured patterns; with maps=all and order=index or measured",
+        "needs a profile with measured patterns; with order=index or measured, and with any maps= (maps=top, object "
+        "or background keep those of its maps that are also of this pattern)",
     )
     category: str | None = Field(
         None,
         min_length=1,
         max_length=200,
         description="only the maps that look at this category of the profile's dissection (its significant "
-        "preferers first, then by held-out AUROC against background); names in /v1/models profile.categories",
+        "preferers first, then by held-out AUROC against background); names in /v1/models profile.categories; "
+        "with order=index or measured, and with any maps= (as pattern=)",
     )
     indices: str | None = Field(
         None,
@@ -339,7 +354,11 @@ class MapInfo(BaseModel):
     group: int = Field(description="channel group: index // (d/h)")
     aligned: int = Field(description="aligned representation: index % (d/h)")
     agreement: float | None = Field(description="cross-view agreement in [0, 1]; null with one view or no overlap")
-    role: Role | None = Field(None, description="from the model's profile: object, background or mixed (null: no profile)")
+    role: Role | None = Field(
+        None,
+        description="from the model's profile: object (among the top object maps by AUROC), background (among the "
+        "bottom ones) or mixed (null: no profile); measured_pattern is the other, Figure-5 classification",
+    )
     auroc_heldout: float | None = Field(None, description="from the profile: this index's mean AUROC on held-out images")
     auroc_calibration: float | None = Field(None, description="from the profile: the same on the calibration images")
     pointing_heldout: float | None = Field(None, description="from the profile: this index's held-out pointing rate")

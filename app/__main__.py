@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 
 import httpx
@@ -24,11 +24,32 @@ import httpx
 MAIN = Path(__file__).resolve().parent / "main.py"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def env_port(parser: argparse.ArgumentParser, env: Mapping[str, str], name: str, default: int) -> int:
+    """The port in variable ``name`` of ``env`` (``default`` when unset); a value that is not a port is an
+    error naming the variable."""
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        parser.error(f"{name}={value!r} is not a port (a whole number from 1 to 65535)")
+    return int(value)
+
+
+def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> argparse.Namespace:
+    """The launcher's options; ``PORT`` and ``API_PORT`` in ``env`` (the environment by default) give the
+    ports when ``--port`` / ``--api-port`` are not given, as ./scripts/app reads them (flags win)."""
+    env = os.environ if env is None else env
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address of the app and the service (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8501, help="port of the app (default 8501)")
-    parser.add_argument("--api-port", type=int, default=8000, help="port of the service it starts (default 8000)")
+    parser.add_argument(
+        "--port", type=int, default=env_port(parser, env, "PORT", 8501), help="port of the app (default $PORT or 8501)"
+    )
+    parser.add_argument(
+        "--api-port",
+        type=int,
+        default=env_port(parser, env, "API_PORT", 8000),
+        help="port of the service it starts (default $API_PORT or 8000)",
+    )
     parser.add_argument("--api-url", default=None, help="use the service at this URL instead of starting one")
     parser.add_argument("--models-dir", default=None, help="folder of checkpoints to serve (sets LEWEL_MODELS_DIR)")
     parser.add_argument("--ready-timeout", type=float, default=300.0, help="seconds to wait for the service")
@@ -65,8 +86,8 @@ def port_problem(host: str, port: int, variable: str, option: str) -> str | None
         except OSError as error:
             return (
                 f"port {port} on {host} is not free ({error.strerror or error}): another program, perhaps an "
-                f"earlier ./scripts/app, is using it. Stop it, or choose another port with {variable}=… "
-                f"(./scripts/app) or {option} … (python -m app)"
+                f"earlier ./scripts/app, is using it. Stop it, or choose another port with {variable}=… or "
+                f"{option} … (./scripts/app and python -m app read both; the option wins)"
             )
     return None
 

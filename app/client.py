@@ -110,6 +110,7 @@ class MapsResult:
     orders: dict[str, np.ndarray] = field(default_factory=dict)
     category_names: tuple[str, ...] = ()
     category_order: np.ndarray | None = None
+    pattern_confidence: np.ndarray | None = None  #: ``d`` how sure the profile is of each measured pattern (0..1)
 
     @property
     def has_patterns(self) -> bool:
@@ -221,6 +222,7 @@ def parse_maps_npz(data: bytes) -> MapsResult:
         orders={name: value for name, value in arrays.items() if name.startswith("order_")},
         category_names=tuple(str(name) for name in arrays.get("category_names", ())),
         category_order=arrays.get("category_order"),
+        pattern_confidence=arrays["pattern_confidence"].astype(np.float64) if "pattern_confidence" in arrays else None,
     )
 
 

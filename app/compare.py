@@ -11,11 +11,11 @@ COMPARE_MAPS = 4  #: maps per row in the two-model comparison (tiles stay large 
 
 
 def own_maps(result: MapsResult) -> tuple[list[int], str]:
-    """A model's own maps for the comparison, with what they are: its measured object maps (best held-out
+    """A model's own maps for the comparison, with what they are: its top object maps by AUROC (best held-out
     AUROC first) or, without a profile, the maps of view 0 its shape heuristic calls object maps."""
     measured = result.measured("object")
     if measured:
-        return measured[:COMPARE_MAPS], "its measured object maps, best held-out AUROC first"
+        return measured[:COMPARE_MAPS], "its top object maps (by AUROC), best held-out AUROC first"
     return result.ranked("object")[:COMPARE_MAPS], "no profile: its heuristic object maps of view 0"
 
 

@@ -1,4 +1,5 @@
-"""The Downloads section: the figure of the shown maps (PNG, PDF or SVG) and every map of every view (NPZ)."""
+"""The Downloads section: the figure of the shown maps (PNG, PDF or SVG), drawn from the maps the page holds, and
+every map of every view (NPZ)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from typing import Any
 import streamlit as st
 
 from app import figures
-from app.client import ApiClient, MapsResult, ViewParams
-from app.image_source import Picked
+from app.client import MapsResult
 
 #: the figure download's label -> lewel.drawing.render format
 FORMAT_CHOICES = {"PNG": "png", "PDF": "pdf", "SVG": "svg"}
@@ -17,36 +17,34 @@ DPIS = [72, 100, 150, 200, 300, 600]
 
 
 def downloads(
-    api: ApiClient,
-    picked: Picked,
-    params: ViewParams,
     result: MapsResult,
     indices: list[int],
+    presets: list[str],
     style: figures.Style,
     pattern: str | None,
     limits: dict[str, Any],
 ) -> None:
-    """The figure of the shown maps (PNG at a chosen dpi, PDF or SVG, with titles and colour bars, drawn by the
-    service when the button is pressed) and every map of every view (the service's NPZ answer, byte for byte)."""
+    """The figure of the shown maps (PNG at a chosen dpi, PDF or SVG, with titles and colour bars) and every map
+    of every view (the service's NPZ answer, byte for byte). The figure is drawn when the button is pressed,
+    from the maps of the page's answer (``figures.figure_file``): no second request to the service, no model
+    pass, only the drawing; within the service's own limits for a figure (``figures.figure_refusal``)."""
     model = result.model["id"]
     chooser, quality, figure_button, npz_button = st.columns([1, 1, 1.3, 1.3], vertical_alignment="bottom")
     fmt = FORMAT_CHOICES[chooser.selectbox("Figure format", list(FORMAT_CHOICES), key="figure_format")]
     dpi = quality.select_slider("Figure dpi", DPIS, value=200, key="figure_dpi", disabled=fmt != "png")
-    name = (pattern or "index").replace("role:", "measured_")
-    refusal = figures.figure_refusal(result, indices, fmt, dpi, limits) if indices else None
+    name = (pattern or "index").replace("role:", "measured_").replace("pattern:", "pattern_")
+    shown = indices[: int(limits.get("figure_max_maps") or len(indices) or 1)]
+    refusal = figures.figure_refusal(result, shown, fmt, dpi, limits) if shown else None
     if refusal is not None:
         st.caption(f"The figure cannot be downloaded as it is: {refusal}.")
     figure_button.download_button(
         f"Download this figure ({fmt.upper()})",
-        data=lambda: api.figure(
-            picked.data, picked.name, model, params, indices,
-            fmt=fmt, dpi=dpi, cmap=style.cmap, alpha=style.alpha, scale=style.scale,
-        ),
+        data=lambda: figures.figure_file(result, shown, presets, style, fmt, dpi),
         file_name=f"lewel_figure5_{model}_{name}.{fmt}",
         mime=MIME[fmt],
         icon=":material/image:",
         on_click="ignore",
-        disabled=not indices or refusal is not None,
+        disabled=not shown or refusal is not None,
     )
     npz_button.download_button(
         "Download all maps (NPZ)",

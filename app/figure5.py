@@ -13,7 +13,13 @@ from app.client import MapsResult
 from app.map_cells import map_cell
 
 #: tab label -> what it shows: a measured role of the model's profile, a heuristic pattern of view 0, or all
-MEASURED_TABS = {"Object maps (measured)": "role:object", "Background maps (measured)": "role:background"}
+MEASURED_TABS = {"Top object maps (by AUROC)": "role:object", "Background maps (by AUROC)": "role:background"}
+#: how the two "object" sets relate, said once under the counts (the tabs' role and the counts' pattern)
+TWO_SETS = (
+    "Two different sets: the **top object maps (by AUROC)** (first tab) are the 10 % of map indices with the highest "
+    "AUROC on calibration images; the **maps with the object pattern** (counted here) are those Figure 5's measured "
+    "rule calls object (on objects and selective to one instance). A map can be in both, one or neither."
+)
 #: with a profile that measured Figure 5's patterns, these replace the heuristic tabs (``/v1/maps?pattern=``)
 PATTERN_TABS = {
     "Object pattern (measured)": "pattern:object",
@@ -77,29 +83,44 @@ def pattern_summary(result: MapsResult, image_name: str = "") -> None:
         f"representations{mask_note}"
     )
     counts = st.columns(4)
-    measured = (result.profile or {}).get("patterns") if result.has_patterns else None
-    control = (result.profile or {}).get("random_control_patterns") or {}
-    for cell, pattern in zip(counts, ["object", "multi-object", "global"], strict=False):
-        if measured is not None:
-            cell.metric(
-                f"{pattern} maps (measured)",
-                f"{measured.get(pattern, 0)} / {d}",
-                help=f"measured from instance masks by lewel profile ({PATTERN_MEANING[pattern]}); the best "
-                f"random control has {control.get(pattern, '?')}",
-            )
-            continue
-        cell.metric(
-            f"{pattern} maps (view 0, heuristic)",
-            f"{result.count(pattern)} / {d}",
-            help="classified by shape relative to each map's own range (docs/maps.md): a heuristic, not a "
-            "measurement against objects",
-        )
+    for cell, (label, value, help_text) in zip(counts, pattern_counts(result), strict=False):
+        cell.metric(label, value, help=help_text)
+    if result.has_patterns:
+        st.caption(TWO_SETS)
     finite = result.agreement[np.isfinite(result.agreement)]
     counts[3].metric(
         "mean cross-view agreement",
         f"{finite.mean():.3f}" if finite.size else "–",
         help=result.agreement_definition or None,
     )
+
+
+def pattern_counts(result: MapsResult) -> list[tuple[str, str, str]]:
+    """``(label, value, help)`` of the summary's pattern counts: the profile's measured patterns when it has them
+    ("maps with the object pattern"), else view 0's shape heuristic. One place for the roles' counts, so that a
+    new measured label (an undecided pattern) is added here once."""
+    d = result.d
+    measured = (result.profile or {}).get("patterns") if result.has_patterns else None
+    control = (result.profile or {}).get("random_control_patterns") or {}
+    if measured is not None:
+        return [
+            (
+                f"maps with the {pattern} pattern",
+                f"{measured.get(pattern, 0)} / {d}",
+                f"measured from instance masks by lewel profile ({PATTERN_MEANING[pattern]}); the best random "
+                f"control has {control.get(pattern, '?')}. Not the top object maps (by AUROC) of the first tab.",
+            )
+            for pattern in ("object", "multi-object", "global")
+        ]
+    return [
+        (
+            f"{pattern} maps (view 0, heuristic)",
+            f"{result.count(pattern)} / {d}",
+            "classified by shape relative to each map's own range (docs/maps.md): a heuristic, not a measurement "
+            "against objects",
+        )
+        for pattern in ("object", "multi-object", "global")
+    ]
 
 
 def tab_indices(result: MapsResult, pattern: str | None, per_row: int, tab: str) -> list[int]:
@@ -119,7 +140,7 @@ def tab_indices(result: MapsResult, pattern: str | None, per_row: int, tab: str)
             )
             return []
         st.caption(
-            f"The model's **{counts.get(name, len(chosen))} {name} maps**, measured from instance masks by "
+            f"The model's **{counts.get(name, len(chosen))} maps with the {name} pattern**, measured from instance masks by "
             f"`lewel profile` ({PATTERN_MEANING.get(name, '')}){against}; best first, as `/v1/maps?pattern={name}` "
             f"orders them. The {min(per_row, len(chosen))} first are shown; under each tile its measured pattern, "
             "held-out AUROC and the category it looks at most."
@@ -129,9 +150,11 @@ def tab_indices(result: MapsResult, pattern: str | None, per_row: int, tab: str)
         role = pattern.removeprefix("role:")
         chosen = result.measured(role)
         profile = result.profile or {}
+        which = "top object maps (by AUROC)" if role == "object" else "background maps (by AUROC, lowest first)"
         st.caption(
-            f"The model's **{len(chosen)} {role} maps**, measured by `lewel profile`: chosen on calibration "
-            f"images, {'highest' if role == 'object' else 'lowest'} held-out AUROC first (under each tile; "
+            f"The model's **{len(chosen)} {which}**, measured by `lewel profile`: the 10 % of indices with the "
+            f"{'highest' if role == 'object' else 'lowest'} AUROC on calibration images, whatever their Figure-5 "
+            f"pattern; {'highest' if role == 'object' else 'lowest'} held-out AUROC first (under each tile; "
             f"{profile.get('heldout_images', '?')} held-out images, 0.5 = no relation). The same map indices "
             "on every row" + ("; 'here' is the AUROC on this image, from the scene's mask." if result.has_mask else ".")
         )

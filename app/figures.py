@@ -22,6 +22,8 @@ from lewel.drawing.render import (
     Scale,
     check_figure,
     draw_box,
+    figure5_grid,
+    figure_bytes,
     figure_cost,
     overlay_with_bar,
     thumbnail_size,
@@ -182,8 +184,10 @@ def map_caption(result: MapsResult, view: int, index: int) -> str:
     parts = [f"map {index}"]
     if result.profile is not None and result.roles is not None:
         auroc = float(result.profile_auroc[index]) if result.profile_auroc is not None else float("nan")
-        label = result.pattern_of(index) or str(result.roles[index])
+        label = role_label(result, index)
         parts.append(f"{label} · AUROC {auroc:.2f} held-out" if np.isfinite(auroc) else label)
+        if confidence_note(result, index):
+            parts.append(confidence_note(result, index))
         if result.category_of(index):
             parts.append(f"looks at {result.category_of(index)}")
     else:
@@ -273,11 +277,15 @@ def figure_refusal(result: MapsResult, indices: Sequence[int], fmt: str, dpi: in
     return None
 
 
+#: the statistics table's pattern row: the shape rule on this view, not the profile's measured pattern or role
+HEURISTIC_ROW = "shape heuristic (this view)"
+
+
 def statistics_rows(result: MapsResult, index: int, presets: Sequence[str]) -> list[dict[str, Any]]:
     """One row per view for map ``index``: its pattern, typicality of each pattern and statistics."""
     rows = []
     for view in range(result.num_views):
-        row: dict[str, Any] = {"view": view_label(result, view, presets[view]), "pattern": result.patterns[view, index]}
+        row: dict[str, Any] = {"view": view_label(result, view, presets[view]), HEURISTIC_ROW: result.patterns[view, index]}
         for name, label in STATISTICS.items():
             if name in result.statistics:
                 value = float(result.statistics[name][view, index])
@@ -309,3 +317,55 @@ def embedding_rows(embeddings: EmbeddingsResult, aligned: int, presets: Sequence
             }
         )
     return rows
+
+
+def confidence_note(result: MapsResult, index: int) -> str:
+    """"confidence 93 %": how sure the profile is of map ``index``'s measured pattern, when its answer says
+    (``pattern_confidence``, 0..1); "" when it does not."""
+    values = result.pattern_confidence
+    if values is None or index >= len(values) or not np.isfinite(float(values[index])):
+        return ""
+    return f"confidence {round(float(values[index]) * 100)} %"
+
+
+def role_label(result: MapsResult, index: int) -> str:
+    """What the profile says map ``index`` is: its measured pattern, else its role ("" without a profile).
+    One place, so that a new measured label (an undecided pattern) is added here once."""
+    if result.profile is None or result.roles is None:
+        return ""
+    return result.pattern_of(index) or str(result.roles[index]) or "not measured"
+
+
+def figure_titles(result: MapsResult, indices: Sequence[int]) -> list[list[str]]:
+    """The captions of a figure's map cells, view by view, as the service titles them: each map's measured
+    pattern (or role) and held-out AUROC, or its heuristic pattern on that view without a profile."""
+    if result.profile is not None and result.roles is not None and result.profile_auroc is not None:
+        row = [f"map {m} · {role_label(result, m)}\nAUROC {float(result.profile_auroc[m]):.2f}" for m in indices]
+        return [list(row) for _ in range(result.num_views)]
+    return [[f"map {m}\n{result.patterns[v, m]} (heuristic)" for m in indices] for v in range(result.num_views)]
+
+
+def figure_file(
+    result: MapsResult, indices: Sequence[int], presets: Sequence[str], style: Style, fmt: str, dpi: int
+) -> bytes:
+    """Figure 5 of ``indices`` (every view a row) as ``fmt`` (png, pdf, svg) at ``dpi``, drawn from the maps
+    the page already holds with ``lewel.drawing.render`` (the service's renderer): the input column is the
+    answer's ``source_image`` (longer side 384; the service's own figure uses 512)."""
+    shown = list(indices)
+    model = result.model.get("id", "model")
+    heading = f"{model}: {profile_line(result)}"
+    figure = figure5_grid(
+        result.source_image,
+        list(result.view_images),
+        [tuple(int(v) for v in box) for box in result.boxes],
+        [bool(flip) for flip in result.flips],
+        result.source_size,
+        result.maps[:, shown],
+        figure_titles(result, shown),
+        presets=[None, *presets[1:]],
+        cmap=style.cmap,
+        alpha=style.alpha,
+        scale=style.scale,
+        title=heading,
+    )
+    return figure_bytes(figure, fmt, dpi=dpi)

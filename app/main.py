@@ -152,7 +152,7 @@ def main() -> None:
         with section("Maps that look at a category"):
             category_section(result, presets, style)
     with section("Downloads"):
-        downloads(api, picked, params, result, indices, style, pattern, limits)
+        downloads(result, indices, presets, style, pattern, limits)
     if second:
         with section("The comparison"):
             comparison_section(results, indices or indices_for(result, pattern)[:per_row], presets, style)

@@ -3,6 +3,8 @@ every view, and the same map on every view and warped back onto the original ima
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -10,6 +12,22 @@ from PIL import Image
 
 from app import figures, state
 from app.client import MapsResult
+
+def role_metric(cell: Any, result: MapsResult, index: int) -> None:
+    """The selected map's measured pattern (or role) with its held-out AUROC and, when the answer has it, the
+    profile's confidence; its heuristic pattern on view 0 without a profile. One place for the role shown."""
+    if result.roles is None or result.profile is None:
+        cell.metric("pattern (view 0, heuristic)", str(result.patterns[0, index]))
+        return
+    auroc = float(result.profile_auroc[index])
+    cell.metric(
+        "pattern (measured)" if result.pattern_of(index) else "role (measured)",
+        figures.role_label(result, index),
+        help=f"held-out AUROC {auroc:.2f} (0.5 = no relation)"
+        + (f"; looks most at {result.category_of(index)}" if result.category_of(index) else ""),
+    )
+    cell.caption(" · ".join(filter(None, [f"AUROC {auroc:.2f} held-out", figures.confidence_note(result, index)])))
+
 
 def selected_map_section(result: MapsResult, small: Image.Image, presets: list[str], style: figures.Style) -> int:
     st.subheader("One map")
@@ -29,18 +47,7 @@ def selected_map_section(result: MapsResult, small: Image.Image, presets: list[s
     agreement = result.agreement[index]
     with right:
         cells = st.columns(4)
-        if result.roles is not None and result.profile is not None:
-            auroc = float(result.profile_auroc[index])
-            label = result.pattern_of(index) or str(result.roles[index])
-            cells[0].metric(
-                "pattern (measured)" if result.pattern_of(index) else "role (measured)",
-                label,
-                help=f"held-out AUROC {auroc:.2f} (0.5 = no relation)"
-                + (f"; looks most at {result.category_of(index)}" if result.category_of(index) else ""),
-            )
-            cells[0].caption(f"AUROC {auroc:.2f} held-out")
-        else:
-            cells[0].metric("pattern (view 0, heuristic)", str(result.patterns[0, index]))
+        role_metric(cells[0], result, index)
         cells[1].metric("channel group", f"{result.groups[index]} of {result.h}")
         cells[2].metric("aligned representation", f"{result.aligned[index]} of {d // result.h}")
         cells[3].metric(
@@ -52,6 +59,11 @@ def selected_map_section(result: MapsResult, small: Image.Image, presets: list[s
             cells[3].caption("one view: agreement needs two")
         table = pd.DataFrame(figures.statistics_rows(result, index, presets)).set_index("view").T
         st.table(table.astype(str))
+        st.caption(
+            f"The row *{figures.HEURISTIC_ROW}* is a shape rule applied to this map on each view (relative to its "
+            "own range, docs/maps.md), not a measurement against objects"
+            + (": the measured pattern or role is the one above." if result.profile is not None else ".")
+        )
     figures.prefetch(result, [(view, index) for view in range(result.num_views)], style)
     st.markdown("**The same map index on every view**")
     row = st.columns(max(result.num_views, 4))

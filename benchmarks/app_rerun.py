@@ -104,7 +104,7 @@ def main() -> None:
             page.get_by_role("button", name=re.compile(r"Inspect \d+")).first.wait_for(timeout=300_000)
             first_render = time.perf_counter() - opened
             page.get_by_text("Browse the gallery").click()
-            tabs = ["Background maps (measured)", "Object maps (measured)"]
+            tabs = ["Background maps (by AUROC)", "Top object maps (by AUROC)"]
             for repeat in range(args.repeats):
                 results["tab_switch"].append(timed(page, events, lambda: page.get_by_role("tab", name=tabs[repeat % 2], exact=True).click()))
                 box = page.get_by_role("combobox", name="Colormap", exact=True)

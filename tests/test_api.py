@@ -309,7 +309,9 @@ def test_missing_upload_is_422(client):
     ids=["empty", "fake-gif", "truncated", "eps"],
 )
 def test_not_an_image_is_415(client, data):
-    assert_error(post_maps(client, data), 415, "unsupported_media_type", "image")
+    body = assert_error(post_maps(client, data), 415, "unsupported_media_type", "image")
+    # a sentence about the file, not about the form field ("the upload 'image' is not …")
+    assert body["message"].startswith("The file is not a usable image: ") and "'image'" not in body["message"]
 
 
 def test_unknown_model_is_404_and_ids_are_not_paths(client, models):

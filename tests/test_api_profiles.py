@@ -267,7 +267,7 @@ def test_pattern_and_category_errors(client, models):
     assert all(name in body["message"] for name in profile_categories(profile))
     assert_error(post(client, size=64, model="tiny_m", pattern="object"), 422, "no_patterns", "no map profile", "lewel profile")
     assert_error(post(client, size=64, model="tiny_m", category="x"), 422, "no_patterns")
-    assert_error(post(client, size=64, pattern="object", maps="top"), 422, "invalid_parameters", "maps=all")
+    assert_error(post(client, size=64, pattern="object", order="global"), 422, "invalid_parameters", "order=index or measured")
     for field, value in (("pattern", "shape"), ("category", ""), ("category", "x" * 201)):
         response = post(client, size=64, **{field: value})
         assert response.status_code == 422 and field in response.text
@@ -421,3 +421,35 @@ def test_binary_masks_stay_binary(client):
         body = post(client, mask_bytes(mask), size=64).json()
         assert body["mask"] is True and body["mask_instances"] is None
         assert body["views"][0]["mask"]["instances"] is None and body["views"][0]["statistics"][0]["instance_auroc"] is None
+
+
+def test_pattern_and_category_work_with_any_maps(client, models):
+    """``maps=`` narrows ``pattern=`` / ``category=`` (they used to need maps=all): maps=object keeps the
+    profile's object maps of that pattern, maps=top the heuristic top maps of view 0, in the pattern's order."""
+    _, profile = models
+    pattern = next(p for p in PATTERN_ROLES if pattern_indices(profile, p))
+    for maps in ("object", "background"):
+        body = post(client, size=64, pattern=pattern, maps=maps).json()
+        role = set(profile_indices(profile, maps))
+        assert body["selection"]["indices"] == [m for m in pattern_indices(profile, pattern) if m in role]
+    top = post(client, size=64, maps="top", top_k=2).json()["selection"]["indices"]
+    both = post(client, size=64, pattern=pattern, maps="top", top_k=2).json()["selection"]["indices"]
+    assert both == [m for m in pattern_indices(profile, pattern) if m in top]
+    name = profile_categories(profile)[0]
+    narrowed = post(client, size=64, category=name, maps="object", order="measured").json()["selection"]["indices"]
+    assert narrowed == [m for m in category_indices(profile, name) if m in set(profile_indices(profile, "object"))]
+
+
+def test_a_category_is_priced_as_its_maps_not_all_d(models):
+    """``category=`` returns the maps that look at it: the request's cost counts those, not all d maps."""
+    from api.routes.uploads import shown_maps
+    from api.schemas import MapsParams
+
+    _, profile = models
+    name = profile_categories(profile)[0]
+    assert shown_maps(MapsParams(category=name), 32, profile) == len(category_indices(profile, name))
+    pattern = profile["maps"][category_indices(profile, name)[0]]["pattern"]
+    both = set(category_indices(profile, name)) & set(pattern_indices(profile, pattern))
+    assert shown_maps(MapsParams(category=name, pattern=pattern), 32, profile) == len(both) < 32
+    assert shown_maps(MapsParams(maps="top", top_k=2), 32, profile) == 6
+    assert shown_maps(MapsParams(), 32, profile) is None

@@ -207,6 +207,30 @@ def test_client_errors_are_readable(service):
     assert error.value.title == "The image was rejected"
 
 
+def test_a_figure_download_is_drawn_from_the_pages_maps(service, monkeypatch):
+    """The download is drawn from the answer the page holds (no request, no model pass): the figure the
+    service would draw of the same maps, in every format."""
+    import httpx
+
+    image, name = load_item("skimage:chelsea")
+    api = ApiClient(service)
+    result = api.maps(image, name, "tiny", SMALL)
+    served = Image.open(io.BytesIO(api.figure(image, name, "tiny", SMALL, [3, 1, 4], fmt="png", dpi=100,
+                                               cmap="viridis", alpha=0.7, scale="range")))
+
+    def no_request(*args, **kwargs):
+        raise AssertionError("the download asked the service")
+
+    monkeypatch.setattr(httpx, "request", no_request)
+    style = figures.Style(cmap="viridis", alpha=0.7, scale="range")
+    presets = ["whole image", "byol1", "byol1"]
+    drawn = Image.open(io.BytesIO(figures.figure_file(result, [3, 1, 4], presets, style, "png", 100)))
+    assert drawn.format == "PNG" and drawn.size == served.size  # the same grid: 3 rows, the input, view and 3 maps
+    assert b"map 3" in figures.figure_file(result, [3], presets, style, "svg", 100)
+    assert figures.figure_file(result, [3], presets, style, "pdf", 100)[:5] == b"%PDF-"
+    assert figures.figure_titles(result, [3])[1] == [f"map 3\n{result.patterns[1, 3]} (heuristic)"]
+
+
 def test_figures_from_a_result(service):
     image, name = load_item("skimage:chelsea")
     api = ApiClient(service)
@@ -244,7 +268,7 @@ def test_figures_from_a_result(service):
     rows = figures.statistics_rows(result, 7, presets)
     assert [r["view"] for r in rows] == [figures.view_label(result, v, presets[v]) for v in range(3)]
     assert rows[1]["view"].startswith("view 1 · byol1") and rows[1]["view"].endswith("flipped") == result.flips[1]
-    assert rows[0]["pattern"] == result.patterns[0, 7]
+    assert rows[0][figures.HEURISTIC_ROW] == result.patterns[0, 7]
     assert set(f"typicality: {p}" for p in PATTERNS) <= set(rows[0])
 
 

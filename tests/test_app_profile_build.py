@@ -54,11 +54,11 @@ def test_measure_this_model_ends_in_the_measured_tabs_and_banner(service, monkey
     at.run()
     assert not at.exception and not at.error
     assert any("tiny has no map profile" in i.value for i in at.info)
-    assert "Object maps (measured)" not in [t.label for t in at.tabs] and measure_buttons(at)
+    assert "Top object maps (by AUROC)" not in [t.label for t in at.tabs] and measure_buttons(at)
     assert at.number_input(key="profile_images").value == 6  # the service's LEWEL_PROFILE_MAX_IMAGES caps it
     measure_buttons(at)[0].click().run()
     assert not at.exception
-    run_until(at, lambda page: "Object maps (measured)" in [t.label for t in page.tabs])
+    run_until(at, lambda page: "Top object maps (by AUROC)" in [t.label for t in page.tabs])
     assert not at.error and not measure_buttons(at) and sidecar_path(checkpoint).is_file()
     banner = (at.success or at.warning)[0].value
     assert "no map profile" not in banner and "random network" in banner, banner

@@ -42,7 +42,7 @@ def test_measured_tabs_come_first_with_auroc_under_each_tile(app, profiled):
     app.run()
     assert not app.exception
     labels = [t.label for t in app.tabs]
-    assert labels[:2] == ["Object maps (measured)", "Background maps (measured)"]
+    assert labels[:2] == ["Top object maps (by AUROC)", "Background maps (by AUROC)"]
     assert labels[2:] == [  # the profile measured Figure 5's patterns: no shape heuristic
         "Object pattern (measured)", "Multi-object pattern (measured)", "Global pattern (measured)", "All"
     ]
@@ -59,7 +59,7 @@ def test_measured_tabs_come_first_with_auroc_under_each_tile(app, profiled):
 
 def test_background_tab_and_switching_to_a_model_without_a_profile(app, profiled):
     _, profile = profiled
-    app.session_state["pattern_tab"] = "Background maps (measured)"
+    app.session_state["pattern_tab"] = "Background maps (by AUROC)"
     app.run()
     assert not app.exception
     assert [int(b.label.split()[-1]) for b in inspect_buttons(app)] == profile_indices(profile, "background")[:6]
@@ -131,7 +131,7 @@ def test_pattern_tabs_show_the_services_measured_selection(app, profiled):
     shown = [int(b.label.split()[-1]) for b in inspect_buttons(app) if not b.key.startswith("inspect-category")]
     assert shown[:6] == pattern_indices(profile, "global")[:6]  # /v1/maps?pattern=global, best first
     page = texts(app)
-    assert f"{counts['global']} global maps**, measured from instance masks" in page
+    assert f"{counts['global']} maps with the global pattern**, measured from instance masks" in page
     first = shown[0]
     next(b for b in inspect_buttons(app) if b.label == f"Inspect {first}").click().run()
     assert not app.exception
@@ -140,7 +140,7 @@ def test_pattern_tabs_show_the_services_measured_selection(app, profiled):
     top = profile["maps"][first]["categories"][0]["name"]
     assert f"looks at {top}" in caption
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["global maps (measured)"] == f"{counts['global']} / 32" and "object maps (view 0, heuristic)" not in metrics
+    assert metrics["maps with the global pattern"] == f"{counts['global']} / 32" and "object maps (view 0, heuristic)" not in metrics
     if counts["object"] == 0:  # an absent pattern says so
         app.session_state["pattern_tab"] = "Object pattern (measured)"
         app.run()
@@ -181,7 +181,46 @@ def test_a_version_2_profile_says_it_lacks_patterns(tmp_path, monkeypatch):
         at.run()
         assert not at.exception and not at.error
         labels = [t.label for t in at.tabs]
-        assert labels[:2] == ["Object maps (measured)", "Background maps (measured)"] and "Object (heuristic)" in labels
+        assert labels[:2] == ["Top object maps (by AUROC)", "Background maps (by AUROC)"] and "Object (heuristic)" in labels
         page = texts(at)
         assert "This profile lacks Figure 5's measured patterns" in page and "version-2" in page
         assert "look_category" not in [b.key for b in at.selectbox]
+
+
+def test_the_two_object_sets_have_two_names_and_one_line_on_how_they_relate(app, profiled):
+    """Issue 43, 1: "object maps" named two sets; the tab is the top object maps (by AUROC), the counts the maps
+    with the object pattern, and one caption says how they relate."""
+    _, profile = profiled
+    app.run()
+    assert not app.exception
+    assert [t.label for t in app.tabs][0] == "Top object maps (by AUROC)"
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["maps with the object pattern"] == f"{profile['summary']['patterns']['object']} / 32"
+    assert not any(label.endswith("maps (measured)") for label in metrics)
+    page = texts(app)
+    assert "Two different sets: the **top object maps (by AUROC)**" in page and "**maps with the object pattern**" in page
+    assert f"**{len(profile_indices(profile, 'object'))} top object maps (by AUROC)**" in page
+
+
+def test_one_maps_table_labels_its_pattern_row_as_the_shape_heuristic(app, profiled):
+    """Issue 43, 2: under "pattern (measured)" the per-view row is the shape rule on each view, and says so."""
+    app.run()
+    table = app.table[0].value
+    assert "shape heuristic (this view)" in table.index and "pattern" not in table.index
+    assert any("is a shape rule applied to this map on each view" in c.value for c in app.caption)
+    assert any(m.label in ("pattern (measured)", "role (measured)") for m in app.metric)
+
+
+def test_a_maps_pattern_confidence_shows_under_its_tile_when_the_answer_has_it(profiled):
+    from dataclasses import replace
+
+    from app import figures
+    from app.client import ApiClient, ViewParams
+    from lewel.data.gallery import load_item
+
+    url, _ = profiled
+    image, name = load_item("skimage:coffee")
+    result = ApiClient(url).maps(image, name, "tiny", ViewParams(views=1, size=64))
+    assert "confidence" not in figures.map_caption(result, 0, 3)  # absent today: nothing shown
+    sure = replace(result, pattern_confidence=np.full(result.d, 0.931))
+    assert "confidence 93 %" in figures.map_caption(sure, 0, 3)

@@ -146,7 +146,7 @@ def test_a_new_profile_sidecar_shows_at_once(served, monkeypatch, tmp_path):
         at.run()
         clean(at)
         assert not any("has no map profile" in w.value for w in at.warning)
-        assert [t.label for t in at.tabs][:2] == ["Object maps (measured)", "Background maps (measured)"]
+        assert [t.label for t in at.tabs][:2] == ["Top object maps (by AUROC)", "Background maps (by AUROC)"]
     finally:
         sidecar.unlink(missing_ok=True)
 

@@ -73,7 +73,7 @@ def test_a_shared_url_opens_the_same_page(app):
         ("selected_map", "map 35 · object on view 0 · group 1 · aligned representation 3"),  # an old label
         ("selected_map", 500),  # a map index from a model with more maps
         ("aligned_rep", 99),
-        ("pattern_tab", "Object maps (measured)"),  # a tab this model does not have
+        ("pattern_tab", "Top object maps (by AUROC)"),  # a tab this model does not have
         ("first-All", 1000),
         ("scene_index", -4),
         ("model", "removed_model"),
@@ -131,3 +131,17 @@ def test_the_launcher_names_a_taken_port_and_the_variable_to_change():
     assert done.returncode == 2 and f"port {port}" in done.stderr and "PORT=" in done.stderr
     assert "Traceback" not in done.stderr and "terminate called" not in done.stderr
     assert upload_limit_mb({"LEWEL_MAX_UPLOAD_MB": "20"}) == 20 and upload_limit_mb({"LEWEL_MAX_UPLOAD_MB": "0.5"}) == 1
+
+
+def test_python_m_app_reads_port_and_api_port_and_flags_win():
+    import pytest
+
+    from app.__main__ import parse_args
+
+    args = parse_args([], {"PORT": "9123", "API_PORT": "9124"})
+    assert (args.port, args.api_port) == (9123, 9124)
+    args = parse_args(["--port", "7000"], {"PORT": "9123", "API_PORT": "9124"})
+    assert (args.port, args.api_port) == (7000, 9124)
+    assert (parse_args([], {}).port, parse_args([], {}).api_port) == (8501, 8000)
+    with pytest.raises(SystemExit):
+        parse_args([], {"PORT": "eighty"})

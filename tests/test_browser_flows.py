@@ -101,7 +101,7 @@ def test_gallery_tabs_inspect_and_downloads(browser, app_url, tmp_path):
     from playwright.sync_api import expect
 
     page = open_page(browser, app_url)
-    expect(page.get_by_role("tab", name="Object maps (measured)", exact=True)).to_be_visible()
+    expect(page.get_by_role("tab", name="Top object maps (by AUROC)", exact=True)).to_be_visible()
     for label in ("three objects", "coffee", "scene", "astronaut", "one object"):
         thumbnail(page, label)
     thumbnail(page, "scene")
@@ -111,7 +111,7 @@ def test_gallery_tabs_inspect_and_downloads(browser, app_url, tmp_path):
     settle(page)
     expect(page.get_by_text(re.compile(r"here \d\.\d\d")).first).to_be_visible()  # the scene's mask was sent
     tabs = ("Object pattern (measured)", "Multi-object pattern (measured)", "Global pattern (measured)")
-    for tab in ("Background maps (measured)", *tabs, "All", "Object maps (measured)"):
+    for tab in ("Background maps (by AUROC)", *tabs, "All", "Top object maps (by AUROC)"):
         page.get_by_role("tab", name=tab, exact=True).click()
         settle(page)
     inspect = page.get_by_role("button", name=re.compile(r"Inspect \d+"))
@@ -293,7 +293,7 @@ def test_compare_shows_each_models_own_maps_unless_asked(browser, app_url):
     page = open_page(browser, app_url + "/?image=skimage:coffee&size=128&compare=lewel_b_demo")
     expect(page.get_by_role("heading", name="Two models, the same views")).to_be_visible()
     expect(page.get_by_text(re.compile(r"Each model's own maps")).first).to_be_visible()
-    assert page_text(page).count("shown: its measured object maps") == 2
+    assert page_text(page).count("shown: its top object maps (by AUROC)") == 2
     page.get_by_text("Same map indices for both").click()
     settle(page)
     expect(page.get_by_text(re.compile(r"The same map indices \(")).first).to_be_visible()

@@ -59,10 +59,10 @@ def test_measure_this_model_from_the_page_shows_the_measured_tabs(tmp_path):
             expect.set_options(timeout=TIMEOUT_MS)
             page.goto(f"{url}/?model=tiny&size=64&views=0&image=scene")
             expect(page.get_by_text("tiny has no map profile", exact=False).first).to_be_visible()
-            assert page.get_by_role("tab", name="Object maps (measured)", exact=True).count() == 0
+            assert page.get_by_role("tab", name="Top object maps (by AUROC)", exact=True).count() == 0
             page.get_by_role("button", name="Measure this model").click()
             expect(page.get_by_text(re.compile(r"^Measuring tiny on 6 scenes per split at 64 px"))).to_be_visible()
-            expect(page.get_by_role("tab", name="Object maps (measured)", exact=True)).to_be_visible()
+            expect(page.get_by_role("tab", name="Top object maps (by AUROC)", exact=True)).to_be_visible()
             expect(page.get_by_text("The service measured this profile", exact=False)).to_be_visible()
             assert page.get_by_role("button", name="Measure this model").count() == 0
             assert "tiny has no map profile" not in page.locator("body").inner_text()

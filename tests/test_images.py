@@ -154,3 +154,34 @@ def test_read_mask_refuses_instance_masks_without_background():
     values[:, 4:] = 2
     with pytest.raises(MaskError, match="no background"):
         read_mask(_png(values), (8, 8))
+
+
+def _png16(values: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(values.astype(np.uint16)).save(buffer, "PNG")  # Pillow writes a 16-bit grey PNG (I;16)
+    return buffer.getvalue()
+
+
+def test_read_mask_keeps_16_bit_instance_ids_apart():
+    values = np.zeros((24, 32), np.uint16)
+    values[:8], values[8:12], values[12:16, :8], values[16] = 256, 300, 1, 65535  # ids over 255, one ignored row
+    mask = read_mask(_png16(values), (32, 24))
+    assert mask.ids == (1, 256, 300)  # read as 8 bits, 256 and 300 both became 1 and merged
+    assert set(np.unique(mask.instances)) == {0, 1, 2, 3}
+    assert mask.instances[0, 0] == 2 and mask.instances[9, 0] == 3 and mask.instances[13, 0] == 1
+    assert mask.objects.dtype == np.int8 and mask.objects[16, 0] == -1 and mask.objects[-1, 0] == 0
+
+
+@pytest.mark.parametrize("high", [1, 255, 65535])
+def test_read_mask_keeps_16_bit_binary_masks_binary(high):
+    values = np.zeros((24, 32), np.uint16)
+    values[:, :16] = high
+    mask = read_mask(_png16(values), (32, 24))
+    assert mask.instances is None and mask.objects[:, :16].all() and not mask.objects[:, 16:].any()
+
+
+def test_read_mask_refuses_a_16_bit_mask_with_too_many_instances():
+    values = np.arange(1, 24 * 32 + 1, dtype=np.uint16).reshape(24, 32) * 50
+    values[0] = 0
+    with pytest.raises(MaskError, match=r"numbers \d+ instances; at most 64"):
+        read_mask(_png16(values), (32, 24))

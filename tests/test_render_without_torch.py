@@ -202,3 +202,22 @@ def test_tensors_are_accepted_as_before():
     np.testing.assert_array_equal(from_tensors, from_arrays)
     assert colour_limits(heat, "range") == colour_limits(heat.numpy(), "range")
     assert render.draw_box(view, [0, 0, 8, 8], source_size=(56, 40)).shape == (40, 56, 3)
+
+
+@pytest.mark.parametrize("width", [40, 56, 64, 96, 224])
+def test_colour_bar_end_labels_fit_inside_small_tiles(width):
+    """Both end labels are drawn whole: no ink in the tile's outer columns and a blank gap between them
+    (on small tiles they were cut at the edges and ran into each other)."""
+    from lewel.drawing.render import colour_bar
+
+    height = max(18, width // 6)
+    bar = colour_bar(width, 0.000973, 0.001052, unit=0.001, height=height)
+    strip = max(4, height // 4)
+    ink = (bar[strip + 1 :] < 128).any(axis=(0, 2))  # columns of the label area with dark pixels
+    assert ink.any() and not ink[0] and not ink[-1], ink.astype(int)
+    runs = np.flatnonzero(np.diff(ink.astype(int)) == -1)  # where a block of text ends
+    blank = np.flatnonzero(~ink)
+    middle = blank[(blank > np.flatnonzero(ink)[0]) & (blank < np.flatnonzero(ink)[-1])]
+    assert runs.size and middle.size, "the two labels touch"
+    gaps = np.split(middle, np.flatnonzero(np.diff(middle) > 1) + 1)
+    assert max(len(g) for g in gaps) >= 3, "the two labels run into each other"

@@ -294,3 +294,14 @@ def test_maps_of_a_voc_set_carry_the_ignored_band_and_reopen(tmp_path):
     assert coverage.shape[:2] == (3, 1) and np.isclose(coverage, IGNORED_COVERAGE).any()
     again = reopen_source(index["data"])
     assert again.ids == ["2007_000000", "2007_000001", "2007_000002"]
+
+
+def test_a_16_bit_instance_mask_keeps_ids_over_255_apart(tmp_path):
+    scene = scenes(1)[0]
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    scene.image.save(tmp_path / "images" / "s0.png")
+    ids = np.array([0, 256, 300, 1000, 4000], dtype=np.uint16)  # the scene's 1-4 objects, ids over 255
+    Image.fromarray(ids[scene.instance_map()]).save(tmp_path / "masks" / "s0.png")  # a 16-bit grey PNG
+    sample = open_source(str(tmp_path)).load(0)
+    np.testing.assert_array_equal(sample.instances, scene.masks)

@@ -119,16 +119,17 @@ def _decode_mask(data: bytes, picture: Image.Image, service: Service) -> Uploade
 
 
 def _measured_selection(params: MapsParams, profile: dict | None, loaded: LoadedModel) -> list[int] | None:
-    """The maps of ``pattern=`` and / or ``category=`` in the profile's order (``None``: neither asked):
-    422 ``no_patterns`` without measured patterns, 422 ``unknown_category`` for a name the profile lacks."""
+    """The maps of ``pattern=`` and / or ``category=`` in the profile's order (``None``: neither asked), before
+    ``maps=`` narrows them (``_within_maps``): 422 ``no_patterns`` without measured patterns, 422
+    ``unknown_category`` for a name the profile lacks, 422 ``invalid_parameters`` for an order of its own."""
     if params.pattern is None and params.category is None:
         return None
-    if params.maps != "all" or params.order not in ("index", "measured"):
+    if params.order not in ("index", "measured"):
         raise ApiError(
             422,
             "invalid_parameters",
-            f"pattern= and category= choose and order the maps from the profile: use them with maps=all and "
-            f"order=index or measured, not maps={params.maps} order={params.order}",
+            f"pattern= and category= order the maps as the profile measured them: use them with order=index or "
+            f"measured (any maps=), not order={params.order}",
         )
     if not has_patterns(profile):
         why = (
@@ -151,6 +152,16 @@ def _measured_selection(params: MapsParams, profile: dict | None, loaded: Loaded
         looking = category_indices(profile, params.category)
         chosen = looking if chosen is None else [m for m in looking if m in set(chosen)]
     return chosen
+
+
+def _within_maps(
+    chosen: list[int], analysis: MapAnalysis, params: MapsParams, profile: dict | None, loaded: LoadedModel
+) -> list[int]:
+    """``pattern=`` / ``category=``'s maps that ``maps=`` (top, object or background) also returns, in the
+    profile's order for the pattern or category: e.g. ``maps=object&pattern=multi-object`` is the profile's
+    object maps whose measured pattern is multi-object."""
+    keep = set(_select(analysis, params.model_copy(update={"order": "index"}), profile, loaded))
+    return [m for m in chosen if m in keep]
 
 
 def _listed(values: list[int], most: int = 10) -> str:
@@ -221,6 +232,8 @@ def _compute(
         measured = _measured_selection(params, profile, loaded)
     views, extraction = run_views(service, loaded, picture, params, aligned_projection=False)
     analysis = analyze_maps(views, extraction, frame_cells=params.frame_cells)
+    if measured is not None and params.indices is None and params.maps != "all":
+        measured = _within_maps(measured, analysis, params, profile, loaded)
     indices = measured if measured is not None else _select(analysis, params, profile, loaded)
     top = top_per_pattern(analysis.view_statistics(0), params.top_k) if params.maps == "top" else None
     scores = score_views(analysis, torch.from_numpy(mask.objects)) if mask is not None else None

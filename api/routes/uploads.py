@@ -14,7 +14,7 @@ from lewel.files.images import Background, ImageTooLargeError, UnsupportedImageE
 from lewel.inference import Extraction
 from lewel.maps import PATTERNS
 from lewel.maps.analysis import extract_views
-from lewel.maps.profiles import has_patterns, pattern_indices, profile_indices
+from lewel.maps.profiles import category_indices, has_patterns, pattern_indices, profile_categories, profile_indices
 from lewel.views import View
 
 from ..decode_warnings import collect
@@ -50,18 +50,13 @@ def plan_upload(
         file = registry.resolve(params.model)
     entry = registry.describe(file)
     d, shown = entry.get("d"), None
-    maps, top_k = getattr(params, "maps", "all"), getattr(params, "top_k", 1)
+    maps = getattr(params, "maps", "all")
     if kind == "maps" and d:
         if getattr(params, "indices", None) is not None:
             shown = len(params.indices.split(","))
-        elif maps == "top":
-            shown = min(d, len(PATTERNS) * top_k)
-        elif maps in ("object", "background"):
-            profile, _ = registry.profile(file, d=d)
-            shown = len(profile_indices(profile, maps)) if profile is not None else None
-        elif getattr(params, "pattern", None) is not None:
-            profile, _ = registry.profile(file, d=d)
-            shown = len(pattern_indices(profile, params.pattern)) if has_patterns(profile) else None
+        else:
+            profile = registry.profile(file, d=d)[0] if maps != "all" or _measured(params) else None
+            shown = shown_maps(params, d, profile)
     return plan_request(
         kind=kind,
         declared=declared_image(data),
@@ -80,6 +75,28 @@ def plan_upload(
     )
 
 
+def _measured(params: ViewParams) -> bool:
+    return getattr(params, "pattern", None) is not None or getattr(params, "category", None) is not None
+
+
+def shown_maps(params: ViewParams, d: int, profile: dict | None) -> int | None:
+    """How many maps a ``/v1/maps`` answer returns (``None``: all d, or not known before the profile is read):
+    ``maps=top`` at most 3 × top_k, ``maps=object|background`` the profile's role, ``pattern=`` and ``category=``
+    the profile's maps of both (within what ``maps=`` returns), so that a narrow selection is priced as such."""
+    maps, top_k = getattr(params, "maps", "all"), getattr(params, "top_k", 1)
+    counts = [min(d, len(PATTERNS) * top_k)] if maps == "top" else []
+    if maps in ("object", "background") and profile is not None:
+        counts.append(len(profile_indices(profile, maps)))
+    if _measured(params) and has_patterns(profile):
+        chosen = set(range(d))
+        if params.pattern is not None:
+            chosen &= set(pattern_indices(profile, params.pattern))
+        if params.category is not None and params.category in profile_categories(profile):
+            chosen &= set(category_indices(profile, params.category))
+        counts.append(len(chosen))
+    return min(counts) if counts else None
+
+
 async def run_bounded(service: Service, plan: Plan, work: Callable[..., T], *args: Any) -> T:
     """``work(*args)`` in a worker thread once ``plan.memory`` bytes of the memory budget are free, less a
     figure's drawing, which reserves its share when it is drawn (503 ``busy`` when too many requests wait already)."""
@@ -96,7 +113,7 @@ def decode(data: bytes, service: Service, background: Background) -> Image.Image
     except ImageTooLargeError as error:
         raise ApiError(413, "too_large", f"image too large: {error} (LEWEL_MAX_PIXELS)") from None
     except UnsupportedImageError as error:
-        raise ApiError(415, "unsupported_media_type", f"the upload 'image' is not a usable image: {error}") from None
+        raise ApiError(415, "unsupported_media_type", f"The file is not a usable image: {error}.") from None
 
 
 async def check_view_params(

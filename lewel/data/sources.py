@@ -146,7 +146,7 @@ def read_label_png(path: Path, size: tuple[int, int]) -> np.ndarray:
     ``size`` (W, H): a mask of another size is an error naming both, never a resized guess."""
     try:
         with Image.open(path) as mask:
-            if mask.mode not in ("P", "L", "1", "I", "I;16"):
+            if mask.mode not in ("P", "L", "1", "I", "I;16", "I;16L", "I;16B", "I;16N"):  # 16-bit ids as stored
                 mask = mask.convert("L")
             values = np.asarray(mask)
     except FileNotFoundError:

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from matplotlib import colormaps
@@ -72,15 +72,31 @@ def colour_bar(
     bar[:strip] = np.repeat(gradient, strip, axis=0).astype(np.uint8)
     picture = Image.fromarray(bar)
     draw = ImageDraw.Draw(picture)
-    font = ImageFont.load_default(size=max(8, height - strip - 3))
     text_top = strip + 1
     if high > low and low <= unit <= high and unit > 0:
         x = round((unit - low) / (high - low) * (width - 1))
         draw.line([(x, 0), (x, strip + 1)], fill=(0, 0, 0), width=1)
     left, right = f"{low / unit:.3g}x", f"{high / unit:.3g}x"  # "x": the default font has no ×
-    draw.text((0, text_top), left, fill=(0, 0, 0), font=font)
-    draw.text((width, text_top), right, fill=(0, 0, 0), font=font, anchor="ra")
+    # the largest font at which both end labels fit inside the tile with a gap between them (a small tile
+    # would otherwise cut them at its edges or run them into each other)
+    size = max(BAR_MIN_FONT, height - strip - 3)
+    font = ImageFont.load_default(size=size)
+    while size > BAR_MIN_FONT and _labels_width(draw, font, left, right) > width - 2 * BAR_MARGIN - BAR_GAP:
+        size -= 1
+        font = ImageFont.load_default(size=size)
+    draw.text((BAR_MARGIN, text_top), left, fill=(0, 0, 0), font=font, anchor="la")
+    draw.text((width - BAR_MARGIN, text_top), right, fill=(0, 0, 0), font=font, anchor="ra")
     return np.asarray(picture)
+
+
+BAR_MIN_FONT = 5  #: the smallest label font a colour bar shrinks to (px)
+BAR_MARGIN = 2  #: px kept free between a colour bar's end labels and the tile's edges
+BAR_GAP = 4  #: px kept free between the two end labels
+
+
+def _labels_width(draw: ImageDraw.ImageDraw, font: Any, left: str, right: str) -> float:
+    """The ink width of both labels in ``font`` (their bounding boxes, bearings included)."""
+    return sum(draw.textbbox((0, 0), text, font=font, anchor="la")[2] for text in (left, right))
 
 
 def overlay_with_bar(

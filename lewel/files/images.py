@@ -227,6 +227,8 @@ MASK_ASPECT_TOLERANCE = 0.02  #: a mask of another size is resized when its aspe
 
 MASK_MAX_INSTANCES = 64  #: an instance-coded mask numbers its instances 1 .. this
 MASK_IGNORED = 255  #: in an instance-coded mask: pixels of neither kind (Pascal VOC's border band)
+SIXTEEN_BIT_MAX = 65535
+MASK_IGNORED_16 = SIXTEEN_BIT_MAX  #: in a 16-bit instance-coded mask: pixels of neither kind
 
 
 @dataclass(frozen=True)
@@ -251,22 +253,30 @@ def _mask_picture(data: bytes, max_pixels: int, max_bytes: int | None) -> Image.
 
 
 def _mask_values(data: bytes, picture: Image.Image) -> np.ndarray:
-    """The mask's stored values: a palette file's indices (Pascal VOC's SegmentationObject PNGs), upright,
-    else the grey levels of the decoded ``picture``."""
-    if picture.info.get("source_mode") == "P":
+    """The mask's stored values: a palette file's indices (Pascal VOC's SegmentationObject PNGs) or a 16-bit
+    file's own values (0–65535: instance ids above 255 stay apart), upright, else the grey levels of the
+    decoded ``picture``."""
+    mode = picture.info.get("source_mode")
+    if mode == "P" or mode in SIXTEEN_BIT_MODES:
         with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:  # already decoded once: safe
             image.seek(0)
             image.load()
-            indices = _upright(image, image.getexif().get(0x0112))
-            if indices.mode == "P" and indices.size == picture.size:
-                return np.asarray(indices)
+            stored = _upright(image, image.getexif().get(0x0112))
+            if stored.mode == "P" and stored.size == picture.size:
+                return np.asarray(stored)
+            if stored.mode in SIXTEEN_BIT_MODES and stored.size == picture.size:
+                return np.clip(np.asarray(stored, dtype=np.int64), 0, SIXTEEN_BIT_MAX).astype(np.int32)
     return np.asarray(picture.convert("L"))
 
 
 def _instance_coded(values: np.ndarray) -> bool:
-    """Whether ``values`` number instances: only 0, 1 .. ``MASK_MAX_INSTANCES`` and ``MASK_IGNORED``, not
-    only 0 and 1 (a binary mask), and more instance pixels than ignored ones (a 0/255 mask with a few
-    dark edge pixels stays binary)."""
+    """Whether ``values`` number instances. 8-bit values: only 0, 1 .. ``MASK_MAX_INSTANCES`` and
+    ``MASK_IGNORED``, not only 0 and 1 (a binary mask), and more instance pixels than ignored ones (a 0/255
+    mask with a few dark edge pixels stays binary). 16-bit values (``int32``): anything but a plain binary
+    mask (0 and one of 1, 255 or 65535), every value but 0 and ``MASK_IGNORED_16`` an instance id."""
+    if values.dtype == np.int32:
+        present = set(np.unique(values).tolist())
+        return not (len(present - {0}) <= 1 and present - {0} <= {1, 255, SIXTEEN_BIT_MAX})
     counts = np.bincount(values.ravel(), minlength=256)
     present = set(np.flatnonzero(counts).tolist())
     labelled = [v for v in present if 1 <= v <= MASK_MAX_INSTANCES]
@@ -275,7 +285,7 @@ def _instance_coded(values: np.ndarray) -> bool:
 
 
 def _to_image_size(values: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
-    """``values`` (a mask's ``H×W`` uint8) at ``image_size = (W, H)``: resized with nearest when only the
+    """``values`` (a mask's ``H×W`` uint8, or int32 16-bit values) at ``image_size = (W, H)``: resized with nearest when only the
     aspect ratio matches (``MaskError`` otherwise)."""
     width, height = image_size
     if values.shape == (height, width):
@@ -286,7 +296,7 @@ def _to_image_size(values: np.ndarray, image_size: tuple[int, int]) -> np.ndarra
             f"the mask is {values.shape[1]}×{values.shape[0]} but the image is {width}×{height}: a mask must have "
             "the image's size or its aspect ratio"
         )
-    return np.asarray(Image.fromarray(values).resize((width, height), Image.Resampling.NEAREST))
+    return np.asarray(Image.fromarray(values).resize((width, height), Image.Resampling.NEAREST), dtype=values.dtype)
 
 
 def _check_both_kinds(objects: np.ndarray, background: np.ndarray) -> None:
@@ -304,17 +314,33 @@ def read_mask(
 
     A mask is instance-coded when its values (a palette file's indices, else its grey levels) are 0
     (background), instance numbers 1 .. ``MASK_MAX_INSTANCES`` and perhaps ``MASK_IGNORED``, and it is not
-    a plain 0/1 mask (``_instance_coded``); pixels at ``MASK_IGNORED`` are neither object nor background.
+    a plain 0/1 mask (``_instance_coded``); pixels at ``MASK_IGNORED`` are neither object nor background. A
+    16-bit file is read with its own values (not scaled to 8 bits, so ids 256 and 300 stay two instances):
+    0 background, ``MASK_IGNORED_16`` ignored, any other value an instance id (at most
+    ``MASK_MAX_INSTANCES`` of them), unless it is a plain binary mask.
     Any other mask is binary and read exactly as ``decode_mask`` reads it. Sizes and errors as there."""
     picture = _mask_picture(data, max_pixels, max_bytes)
     values = _mask_values(data, picture)
+    if not _instance_coded(values) and values.dtype == np.int32:  # 16-bit 0/1, 0/255 or 0/65535
+        objects = _to_image_size(values, image_size) != 0
+        _check_both_kinds(objects, ~objects)
+        return UploadedMask(objects=objects)
     if not _instance_coded(values):
         return UploadedMask(objects=_binary_objects(picture, image_size))
     values = _to_image_size(values, image_size)
-    objects = (values >= 1) & (values <= MASK_MAX_INSTANCES)
-    ignored = values == MASK_IGNORED
+    if values.dtype == np.int32:
+        ignored = values == MASK_IGNORED_16
+        objects = (values != 0) & ~ignored
+    else:
+        ignored = values == MASK_IGNORED
+        objects = (values >= 1) & (values <= MASK_MAX_INSTANCES)
     _check_both_kinds(objects, ~objects & ~ignored)
     ids = tuple(int(v) for v in np.unique(values[objects]))
+    if len(ids) > MASK_MAX_INSTANCES:
+        raise MaskError(
+            f"the mask numbers {len(ids)} instances; at most {MASK_MAX_INSTANCES} are scored (0 background, one "
+            f"value per instance, {MASK_IGNORED_16} ignored in a 16-bit mask)"
+        )
     instances = np.zeros(values.shape, dtype=np.int16)
     for k, value in enumerate(ids):
         instances[values == value] = k + 1

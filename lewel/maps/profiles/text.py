@@ -75,7 +75,8 @@ def format_profile(profile: dict[str, Any]) -> str:
         [
             f"{profile['checkpoint']['file']}: {model['method']} {model['backbone']}, d = {model['d']} maps of "
             f"{data['grid'][0]}×{data['grid'][1]} at {data['size']} px",
-            f"object maps: {len(s['object_maps'])} indices chosen on {s['calibration_images']} calibration images "
+            f"top object maps (by AUROC; not the object pattern's maps): {len(s['object_maps'])} indices chosen on "
+            f"{s['calibration_images']} calibration images "
             f"({', '.join(map(str, s['object_maps'][:8]))}{' …' if len(s['object_maps']) > 8 else ''})",
             f"held-out AUROC of the object maps {format_number(s['object_auroc'])} "
             f"± {format_number(s['object_auroc_se'])} "
