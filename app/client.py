@@ -111,6 +111,7 @@ class MapsResult:
     category_names: tuple[str, ...] = ()
     category_order: np.ndarray | None = None
     pattern_confidence: np.ndarray | None = None  #: ``d`` how sure the profile is of each measured pattern (0..1)
+    pattern_leaning: np.ndarray | None = None  #: ``d`` the role that won most resamples ("" unmeasured)
 
     @property
     def has_patterns(self) -> bool:
@@ -222,7 +223,10 @@ def parse_maps_npz(data: bytes) -> MapsResult:
         orders={name: value for name, value in arrays.items() if name.startswith("order_")},
         category_names=tuple(str(name) for name in arrays.get("category_names", ())),
         category_order=arrays.get("category_order"),
-        pattern_confidence=arrays["pattern_confidence"].astype(np.float64) if "pattern_confidence" in arrays else None,
+        pattern_confidence=arrays["measured_pattern_confidence"].astype(np.float64)
+        if "measured_pattern_confidence" in arrays
+        else None,
+        pattern_leaning=arrays.get("measured_pattern_leaning"),
     )
 
 

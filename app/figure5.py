@@ -8,6 +8,8 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
+from lewel.maps.pattern_names import UNDECIDED, against_family
+
 from app import figures, state
 from app.client import MapsResult
 from app.map_cells import map_cell
@@ -25,6 +27,7 @@ PATTERN_TABS = {
     "Object pattern (measured)": "pattern:object",
     "Multi-object pattern (measured)": "pattern:multi-object",
     "Global pattern (measured)": "pattern:global",
+    "Undecided (measured)": "pattern:undecided",
     "All": None,
 }
 PATTERN_MEANING = {
@@ -33,6 +36,7 @@ PATTERN_MEANING = {
     "global": "spread over the image, no preference between objects and background",
     "background": "on the background",
     "mixed": "none of the others",
+    "undecided": "no role wins 90 % of the resamples of the calibration images: the data do not settle it",
 }
 HEURISTIC_TABS = {
     "Object (heuristic)": "object",
@@ -83,8 +87,8 @@ def pattern_summary(result: MapsResult, image_name: str = "") -> None:
         f"representations{mask_note}"
     )
     counts = st.columns(4)
-    for cell, (label, value, help_text) in zip(counts, pattern_counts(result), strict=False):
-        cell.metric(label, value, help=help_text)
+    for cell, (label, value, help_text, against) in zip(counts, pattern_counts(result), strict=False):
+        cell.metric(label, value, delta=against, delta_color="off", delta_arrow="off", help=help_text)
     if result.has_patterns:
         st.caption(TWO_SETS)
     finite = result.agreement[np.isfinite(result.agreement)]
@@ -95,20 +99,29 @@ def pattern_summary(result: MapsResult, image_name: str = "") -> None:
     )
 
 
-def pattern_counts(result: MapsResult) -> list[tuple[str, str, str]]:
-    """``(label, value, help)`` of the summary's pattern counts: the profile's measured patterns when it has them
-    ("maps with the object pattern"), else view 0's shape heuristic. One place for the roles' counts, so that a
-    new measured label (an undecided pattern) is added here once."""
+def against_random(result: MapsResult, pattern: str) -> str | None:
+    """A decided pattern's count against the random family's, "beyond random (up to 1)" (``None`` without)."""
+    entry = ((result.profile or {}).get("patterns_beyond_random") or {}).get(pattern)
+    return against_family(entry) if entry else None
+
+
+def pattern_counts(result: MapsResult) -> list[tuple[str, str, str, str | None]]:
+    """``(label, value, help, against random)`` of the summary's pattern counts: the profile's decided patterns
+    when it has them ("maps with the object pattern", each against the random family's count and with the
+    undecided maps in its help), else view 0's shape heuristic. One place for the roles' counts."""
     d = result.d
     measured = (result.profile or {}).get("patterns") if result.has_patterns else None
-    control = (result.profile or {}).get("random_control_patterns") or {}
     if measured is not None:
+        undecided = measured.get(UNDECIDED, 0)
         return [
             (
                 f"maps with the {pattern} pattern",
                 f"{measured.get(pattern, 0)} / {d}",
-                f"measured from instance masks by lewel profile ({PATTERN_MEANING[pattern]}); the best random "
-                f"control has {control.get(pattern, '?')}. Not the top object maps (by AUROC) of the first tab.",
+                f"decided from instance masks by lewel profile ({PATTERN_MEANING[pattern]}), counted only where the "
+                f"role wins 90 % of the image resamples; {undecided} maps are undecided (their own tab). Against "
+                "random: the most any of the random networks reaches under the same rule. Not the top object maps "
+                "(by AUROC) of the first tab.",
+                against_random(result, pattern),
             )
             for pattern in ("object", "multi-object", "global")
         ]
@@ -118,6 +131,7 @@ def pattern_counts(result: MapsResult) -> list[tuple[str, str, str]]:
             f"{result.count(pattern)} / {d}",
             "classified by shape relative to each map's own range (docs/maps.md): a heuristic, not a measurement "
             "against objects",
+            None,
         )
         for pattern in ("object", "multi-object", "global")
     ]
@@ -131,16 +145,23 @@ def tab_indices(result: MapsResult, pattern: str | None, per_row: int, tab: str)
         name = pattern.removeprefix("pattern:")
         chosen = indices_for(result, pattern)
         counts = (result.profile or {}).get("patterns") or {}
-        control = ((result.profile or {}).get("random_control_patterns") or {}).get(name)
-        against = f" (the best random control: {control})" if control is not None else ""
+        family = against_random(result, name)
+        against = f", {family}" if family else ""
+        if name == UNDECIDED:
+            st.caption(
+                f"The model's **{len(chosen)} undecided maps**: {PATTERN_MEANING[UNDECIDED]}. Under each tile the "
+                "role they lean to and its share of the resamples; they are counted under no pattern."
+            )
+            return chosen[:per_row]
         if not chosen:
             st.info(
-                f"**No {name} maps**: `lewel profile` measured none of this model's {result.d} maps as {name} "
-                f"({PATTERN_MEANING.get(name, '')}){against}. An absent pattern is a measurement, not an error."
+                f"**No {name} maps**: `lewel profile` decided none of this model's {result.d} maps as {name} "
+                f"({PATTERN_MEANING.get(name, '')}){against}; {counts.get(UNDECIDED, 0)} maps are undecided (their "
+                "own tab). An absent pattern is a measurement, not an error."
             )
             return []
         st.caption(
-            f"The model's **{counts.get(name, len(chosen))} maps with the {name} pattern**, measured from instance masks by "
+            f"The model's **{counts.get(name, len(chosen))} maps with the {name} pattern**, decided from instance masks by "
             f"`lewel profile` ({PATTERN_MEANING.get(name, '')}){against}; best first, as `/v1/maps?pattern={name}` "
             f"orders them. The {min(per_row, len(chosen))} first are shown; under each tile its measured pattern, "
             "held-out AUROC and the category it looks at most."

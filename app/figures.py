@@ -29,6 +29,8 @@ from lewel.drawing.render import (
     thumbnail_size,
 )
 
+from lewel.maps.pattern_names import role_text
+
 from .client import EmbeddingsResult, MapsResult
 
 TILE_CACHE_SIZE = 2048  #: drawn tiles kept (JPEG bytes, about 10–20 KB each): a rerun redraws only what changed
@@ -186,8 +188,6 @@ def map_caption(result: MapsResult, view: int, index: int) -> str:
         auroc = float(result.profile_auroc[index]) if result.profile_auroc is not None else float("nan")
         label = role_label(result, index)
         parts.append(f"{label} · AUROC {auroc:.2f} held-out" if np.isfinite(auroc) else label)
-        if confidence_note(result, index):
-            parts.append(confidence_note(result, index))
         if result.category_of(index):
             parts.append(f"looks at {result.category_of(index)}")
     else:
@@ -319,21 +319,18 @@ def embedding_rows(embeddings: EmbeddingsResult, aligned: int, presets: Sequence
     return rows
 
 
-def confidence_note(result: MapsResult, index: int) -> str:
-    """"confidence 93 %": how sure the profile is of map ``index``'s measured pattern, when its answer says
-    (``pattern_confidence``, 0..1); "" when it does not."""
-    values = result.pattern_confidence
-    if values is None or index >= len(values) or not np.isfinite(float(values[index])):
-        return ""
-    return f"confidence {round(float(values[index]) * 100)} %"
-
-
 def role_label(result: MapsResult, index: int) -> str:
-    """What the profile says map ``index`` is: its measured pattern, else its role ("" without a profile).
-    One place, so that a new measured label (an undecided pattern) is added here once."""
+    """What the profile says map ``index`` is: its measured pattern with how sure the profile is ("object
+    (93 %)", "undecided (leaning object, 62 %)", ``lewel.maps.pattern_names.role_text``, as the service titles
+    its figures), else its role ("" without a profile)."""
     if result.profile is None or result.roles is None:
         return ""
-    return result.pattern_of(index) or str(result.roles[index]) or "not measured"
+    pattern = result.pattern_of(index)
+    if not pattern:
+        return str(result.roles[index]) or "not measured"
+    confidence = result.pattern_confidence[index] if result.pattern_confidence is not None else None
+    leaning = str(result.pattern_leaning[index]) if result.pattern_leaning is not None else None
+    return role_text(pattern, leaning, None if confidence is None else float(confidence))
 
 
 def figure_titles(result: MapsResult, indices: Sequence[int]) -> list[list[str]]:

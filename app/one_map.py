@@ -26,7 +26,7 @@ def role_metric(cell: Any, result: MapsResult, index: int) -> None:
         help=f"held-out AUROC {auroc:.2f} (0.5 = no relation)"
         + (f"; looks most at {result.category_of(index)}" if result.category_of(index) else ""),
     )
-    cell.caption(" · ".join(filter(None, [f"AUROC {auroc:.2f} held-out", figures.confidence_note(result, index)])))
+    cell.caption(f"AUROC {auroc:.2f} held-out")
 
 
 def selected_map_section(result: MapsResult, small: Image.Image, presets: list[str], style: figures.Style) -> int:

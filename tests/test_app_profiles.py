@@ -26,7 +26,8 @@ pytestmark = pytest.mark.skipif(not scenes_available(), reason="the profile's sc
 def profiled(tmp_path_factory):
     folder = tmp_path_factory.mktemp("app_profiles")
     paths = build_models(folder)
-    profile = build_profile(paths["tiny"], data="scenes:6", size=128, batch_size=6, control_seeds=1)
+    # 48 scenes: enough calibration images for some roles to be decided (global, background, mixed) and others not
+    profile = build_profile(paths["tiny"], data="scenes:48", size=128, batch_size=24, control_seeds=1)
     write_profile(profile, sidecar_path(paths["tiny"]))
     with running_service(folder, "tiny") as url:
         yield url, profile
@@ -44,7 +45,8 @@ def test_measured_tabs_come_first_with_auroc_under_each_tile(app, profiled):
     labels = [t.label for t in app.tabs]
     assert labels[:2] == ["Top object maps (by AUROC)", "Background maps (by AUROC)"]
     assert labels[2:] == [  # the profile measured Figure 5's patterns: no shape heuristic
-        "Object pattern (measured)", "Multi-object pattern (measured)", "Global pattern (measured)", "All"
+        "Object pattern (measured)", "Multi-object pattern (measured)", "Global pattern (measured)",
+        "Undecided (measured)", "All",
     ]
     shown = [int(b.label.split()[-1]) for b in inspect_buttons(app)]
     assert shown == profile_indices(profile, "object")[:6]
@@ -131,16 +133,20 @@ def test_pattern_tabs_show_the_services_measured_selection(app, profiled):
     shown = [int(b.label.split()[-1]) for b in inspect_buttons(app) if not b.key.startswith("inspect-category")]
     assert shown[:6] == pattern_indices(profile, "global")[:6]  # /v1/maps?pattern=global, best first
     page = texts(app)
-    assert f"{counts['global']} maps with the global pattern**, measured from instance masks" in page
+    assert counts["global"] and f"{counts['global']} maps with the global pattern**, decided from instance masks" in page
     first = shown[0]
     next(b for b in inspect_buttons(app) if b.label == f"Inspect {first}").click().run()
     assert not app.exception
     caption = next(c.value for c in app.caption if c.value.startswith(f"map {first} · "))  # under "One map"
-    assert caption.startswith(f"map {first} · global · AUROC")
+    sure = round(100 * profile["maps"][first]["pattern_confidence"])
+    assert caption.startswith(f"map {first} · global ({sure} %) · AUROC") and sure >= 90
     top = profile["maps"][first]["categories"][0]["name"]
     assert f"looks at {top}" in caption
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["maps with the global pattern"] == f"{counts['global']} / 32" and "object maps (view 0, heuristic)" not in metrics
+    family = profile["summary"]["patterns_beyond_random"]["global"]
+    delta = next(m for m in app.metric if m.label == "maps with the global pattern").proto.delta
+    assert delta.endswith(f"random (up to {family['family_max']})") or delta.startswith("below random")
     if counts["object"] == 0:  # an absent pattern says so
         app.session_state["pattern_tab"] = "Object pattern (measured)"
         app.run()
@@ -221,6 +227,32 @@ def test_a_maps_pattern_confidence_shows_under_its_tile_when_the_answer_has_it(p
     url, _ = profiled
     image, name = load_item("skimage:coffee")
     result = ApiClient(url).maps(image, name, "tiny", ViewParams(views=1, size=64))
-    assert "confidence" not in figures.map_caption(result, 0, 3)  # absent today: nothing shown
-    sure = replace(result, pattern_confidence=np.full(result.d, 0.931))
-    assert "confidence 93 %" in figures.map_caption(sure, 0, 3)
+    pattern = result.pattern_of(3)
+    assert pattern and result.pattern_confidence is not None  # the answer carries each map's confidence
+    share = round(100 * float(result.pattern_confidence[3]))
+    assert f"{pattern} (" in figures.map_caption(result, 0, 3) and f"{share} %)" in figures.map_caption(result, 0, 3)
+    older = replace(result, pattern_confidence=None, pattern_leaning=None)  # an older service: no confidence
+    assert "%)" not in figures.map_caption(older, 0, 3).split(" · ")[1]
+    sure = replace(result, measured_patterns=np.array(["object"] * result.d), pattern_confidence=np.full(result.d, 0.931))
+    assert "object (93 %)" in figures.map_caption(sure, 0, 3)
+    unsure = replace(sure, measured_patterns=np.array(["undecided"] * result.d), pattern_leaning=np.array(["global"] * result.d))
+    assert "undecided (leaning global, 93 %)" in figures.map_caption(unsure, 0, 3)
+
+
+def test_undecided_maps_have_their_own_tab_and_show_their_leaning(app, profiled):
+    """Issue 39: a map whose role the data do not settle is shown as undecided, with the role it leans to and
+    how sure, never counted under another pattern."""
+    _, profile = profiled
+    undecided = pattern_indices(profile, "undecided")
+    assert undecided and profile["summary"]["patterns"]["undecided"] == len(undecided)
+    app.session_state["pattern_tab"] = "Undecided (measured)"
+    app.run()
+    assert not app.exception and not app.error
+    shown = [int(b.label.split()[-1]) for b in inspect_buttons(app) if not b.key.startswith("inspect-category")]
+    assert shown[:6] == undecided[:6]
+    assert f"{len(undecided)} undecided maps**" in texts(app)
+    first = profile["maps"][shown[0]]
+    next(b for b in inspect_buttons(app) if b.label == f"Inspect {shown[0]}").click().run()
+    caption = next(c.value for c in app.caption if c.value.startswith(f"map {shown[0]} · "))
+    sure = round(100 * first["pattern_confidence"])
+    assert caption.startswith(f"map {shown[0]} · undecided (leaning {first['pattern_leaning']}, {sure} %)") and sure < 90
