@@ -33,7 +33,6 @@ import torch
 from pycocotools import mask as coco_mask
 
 from lewel.data import SceneGenerator
-from lewel.maps.controls import CONTROL_SEEDS, INIT_SCHEMES
 from lewel.maps.patterns import UNDECIDED
 from lewel.maps.profiles.build import FamilyScores, assemble_profile, measure_family
 from lewel.maps.profiles.sidecar import write_profile
@@ -119,10 +118,7 @@ def main() -> int:
         annotations = write_coco_scenes(Path(args.work) / f"{name}_{SEEDS[name]}_{count}", count, SEEDS[name], args.scene_size)
         start = time.perf_counter()
         families[name] = measure_family(args.checkpoint, data=f"coco:{annotations}", size=args.size)
-        profiles[name] = assemble_profile(
-            args.checkpoint, families[name], size=args.size, device="cpu", fraction=0.1,
-            control_schemes=INIT_SCHEMES, control_seeds=CONTROL_SEEDS,
-        )  # fmt: skip
+        profiles[name] = assemble_profile(args.checkpoint, families[name])
         seconds[name] = time.perf_counter() - start
         work.mkdir(parents=True, exist_ok=True)
         write_profile(profiles[name], work / f"{name}.profile.json")

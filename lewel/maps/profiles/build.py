@@ -49,7 +49,8 @@ def score_network(
 class FamilyScores:
     """Everything a profile is summarised from: the ``model`` (``LewelModel``), its ``NetworkScores``, each
     control's ``(identity, calibration, held-out)`` scores and pattern scores (``lewel.maps.profiles
-    .cached_controls.score_controls``), the prepared ``splits`` and whether patterns were ``measured``."""
+    .cached_controls.score_controls``), the prepared ``splits``, whether patterns were ``measured``, and the
+    settings the record states (input ``size``, ``device``, the family's schemes and seeds)."""
 
     model: LewelModel
     scores: NetworkScores
@@ -57,6 +58,10 @@ class FamilyScores:
     control_patterns: list[tuple[PatternScores, PatternScores] | None]
     splits: tuple[PreparedImages, PreparedImages]
     measured: bool
+    size: int
+    device: str | torch.device
+    control_schemes: Sequence[str]
+    control_seeds: int
 
 
 def measure_family(
@@ -75,8 +80,14 @@ def measure_family(
     cache: ControlCache | bool = True,
 ) -> FamilyScores:
     """The per-image scores of ``checkpoint`` and of every random control of its family on the two splits of
-    ``data`` (``build_profile`` takes the same arguments and summarises them; studies of the scores themselves,
-    such as ``benchmarks/role_stability.py``, start here)."""
+    ``data`` (``profile_data``), against ``control_seeds`` random networks of each scheme in ``control_schemes``
+    (``lewel.maps.controls``). Images are decoded and resized once; the model and every control score the same
+    pixels. ``progress(done, total)`` counts images over all passes (the model and each control, calibration
+    and held-out). ``patterns``: also measure Figure 5's patterns and the dissection (``lewel.maps.patterns``;
+    needs masks that tell instances apart). ``cache``: where the controls' scores are read from and stored
+    (``lewel.maps.family_cache``; True: ``LEWEL_CACHE_DIR`` or the user cache folder, False: every control
+    computed and nothing stored); a cached control gives exactly the numbers a computed one does. Studies of
+    the scores themselves (``benchmarks/role_stability.py``) start here; ``build_profile`` summarises them."""
     model = load_model(checkpoint, num_groups=num_groups, map_location=device)
     if not model.has_maps:
         raise MapsUnavailableError(
@@ -112,53 +123,23 @@ def measure_family(
         model, family, score, cache=cache, parts=parts, categories=categories, patterns=measured,
         skipped=lambda: step(len(calibration) + len(heldout)),
     )
-    return FamilyScores(model, model_scores, controls, control_patterns, (calibration, heldout), measured)
-
-
-def build_profile(
-    checkpoint: str | os.PathLike,
-    *,
-    data: str = "scenes",
-    images: int | None = None,
-    size: int = DEFAULT_SIZE,
-    batch_size: int = 32,
-    device: str | torch.device = "cpu",
-    fraction: float = ROLE_FRACTION,
-    control_schemes: Sequence[str] = INIT_SCHEMES,
-    control_seeds: int = CONTROL_SEEDS,
-    num_groups: int | None = None,
-    patterns: bool = True,
-    progress: Callable[[int, int], None] | None = None,
-    cache: ControlCache | bool = True,
-) -> dict[str, Any]:
-    """The map profile of ``checkpoint`` on ``data`` (``profile_data``), as a JSON-friendly dict with
-    ``summary`` (``summarize_profile``) and ``maps`` (one record per index), against ``control_seeds`` random
-    networks of each scheme in ``control_schemes`` (``lewel.maps.controls``). Images are decoded and resized
-    once; the model and every control score the same pixels (``measure_family``). ``progress(done, total)``
-    counts images over all passes (the model and each control, calibration and held-out). ``patterns``: also
-    measure Figure 5's patterns and the dissection (``lewel.maps.patterns``; needs masks that tell instances
-    apart). ``cache``: where the controls' scores are read from and stored (``lewel.maps.family_cache``; True:
-    ``LEWEL_CACHE_DIR`` or the user cache folder, False: every control computed and nothing stored); a cached
-    control gives exactly the numbers a computed one does."""
-    measured = measure_family(
-        checkpoint, data=data, images=images, size=size, batch_size=batch_size, device=device,
-        control_schemes=control_schemes, control_seeds=control_seeds, num_groups=num_groups, patterns=patterns,
-        progress=progress, cache=cache,
+    return FamilyScores(
+        model, model_scores, controls, control_patterns, (calibration, heldout), measured, size, device,
+        list(dict.fromkeys(control_schemes)), control_seeds,
     )
-    return assemble_profile(checkpoint, measured, size=size, device=device, fraction=fraction, control_schemes=control_schemes, control_seeds=control_seeds)
 
 
-def assemble_profile(
-    checkpoint: str | os.PathLike,
-    measured: FamilyScores,
-    *,
-    size: int,
-    device: str | torch.device,
-    fraction: float,
-    control_schemes: Sequence[str],
-    control_seeds: int,
-) -> dict[str, Any]:
+def build_profile(checkpoint: str | os.PathLike, *, fraction: float = ROLE_FRACTION, **settings: Any) -> dict[str, Any]:
+    """The map profile of ``checkpoint``, as a JSON-friendly dict with ``summary`` (``summarize_profile``) and
+    ``maps`` (one record per index): ``measure_family`` with ``settings`` (its keywords: ``data``, ``images``,
+    ``size``, ``batch_size``, ``device``, ``control_schemes``, ``control_seeds``, ``num_groups``, ``patterns``,
+    ``progress``, ``cache``), then ``assemble_profile`` with the object maps' ``fraction``."""
+    return assemble_profile(checkpoint, measure_family(checkpoint, **settings), fraction=fraction)
+
+
+def assemble_profile(checkpoint: str | os.PathLike, measured: FamilyScores, *, fraction: float = ROLE_FRACTION) -> dict[str, Any]:
     """The profile record of ``measure_family``'s scores (``build_profile``'s answer)."""
+    size, device = measured.size, measured.device
     model, (calibration, heldout) = measured.model, measured.splits
     (model_calibration, model_heldout), model_patterns = measured.scores
     summary, records = summarize_profile(
@@ -181,8 +162,8 @@ def assemble_profile(
             "object_cell": OBJECT_CELL,
             "background_cell": BACKGROUND_CELL,
             "pointing_coverage": POINTING_COVERAGE,
-            "control_schemes": list(dict.fromkeys(control_schemes)),
-            "control_seeds": control_seeds,
+            "control_schemes": list(measured.control_schemes),
+            "control_seeds": measured.control_seeds,
             "pattern_quantile": CONTROL_QUANTILE,
             "role_confidence": ROLE_CONFIDENCE,
             "role_resamples": RESAMPLES,
