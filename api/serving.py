@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .atlas_builds import Builds, Runner, run_here
+from .atlas_builds import Builds
+from .background_builds import Runner, run_here
 from .registry import BatcherFactory
 
 REPLICA_HEADER = "X-Lewel-Replica"
