@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from lewel.maps.controls import control_family
 from lewel.maps.profiles import build_profile
@@ -60,6 +60,17 @@ def measure_profile(
 def networks(count: int) -> str:
     """``1 random network``, ``15 random networks``."""
     return f"{count} random network{'s' * (count != 1)}"
+
+
+class ProfileBuildsLike(Protocol):
+    """What the profile routes use of ``ProfileBuilds`` (or of a stand-in that reaches one elsewhere:
+    ``api.ray_builds.RemoteProfileBuilds``)."""
+
+    def status(self, model: str) -> dict[str, Any]: ...
+
+    def start(self, model: str, checkpoint: Path, source: str, *, data: str, images: int, size: int) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
 
 
 class ProfileBuildRunning(RuntimeError):
