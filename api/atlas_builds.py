@@ -5,8 +5,8 @@ Atlases are built into ``LEWEL_ATLAS_DIR/<model>``, else ``LEWEL_ATLAS_BUILD_DIR
 folder of this process (removed when the service stops); the same folder is what ``/v1/atlas/…`` serves.
 A build runs in a daemon thread; it reports ``running`` with the stage and counts, then ``done`` or
 ``error`` with the reason. Whatever fails in it is its status's message: the service keeps serving.
-The thread calls the build through a ``Runner``: in this process by default, as a Ray task when the service is
-served on Ray (``api.ray_builds``); another kind of build (profiles) would go through the same seam.
+The thread, its state and the ``Runner`` it calls the build through (in this process by default, as a Ray task when
+the service is served on Ray, ``api.ray_builds``) are ``api.background_builds``', shared with the profile builds.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import os
 import shutil
 import tempfile
 import threading
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from lewel.drawing.atlas_folder import MAKE_STAGES, StaleFolder, make_atlas, remove_stale_builds
 from lewel.maps.atlas import ATLAS_NAME
+
+from .background_builds import BackgroundBuilds, Runner, run_here
 
 log = logging.getLogger("api.atlas")
 
@@ -34,7 +34,6 @@ STAGE_WORDS = {
     "atlas": "ranking the maps",
     "thumbnails": "drawing the thumbnails",
 }
-CLOSE_WAIT_S = 10.0  #: how long ``close`` waits for a cancelled build to stop
 TEMPORARY_PREFIX = "lewel-atlases-"  #: ``lewel-atlases-PID-*``: the temporary atlas root of service process PID
 
 
@@ -48,20 +47,6 @@ def describe_stale(stale: StaleFolder) -> str:
     if stale.kind == "replaced":
         return f"the previous atlas of {stale.name!r}, replaced by a build that was cut off before removing it ({held})"
     return f"the temporary atlas folder of service {owner} ({held})"
-class Runner(Protocol):
-    """Runs ``function(*args, progress=progress, **kwargs)`` (a build such as ``make_atlas``) and returns what it
-    returns; ``progress(stage, done, total)`` is called in the caller's process and may raise to stop the build."""
-
-    def __call__(
-        self, function: Callable[..., Any], *args: Any, progress: Callable[[str, int, int], None], **kwargs: Any
-    ) -> Any: ...
-
-
-def run_here(
-    function: Callable[..., Any], *args: Any, progress: Callable[[str, int, int], None], **kwargs: Any
-) -> Any:
-    """The default ``Runner``: the build in the calling thread."""
-    return function(*args, progress=progress, **kwargs)
 
 
 class Builds(Protocol):
@@ -88,10 +73,6 @@ class BuildRunning(RuntimeError):
         self.model = model
 
 
-class _Cancelled(Exception):
-    """Raised inside a build's progress callback when the service stops."""
-
-
 @dataclass
 class BuildStatus:
     """What ``GET /v1/atlas/{model}/build`` answers (``asdict``); ``done``/``total`` count the current stage."""
@@ -109,8 +90,12 @@ class BuildStatus:
     started: float | None = field(default=None, repr=False)
 
 
-class AtlasBuilds:
+class AtlasBuilds(BackgroundBuilds[BuildStatus]):
     """The atlas folder the service serves and builds into, and the builds it ran (at most one at a time)."""
+
+    kind, stages, stage_weights = "atlas", MAKE_STAGES, STAGE_WEIGHTS
+    log = log
+    cancelled_message = "the service stopped before the build was done"
 
     def __init__(
         self,
@@ -122,15 +107,11 @@ class AtlasBuilds:
         expose_paths: bool = False,
         runner: Runner = run_here,
     ) -> None:
+        super().__init__(runner)
         self.configured = atlas_dir if atlas_dir is not None else build_dir
         self.device, self.max_scenes, self.expose_paths = device, max_scenes, expose_paths
-        self.runner = runner
         self._temporary: Path | None = None
-        self._lock = threading.Lock()
-        self._builds: dict[str, BuildStatus] = {}
-        self._thread: threading.Thread | None = None
-        self._running: str | None = None
-        self._cancel = threading.Event()
+        self._root_lock = threading.Lock()
         self.clean_stale()
 
     def clean_stale(self) -> list[StaleFolder]:
@@ -154,19 +135,15 @@ class AtlasBuilds:
     def _build_root(self) -> Path:
         if self.configured is not None:
             return self.configured
-        if self._temporary is None:
-            self._temporary = Path(tempfile.mkdtemp(prefix=f"{TEMPORARY_PREFIX}{os.getpid()}-"))
-        return self._temporary
+        with self._root_lock:
+            if self._temporary is None:
+                self._temporary = Path(tempfile.mkdtemp(prefix=f"{TEMPORARY_PREFIX}{os.getpid()}-"))
+            return self._temporary
 
     def status(self, model: str) -> dict[str, Any]:
         """The last build of ``model`` in this process (``idle`` when none), with ``atlas``: whether an atlas
         of it is served now, ``max_scenes`` and ``folder`` (its path, only with ``expose_paths``)."""
-        with self._lock:
-            current = self._builds.get(model)
-            body = asdict(current) if current is not None else asdict(BuildStatus(model))
-        if body["status"] == "running" and body["started"] is not None:
-            body["seconds"] = round(time.monotonic() - body["started"], 1)
-        body.pop("started")
+        body = self._record(model, BuildStatus)
         root = self.root
         body["atlas"] = root is not None and (root / model / ATLAS_NAME).is_file()
         body["folder"] = str(root / model) if root is not None and self.expose_paths else None
@@ -180,70 +157,30 @@ class AtlasBuilds:
         the status. A build of ``model`` already running is left alone; one of another model raises
         ``BuildRunning``."""
         with self._lock:
-            if self._running is not None:
-                if self._running != model:
-                    raise BuildRunning(self._running)
-                running = True
-            else:
-                running = False
-                dest = self._build_root() / model
-                self._builds[model] = BuildStatus(
-                    model, "running", "maps", 0, scenes, 0.0, f"starting: {scenes} scenes at {size} px",
-                    scenes, size, started=time.monotonic(),
-                )
-                self._running = model
-                self._cancel.clear()
-                self._thread = threading.Thread(
-                    target=self._run, args=(model, checkpoint, dest, scenes, size), name=f"atlas-{model}", daemon=True
-                )
-        if not running:
-            self._thread.start()
+            running = self._running
+        if running is None:
+            record = BuildStatus(
+                model, "running", "maps", 0, scenes, 0.0, f"starting: {scenes} scenes at {size} px", scenes, size
+            )
+            dest = self._build_root() / model
+            running = self._launch(record, make_atlas, checkpoint, f"scenes:{scenes}", dest, size=size, device=self.device)
+        if running is not None and running != model:
+            raise BuildRunning(running)
         return self.status(model)
 
-    def _progress(self, model: str, stage: str, done: int, total: int) -> None:
-        if self._cancel.is_set():
-            raise _Cancelled
-        before = sum(STAGE_WEIGHTS[s] for s in MAKE_STAGES[: MAKE_STAGES.index(stage)])
-        share = STAGE_WEIGHTS[stage] * (done / total if total else 1.0)
-        with self._lock:
-            build = self._builds[model]
-            words = STAGE_WORDS[stage].format(total=total)
-            build.stage, build.done, build.total = stage, done, total
-            build.fraction = round(min(before + share, 1.0), 4)
-            build.message = f"{words[0].upper()}{words[1:]}: {done} / {total}"
+    def _progress_message(self, stage: str, done: int, total: int) -> str:
+        words = STAGE_WORDS[stage].format(total=total)
+        return f"{words[0].upper()}{words[1:]}: {done} / {total}"
 
-    def _run(self, model: str, checkpoint: Path, dest: Path, scenes: int, size: int) -> None:
-        try:
-            atlas = self.runner(
-                make_atlas, checkpoint, f"scenes:{scenes}", dest, size=size, device=self.device,
-                progress=lambda stage, done, total: self._progress(model, stage, done, total),
-            )
-            outcome = ("done", f"atlas of {atlas['images']} scenes at {size} px, {len(atlas['maps'])} maps")
-        except _Cancelled:
-            outcome = ("error", "the service stopped before the build was done")
-        except Exception as error:  # noqa: BLE001 - any failure is the build's status, never the service's
-            log.exception("the atlas build of %r failed", model)
-            outcome = ("error", f"the atlas build failed: {type(error).__name__}: {error}")
-        with self._lock:
-            build = self._builds[model]
-            build.status, build.message = outcome
-            build.stage = None
-            build.seconds = round(time.monotonic() - (build.started or time.monotonic()), 1)
-            build.started = None
-            if outcome[0] == "done":
-                build.fraction = 1.0
-            self._running = None
+    def _succeeded(self, record: BuildStatus, result: Any) -> None:
+        record.status = "done"
+        record.message = f"atlas of {result['images']} scenes at {record.size} px, {len(result['maps'])} maps"
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the running build (if any); whether none runs now."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-        return thread is None or not thread.is_alive()
+    def _failed(self, record: BuildStatus, reason: str) -> None:
+        record.status, record.message = "error", reason
 
     def close(self) -> None:
         """Stop a running build (at its next progress report) and remove the temporary folder."""
-        self._cancel.set()
-        self.wait(CLOSE_WAIT_S)
+        super().close()
         if self._temporary is not None:
             shutil.rmtree(self._temporary, ignore_errors=True)

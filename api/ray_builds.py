@@ -1,15 +1,17 @@
-"""Atlas builds when the service is served on Ray (``api.ray_serve``): every build runs as a Ray task, so that it
-never takes a replica's CPU or GPU, and one coordinator actor per deployment holds the builds' state, so that
-every replica answers ``GET /v1/atlas/{model}/build`` with the same progress and only one build runs at a time.
+"""Atlas and profile builds when the service is served on Ray (``api.ray_serve``): every build runs as a Ray task,
+so that it never takes a replica's CPU or GPU, and one coordinator actor per deployment holds the builds' state, so
+that every replica answers ``GET /v1/atlas/{model}/build`` and ``GET /v1/models/{model}/profile`` with the same
+progress and only one build of each kind runs at a time in the whole deployment.
 
-``RayTaskRunner`` is an ``api.atlas_builds.Runner``: the coordinator's ``AtlasBuilds`` calls it from its build
-thread as it would call ``make_atlas`` in-process, so the states, stages and messages are those of plain uvicorn.
-Progress comes back from the task through a ``ray.util.queue.Queue``; a cancelled build (the service stops)
-cancels the task. A profile build would be one more function given to the same runner.
+``RayTaskRunner`` is an ``api.background_builds.Runner``: the coordinator's ``AtlasBuilds`` and ``ProfileBuilds``
+call it from their build threads as they would call ``make_atlas`` or ``measure_profile`` in-process, so the states,
+stages and messages are those of plain uvicorn. Progress comes back from the task through a
+``ray.util.queue.Queue``; a cancelled build (the service stops) cancels the task.
 
-The atlas folder must be one that the coordinator, the build tasks and every replica see: on one machine any
-folder (``api.ray_serve`` makes a temporary one when ``LEWEL_ATLAS_DIR`` and ``LEWEL_ATLAS_BUILD_DIR`` are unset),
-on a cluster of several machines a shared volume (docs/ray.md).
+The atlas folder and the models folders (where profiles are written, or ``LEWEL_PROFILE_DIR``) must be ones that
+the coordinator, the build tasks and every replica see: on one machine any folder (``api.ray_serve`` makes a
+temporary atlas folder when ``LEWEL_ATLAS_DIR`` and ``LEWEL_ATLAS_BUILD_DIR`` are unset), on a cluster of several
+machines a shared volume (docs/ray.md).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ray.exceptions import RayTaskError
 from ray.util.queue import Queue
 
 from .atlas_builds import AtlasBuilds, BuildRunning
+from .profile_builds import ProfileBuildRunning, ProfileBuilds
 
 POLL_S = 0.25  #: how often the runner looks for progress and for the task's end
 
@@ -63,18 +66,20 @@ class RayTaskRunner:
             queue.shutdown(force=True)
 
 
-class AtlasBuildsCoordinator:
-    """The deployment's ``AtlasBuilds`` (a Ray actor: ``coordinator_actor``), its builds run by
-    ``RayTaskRunner``; ``device`` is ``cuda`` when builds get GPUs, else ``cpu``."""
+class BuildsCoordinator:
+    """The deployment's ``AtlasBuilds`` and ``ProfileBuilds`` (a Ray actor: ``coordinator_actor``), their builds
+    run by ``RayTaskRunner``; ``device`` is ``cuda`` when builds get GPUs, else ``cpu``. ``profiles`` holds the
+    keywords of ``ProfileBuilds`` other than the device and the runner."""
 
     def __init__(
         self, atlas_dir: Path | None, build_dir: Path | None, *, max_scenes: int, expose_paths: bool,
-        num_cpus: float, num_gpus: float,
+        num_cpus: float, num_gpus: float, profiles: dict[str, Any],
     ) -> None:
+        device, runner = "cuda" if num_gpus else "cpu", RayTaskRunner(num_cpus=num_cpus, num_gpus=num_gpus)
         self.builds = AtlasBuilds(
-            atlas_dir, build_dir, device="cuda" if num_gpus else "cpu", max_scenes=max_scenes,
-            expose_paths=expose_paths, runner=RayTaskRunner(num_cpus=num_cpus, num_gpus=num_gpus),
+            atlas_dir, build_dir, device=device, max_scenes=max_scenes, expose_paths=expose_paths, runner=runner
         )
+        self.profiles = ProfileBuilds(device=device, expose_paths=expose_paths, runner=runner, **profiles)
 
     def status(self, model: str) -> dict[str, Any]:
         return self.builds.status(model)
@@ -87,12 +92,26 @@ class AtlasBuildsCoordinator:
         except BuildRunning as error:
             return "running", error.model
 
+    def profile_status(self, model: str) -> dict[str, Any]:
+        return self.profiles.status(model)
+
+    def start_profile(
+        self, model: str, checkpoint: Path, source: str, data: str, images: int, size: int
+    ) -> tuple[str, dict[str, Any]]:
+        """``("started", status)``, or ``("running", the running build's status)`` (returned, not raised, as
+        ``start``'s)."""
+        try:
+            return "started", self.profiles.start(model, checkpoint, source, data=data, images=images, size=size)
+        except ProfileBuildRunning as error:
+            return "running", error.status
+
     def close(self) -> None:
         self.builds.close()
+        self.profiles.close()
 
 
-#: the coordinator as a Ray actor class; it waits on its build's task and holds no CPU itself
-coordinator_actor = ray.remote(num_cpus=0)(AtlasBuildsCoordinator)
+#: the coordinator as a Ray actor class; it waits on its builds' tasks and holds no CPU itself
+coordinator_actor = ray.remote(num_cpus=0)(BuildsCoordinator)
 
 
 class RemoteAtlasBuilds:
@@ -114,6 +133,25 @@ class RemoteAtlasBuilds:
         if outcome == "running":
             raise BuildRunning(value)
         return value
+
+    def close(self) -> None:
+        """Nothing of the builds is this replica's: the deployment's owner closes the coordinator."""
+
+
+class RemoteProfileBuilds:
+    """A replica's ``api.profile_builds.ProfileBuildsLike``: the coordinator actor's, over Ray."""
+
+    def __init__(self, coordinator: Any) -> None:
+        self.coordinator = coordinator
+
+    def status(self, model: str) -> dict[str, Any]:
+        return ray.get(self.coordinator.profile_status.remote(model))
+
+    def start(self, model: str, checkpoint: Path, source: str, *, data: str, images: int, size: int) -> dict[str, Any]:
+        outcome, status = ray.get(self.coordinator.start_profile.remote(model, checkpoint, source, data, images, size))
+        if outcome == "running":
+            raise ProfileBuildRunning(status)
+        return status
 
     def close(self) -> None:
         """Nothing of the builds is this replica's: the deployment's owner closes the coordinator."""

@@ -5,7 +5,7 @@ with three seams filled (``api.serving.Serving``):
 - its id, the Serve replica's (``LewelService#abc123``), in ``X-Lewel-Replica`` and ``/v1/health``;
 - map extraction through the replica's ``@serve.batch`` method ``extract_batch``, so that concurrent requests of
   one model share forward passes (``api.ray_batching``); with ``batching`` off, one request at a time per model;
-- atlas builds through the deployment's coordinator actor, as Ray tasks (``api.ray_builds``).
+- atlas and profile builds through the deployment's coordinator actor, as Ray tasks (``api.ray_builds``).
 
 Settings come from the ``LEWEL_*`` variables the deployment's runtime environment carries. ``build_app`` is the
 application for Serve config files (``serve run``, KubeRay's RayService: ``import_path:
@@ -28,12 +28,12 @@ from lewel.inference import Extraction
 from .batching import Job, images_in, run_groups
 from .main import create_app
 from .ray_batching import ServeBatcher
-from .ray_builds import RemoteAtlasBuilds, coordinator_actor
+from .ray_builds import RemoteAtlasBuilds, RemoteProfileBuilds, coordinator_actor
 from .serving import Serving
 from .settings import Settings
 
 DEPLOYMENT_NAME = "LewelService"
-COORDINATOR_NAME, COORDINATOR_NAMESPACE = "lewel-atlas-builds", "lewel"  #: the coordinator actor, found by name
+COORDINATOR_NAME, COORDINATOR_NAMESPACE = "lewel-builds", "lewel"  #: the coordinator actor, found by name
 
 
 @serve.deployment(name=DEPLOYMENT_NAME)
@@ -67,6 +67,7 @@ class LewelService:
             replica=self.replica,
             batcher=self._batcher if self.batching else None,
             atlas_builds=RemoteAtlasBuilds(self.coordinator, root),
+            profile_builds=RemoteProfileBuilds(self.coordinator),
         )
         return create_app(settings, serving)
 
@@ -87,12 +88,12 @@ class AppArgs(BaseModel):
     model_config = {"extra": "forbid"}
 
     batching: bool = Field(True, description="extraction through @serve.batch; false: one request at a time per model")
-    build_cpus: float = Field(1.0, gt=0, description="CPUs of an atlas build task")
-    build_gpus: float = Field(0.0, ge=0, description="GPUs of an atlas build task (0: built on the CPU)")
+    build_cpus: float = Field(1.0, gt=0, description="CPUs of a build task (an atlas or a profile)")
+    build_gpus: float = Field(0.0, ge=0, description="GPUs of a build task (an atlas or a profile; 0: built on the CPU)")
 
 
 def coordinator(args: AppArgs) -> Any:
-    """The atlas builds' coordinator of this cluster (``api.ray_builds``): the running one, else a new detached
+    """The builds' coordinator of this cluster (``api.ray_builds``): the running one, else a new detached
     actor named ``COORDINATOR_NAME`` (so that every deployment of the application shares one), started."""
     settings = Settings()
     actor = coordinator_actor.options(
@@ -100,6 +101,10 @@ def coordinator(args: AppArgs) -> Any:
     ).remote(
         settings.atlas_dir, settings.atlas_build_dir, max_scenes=settings.atlas_max_scenes,
         expose_paths=settings.expose_paths, num_cpus=args.build_cpus, num_gpus=args.build_gpus,
+        profiles={
+            "max_images": settings.profile_max_images, "control_schemes": settings.profile_control_schemes,
+            "control_seeds": settings.profile_control_seeds, "profile_dir": settings.profile_dir,
+        },
     )
     ray.get(actor.__ray_ready__.remote())  # a coordinator that cannot start fails the deployment now
     return actor

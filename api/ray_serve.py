@@ -6,7 +6,7 @@ running cluster with ``--address`` (docs/ray.md).
     python -m api.ray_serve --replicas 4 --num-gpus 1 --address auto  # the cluster of `ray start --head`
 
 The service's other settings are the ``LEWEL_*`` variables (``api.settings.Settings``), checked before Ray starts
-and handed to every replica and to the atlas builds' coordinator. Without ``LEWEL_ATLAS_DIR`` or
+and handed to every replica and to the builds' coordinator. Without ``LEWEL_ATLAS_DIR`` or
 ``LEWEL_ATLAS_BUILD_DIR``, atlases are built into a temporary folder that this command removes when it stops.
 It runs until Ctrl-C or SIGTERM, then deletes the application (and, on the local instance it started, Serve and
 Ray themselves) and exits 0.
@@ -28,7 +28,7 @@ from typing import Any
 from .__main__ import checked_settings
 
 APP_NAME = "lewel"
-CLOSE_TIMEOUT_S = 30  #: how long stopping waits for a running atlas build to be cancelled
+CLOSE_TIMEOUT_S = 30  #: how long stopping waits for the running builds (atlas, profile) to be cancelled
 MISSING_RAY = "Ray Serve is not installed: pip install '.[ray]' (the `ray` extra of lewel)"
 
 
@@ -70,9 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="one request at a time per model instead of @serve.batch")
     parser.add_argument("--max-ongoing", type=positive(int), default=32,
                         help="requests a replica takes at once; Serve queues the rest (default: 32)")
-    parser.add_argument("--build-cpus", type=positive(float), default=1.0, help="CPUs of an atlas build task (default: 1)")
+    parser.add_argument("--build-cpus", type=positive(float), default=1.0,
+                        help="CPUs of a build task, an atlas or a profile (default: 1)")
     parser.add_argument("--build-gpus", type=not_negative, default=0.0,
-                        help="GPUs of an atlas build task (default: 0, built on the CPU)")
+                        help="GPUs of a build task, an atlas or a profile (default: 0, built on the CPU)")
     return parser
 
 
@@ -167,7 +168,7 @@ def serve_on_ray(args: argparse.Namespace) -> int:
 
 
 def clean_up(*, local: bool) -> None:
-    """Stop the atlas builds and the application; on the local instance, Serve and Ray too. A step that fails
+    """Stop the builds (atlas, profile) and the application; on the local instance, Serve and Ray too. A step that fails
     is reported and the next one still runs."""
     import ray
     from ray import serve
@@ -182,7 +183,7 @@ def clean_up(*, local: bool) -> None:
         ray.get(actor.close.remote(), timeout=CLOSE_TIMEOUT_S)
         ray.kill(actor)
 
-    steps = [("stop the atlas builds", end_coordinator)]
+    steps = [("stop the builds", end_coordinator)]
     if local:
         steps.append(("shut Serve down", serve.shutdown))
     else:  # the cluster's other applications and its Serve proxies stay

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .schemas_builds import BuildStatusBody
+
 Preset = Literal["byol1", "byol2", "mocov2", "cropflip"]
 Order = Literal["index", "measured", "object", "multi-object", "global"]
 Role = Literal["object", "background", "mixed"]
@@ -481,19 +483,14 @@ class AtlasBuildParams(BaseModel):
     )
 
 
-class AtlasBuildStatus(BaseModel):
+class AtlasBuildStatus(BuildStatusBody):
     """The last on-demand atlas build of a model in this process."""
 
-    model: str
     status: Literal["idle", "running", "done", "error"]
     stage: Literal["maps", "atlas", "thumbnails"] | None = Field(description="while running: the current stage")
     done: int = Field(description="what the current stage has done: scenes, shards or images drawn from")
-    total: int = Field(description="what the current stage has to do")
-    fraction: float = Field(description="of the whole build, 0 … 1")
-    message: str
     scenes: int | None
     size: int | None
-    seconds: float | None = Field(description="since the build started, or how long it took")
     atlas: bool = Field(description="whether an atlas of this model is served now")
     folder: str | None = Field(
         description="where the model's atlas is (or will be) written; null unless LEWEL_EXPOSE_PATHS=1"

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from lewel.maps.profiles import DEFAULT_SIZE
 
 from .schemas import ErrorBody, ProfileSummary
+from .schemas_builds import BuildStatusBody
 
 
 class ProfileBuildParams(BaseModel):
@@ -32,22 +33,17 @@ class ProfileBuildParams(BaseModel):
     )
 
 
-class ProfileBuildStatus(BaseModel):
+class ProfileBuildStatus(BuildStatusBody):
     """The last profile build of a model in this process, and the profile the service reads for it now."""
 
-    model: str
     status: Literal["idle", "running", "done", "failed"]
     stage: Literal["loading", "scoring", "writing"] | None = Field(description="while running: the current stage")
     done: int = Field(description="what the current stage has done (images over every pass while scoring)")
-    total: int = Field(description="what the current stage has to do")
-    fraction: float = Field(description="of the whole build, 0 … 1")
-    message: str
     error: str | None = Field(description="why the build failed (status failed)")
     data: str | None
     images: int | None = Field(description="images per split")
     size: int | None
     controls: int | None = Field(description="random networks of the model's shape measured with it")
-    seconds: float | None = Field(description="since the build started, or how long it took")
     written: Literal["checkpoint_folder", "profile_dir"] | None = Field(
         description="once done: where the profile went, beside the checkpoint or to LEWEL_PROFILE_DIR"
     )

@@ -11,7 +11,7 @@ from .drawing_pool import DrawingPool
 from .limits import MemoryBudget
 from .memory_trim import MemoryTrimmer
 from .metrics import Metrics
-from .profile_builds import ProfileBuilds
+from .profile_builds import ProfileBuilds, ProfileBuildsLike
 from .readiness import Readiness
 from .redaction import PathRedactor
 from .registry import ModelRegistry
@@ -27,7 +27,7 @@ class Service:
     metrics: Metrics
     budget: MemoryBudget
     atlas_builds: Builds
-    profile_builds: ProfileBuilds
+    profile_builds: ProfileBuildsLike
     redactor: PathRedactor
     drawing: DrawingPool
     trimmer: MemoryTrimmer
@@ -61,10 +61,10 @@ class Service:
             settings.atlas_dir, settings.atlas_build_dir, device=str(device), max_scenes=settings.atlas_max_scenes,
             expose_paths=settings.expose_paths,
         )
-        profiles = ProfileBuilds(
+        profiles = serving.profile_builds or ProfileBuilds(
             device=str(device), max_images=settings.profile_max_images,
             control_schemes=settings.profile_control_schemes, control_seeds=settings.profile_control_seeds,
-            profile_dir=settings.profile_dir, expose_paths=settings.expose_paths, runner=serving.profile_runner,
+            profile_dir=settings.profile_dir, expose_paths=settings.expose_paths,
         )
         redactor = PathRedactor.for_service(
             [*folders, ("atlas_dir", settings.atlas_dir), ("atlas_build_dir", settings.atlas_build_dir),

@@ -1,6 +1,6 @@
 """How this process serves the application: the engine (plain uvicorn, or a replica of a Ray Serve deployment,
 ``api.ray_serve``), the replica's id that every answer carries in ``X-Lewel-Replica`` and ``/v1/health`` reports,
-and the seams an engine fills: the batcher of each loaded model, the atlas builds and what runs profile builds.
+and the seams an engine fills: the batcher of each loaded model, the atlas builds and the profile builds.
 
 On plain uvicorn the replica id is ``HOST:PID`` (stable while the process runs, distinct between the workers of
 one machine); on Ray it is the Serve replica's id (``LewelService#abc123``).
@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .atlas_builds import Builds, Runner, run_here
+from .atlas_builds import Builds
+from .profile_builds import ProfileBuildsLike
 from .registry import BatcherFactory
 
 REPLICA_HEADER = "X-Lewel-Replica"
@@ -31,13 +32,13 @@ class Serving:
     """``engine``: ``uvicorn`` or ``ray``; ``replica``: this process's id; ``batcher``: makes each loaded model's
     batcher (``None``: ``LEWEL_MICROBATCH`` decides, ``api.batching.MicroBatcher``); ``atlas_builds``: where
     atlas builds run and keep their state (``None``: ``api.atlas_builds.AtlasBuilds`` in this process);
-    ``profile_runner``: what runs a profile build (``api.profile_builds``; default: its thread in this process)."""
+    ``profile_builds``: the same of profile builds (``None``: ``api.profile_builds.ProfileBuilds`` in this process)."""
 
     engine: str = "uvicorn"
     replica: str = field(default_factory=process_replica_id)
     batcher: BatcherFactory | None = None
     atlas_builds: Builds | None = None
-    profile_runner: Runner = run_here
+    profile_builds: ProfileBuildsLike | None = None
 
 
 class ReplicaHeaderMiddleware:

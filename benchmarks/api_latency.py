@@ -27,10 +27,7 @@ import io
 import json
 import os
 import platform
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +38,7 @@ import httpx2
 import numpy as np
 import torch
 from PIL import Image
+from service_process import ServiceProcess, status_kib
 from torch.utils.flop_counter import FlopCounterMode
 
 from lewel.config import ModelConfig
@@ -125,24 +123,14 @@ def in_process(model: LewelModel, size: int, repetitions: int, image: bytes) -> 
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
+    return status_kib(pid, "VmRSS") * 1024
 
 
-class Server:
+class Server(ServiceProcess):
     """``uvicorn api.main:app`` in a subprocess serving ``folder``."""
 
     def __init__(self, folder: Path, model_id: str, size: int, threads: int | None) -> None:
-        self.port = free_port()
         env = {
             **os.environ,
             "LEWEL_MODELS_DIR": str(folder),
@@ -152,38 +140,7 @@ class Server:
         }
         if threads is not None:
             env["LEWEL_TORCH_THREADS"] = str(threads)
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
-        self.base = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 300
-        with httpx2.Client(base_url=self.base, timeout=30) as client:
-            while True:
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        return
-                except httpx2.TransportError:
-                    pass
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the server did not become ready")
-                time.sleep(0.5)
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=60)
+        super().__init__(["-m", "uvicorn", "api.main:app", "--host", "127.0.0.1"], cwd=ROOT, env=env)
 
 
 def sequential(server: Server, image: bytes, size: int, repetitions: int) -> dict:

@@ -42,6 +42,7 @@ from api.limits import declared_image, plan_request  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from api_latency import Server as LatencyServer  # noqa: E402 - the same server, model files and ports
 from api_latency import write_model  # noqa: E402
+from service_process import status_kib  # noqa: E402
 
 MIB = 2**20
 LARGE = (7000, 5700)  #: 39.9 MP, under the 40 MP cap
@@ -101,13 +102,6 @@ FIGURE_KINDS = [
      {"views": views, "format": fmt, "dpi": dpi})
     for fmt in ("png", "pdf", "svg") for dpi in (72, 150, 300, 600) for views in (0, 2, 8)
 ]
-
-
-def status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field}")
 
 
 class Server(LatencyServer):

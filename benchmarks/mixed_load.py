@@ -30,9 +30,6 @@ import io
 import json
 import os
 import platform
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -42,6 +39,7 @@ from pathlib import Path
 import httpx2
 import numpy as np
 from PIL import Image
+from service_process import ServiceProcess, status_kib
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("maps", "figure", "point", "thumbnail")
@@ -57,17 +55,8 @@ def photo() -> bytes:
     return buffer.getvalue()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+    return status_kib(pid, "VmRSS") / 1024
 
 
 def children(pid: int) -> list[int]:
@@ -96,40 +85,16 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-class Service:
+class Service(ServiceProcess):
     """``python -m api`` serving ``source``'s code and bundled models, its output to ``log``."""
 
     def __init__(self, source: Path, threads: int, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
         full = {**os.environ, "PYTHONPATH": str(source), "LEWEL_TORCH_THREADS": str(threads), **env}
         full.pop("LEWEL_MODELS_DIR", None)
-        self.log = log.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "api", "--port", str(self.port), "--log-level", "warning"],
-            cwd=source, env=full, stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 300
+        super().__init__(["-m", "api"], cwd=source, env=full, log=log)
         with httpx2.Client(base_url=self.base, timeout=30) as client:
-            while True:
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx2.TransportError:
-                    pass
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the service did not become ready (see {log})")
-                time.sleep(0.5)
             self.model = client.get("/readyz").json()["model"]
             self.gallery_key = client.get("/v1/gallery").json()["items"][0]["key"]
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
 
 
 def request_for(kind: str, image: bytes, key: str) -> dict:

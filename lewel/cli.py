@@ -1,4 +1,5 @@
-"""The ``lewel`` command line: argument parsing only; the work is done by the library.
+"""The ``lewel`` command line: argument parsing only; each command's handler is in ``lewel.commands`` and the
+work is done by the library.
 
 Only torch-free modules are imported at the top, so that ``lewel --help`` answers at once; each handler
 imports what it needs (torch, the models, the training loop) when it runs.
@@ -7,12 +8,12 @@ imports what it needs (torch, the models, the training loop) when it runs.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 from . import __version__
+from .commands import checkpoints, measurement, training
+from .commands.training import MODEL_OPTIONS
 from .config import METHODS
 from .train import TrainingDiverged
 from .train.config import TrainConfig
@@ -21,162 +22,6 @@ from .train.config import TrainConfig
 #: building the parser needs no torch (tests/test_cli.py checks that they agree).
 BACKBONE_NAMES = ("resnet101", "resnet18", "resnet34", "resnet50")
 EXPORT_FORMATS = ("torchvision", "detectron2", "safetensors")
-
-
-@contextmanager
-def _progress_bar(unit: str, desc: str, disable: bool) -> Iterator[Callable[[int, int], None]]:
-    """A tqdm bar of unknown length, given as the ``progress(done, total)`` callback the library calls."""
-    from tqdm import tqdm
-
-    with tqdm(total=None, unit=unit, desc=desc, disable=disable) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        yield progress
-
-
-
-def _info(args: argparse.Namespace) -> int:
-    from .inference import load_model
-
-    model = load_model(args.checkpoint, num_groups=args.num_groups)
-    print(json.dumps(model.describe(), indent=2))
-    return 0
-
-
-def _export(args: argparse.Namespace) -> int:
-    from .export import export
-    from .inference import load_model
-
-    model = load_model(args.checkpoint, num_groups=args.num_groups)
-    path = export(model, args.out, args.format, half=args.half)
-    print(f"wrote {args.format} export of {args.checkpoint} to {path}")
-    return 0
-
-
-def _data_scenes(args: argparse.Namespace) -> int:
-    from .data.scenes import write_scenes
-
-    def progress(split: str, done: int, total: int) -> None:
-        if done % 1000 == 0 or done == total:
-            print(f"{split}: {done}/{total} scenes", file=sys.stderr)
-
-    index = write_scenes(
-        args.out, train=args.train, val=args.val, size=args.size, seed=args.seed, progress=progress,
-        min_objects=args.min_objects, max_objects=args.max_objects, stamps_dir=args.stamps_dir,
-    )
-    print(f"wrote {args.train} train and {args.val} val scenes of {args.size}×{args.size} px to {args.out} ({index})")
-    return 0
-
-
-def _eval_maps(args: argparse.Namespace) -> int:
-    from .inference import MapsUnavailableError
-    from .maps.evaluation import evaluate_maps, format_summary
-
-    try:
-        result = evaluate_maps(
-            args.checkpoint, args.data, split=args.split, size=args.size, batch_size=args.batch_size,
-            num_groups=args.num_groups, device=args.device, out=args.out, profile=args.profile,
-        )
-    except MapsUnavailableError as error:
-        print(f"lewel eval-maps: error: {error}", file=sys.stderr)
-        return 2
-    print(format_summary(result))
-    print(f"wrote {args.out}")
-    return 0
-
-
-def _profile(args: argparse.Namespace) -> int:
-    from .inference import MapsUnavailableError
-    from .maps.family_cache import ControlCache
-    from .maps.profiles.build import build_profile
-    from .maps.profiles.sidecar import sidecar_path, write_profile
-    from .maps.profiles.text import format_profile
-
-    out = args.out or sidecar_path(args.checkpoint)
-    cache = ControlCache(enabled=args.cache)
-    with _progress_bar("image", "profile", disable=args.quiet) as progress:
-        try:
-            profile = build_profile(
-                args.checkpoint, data=args.data, images=args.images, size=args.size, batch_size=args.batch_size,
-                device=args.device, fraction=args.fraction, control_seeds=args.control_seeds,
-                control_schemes=[x for x in args.control_schemes.split(",") if x], num_groups=args.num_groups,
-                patterns=args.patterns, progress=progress, cache=cache,
-            )
-        except (MapsUnavailableError, ValueError) as error:
-            print(f"lewel profile: error: {error}", file=sys.stderr)
-            return 2
-    path = write_profile(profile, out)
-    print(format_profile(profile))
-    if cache.enabled:
-        print(f"random controls: {cache.hits} read from the cache {cache.root}, {cache.misses} computed and stored")
-    print(f"wrote {path}")
-    return 0
-
-
-def _cache(args: argparse.Namespace) -> int:
-    from .maps.family_cache import ControlCache
-
-    cache = ControlCache(args.dir)
-    if args.action == "clear":
-        print(f"removed {cache.clear()} cached controls from {cache.root}")
-        return 0
-    entries = cache.entries()
-    print(f"{len(entries)} cached controls in {cache.root} ({sum(e.bytes for e in entries) / 2**20:,.1f} MiB)")
-    for entry in entries:
-        parts, shape = entry.parts, entry.parts.get("shape", {})
-        what = (
-            f"{shape.get('method', '?')} {shape.get('backbone', '?')} d={shape.get('dim', '?')} h={shape.get('num_groups', '?')}, "
-            f"{parts.get('scheme', '?')} seed {parts.get('seed', '?')}, {parts.get('size', '?')} px"
-            if parts else "unreadable (recomputed and replaced when next needed)"
-        )
-        print(f"  {entry.key[:12]}  {entry.bytes / 1024:8,.1f} KiB  {what}")
-    return 0
-
-
-def _maps(args: argparse.Namespace) -> int:
-    import os
-
-    from .inference import MapsUnavailableError
-    from .maps.extraction import extract_maps
-
-    rank = int(os.environ.get("RANK", "0"))
-    with _progress_bar("image", "maps", disable=args.quiet or rank != 0) as progress:
-        try:
-            index = extract_maps(
-                args.checkpoint, args.data, args.out, size=args.size, views=args.views, preset=args.preset,
-                seed=args.seed, batch_size=args.batch_size, shard_size=args.shard_size, workers=args.workers,
-                writers=args.writers, device=args.device, dtype=args.dtype, num_groups=args.num_groups,
-                progress=progress,
-            )
-        except MapsUnavailableError as error:
-            print(f"lewel maps: error: {error}", file=sys.stderr)
-            return 2
-    if index is not None:
-        skipped = index["skipped"]
-        print(f"wrote the maps of {index['extracted']} images in {len(index['shards'])} shards to {args.out} "
-              f"({args.out}/index.json); {len(skipped)} unreadable images skipped")
-        for entry in skipped[:10]:
-            print(f"  skipped {entry['id']}: {entry['reason']}")
-    return 0
-
-
-def _atlas(args: argparse.Namespace) -> int:
-    from .drawing.atlas_folder import write_atlas
-
-    with _progress_bar("shard", "atlas", disable=args.quiet) as progress:
-        atlas, dest = write_atlas(
-            args.out, args.dest, top=args.top, thumb_size=args.thumb_size, data_root=args.data, progress=progress
-        )
-    print(f"atlas of {len(atlas['maps'])} maps over {atlas['images']} images: {dest}/atlas.json, {dest}/index.html")
-    if atlas.get("thumbnails_note"):
-        print(atlas["thumbnails_note"])
-    return 0
-
-
-MODEL_OPTIONS = ("backbone", "hidden_dim", "dim", "num_groups", "loss_weight", "aligned_negatives", "queue_size", "aligned_queue_size", "temperature")
 #: ``train``'s model options after ``--backbone``: name, type, help.
 MODEL_OPTION_HELP = (
     ("hidden_dim", int, "hidden width of the projector and predictor MLPs"),
@@ -187,11 +32,6 @@ MODEL_OPTION_HELP = (
     ("queue_size", int, "MoCo family: length of the queue of negative keys"),
     ("aligned_queue_size", int, "LEWEL_M: length of the queue of aligned keys"),
     ("temperature", float, "MoCo family: InfoNCE temperature"),
-)
-TRAIN_OPTIONS = (
-    "data", "val_data", "out", "image_size", "batch_size", "epochs", "optimizer", "lr", "weight_decay", "warmup_epochs",
-    "base_momentum", "augmentation", "amp", "compile", "sync_bn", "channels_last", "workers", "seed", "save_every",
-    "save_every_steps", "knn_every", "log_every", "maps_every", "maps_images", "maps_size", "maps_controls", "stop_after_steps", "resume",
 )
 
 
@@ -209,72 +49,13 @@ def _train_default(name: str) -> str:
     return f"(default: {values[0]}; MoCo family: {values[1]})"
 
 
-def _train(args: argparse.Namespace) -> int:
-    from .train.config import TrainConfig, load_recipe, merge
-    from .train.loop import train
-
-    recipe = load_recipe(args.config) if args.config else {}
-    overrides: dict = {k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k) is not None}
-    model = {k: getattr(args, k) for k in MODEL_OPTIONS if getattr(args, k) is not None}
-    if model:
-        overrides["model"] = model
-    if args.method is not None:
-        overrides["method"] = args.method
-    config = TrainConfig.from_dict(merge(recipe, overrides))
-    summary = train(config)
-    print(json.dumps(summary, allow_nan=False))  # strict JSON: a run that trained no step has loss null
-    return 0
-
-
-def _eval_sources(args: argparse.Namespace):
-    from .train.data import training_images
-
-    train_source = training_images(args.train, image_size=args.image_size, seed=args.seed)
-    val_source = training_images(args.val, image_size=args.image_size, seed=args.seed, split="val")
-    return train_source, val_source
-
-
-def _knn(args: argparse.Namespace) -> int:
-    import torch
-
-    from .inference import load_model
-    from .train.knn import knn_top1
-    from .views.augmentations import center_crop_transform
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_model(args.checkpoint, map_location=device)
-    top1 = knn_top1(
-        model.backbone, *_eval_sources(args), transform=center_crop_transform(args.image_size), k=args.k,
-        temperature=args.temperature, batch_size=args.batch_size, workers=args.workers, device=device,
-    )
-    print(json.dumps({"checkpoint": args.checkpoint, "knn_top1": top1, "k": args.k}))
-    return 0
-
-
-def _linear(args: argparse.Namespace) -> int:
-    import torch
-
-    from .inference import load_model
-    from .train.linear import linear_probe
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_model(args.checkpoint, map_location=device)
-    result = linear_probe(
-        model.backbone, *_eval_sources(args), image_size=args.image_size,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, milestones=args.milestones,
-        workers=args.workers, device=device, seed=args.seed,
-    )
-    print(json.dumps({"checkpoint": args.checkpoint, "linear_top1": result["top1"], "epochs": result["epochs"]}))
-    return 0
-
-
 def _add_info(commands: argparse._SubParsersAction) -> None:
     """Add the ``info`` command: describe a checkpoint."""
 
     info = commands.add_parser("info", help="describe a checkpoint (method, backbone, d, h)")
     info.add_argument("checkpoint", help="a LEWEL / MoCo / ResNet checkpoint")
     info.add_argument("--num-groups", type=int, default=None, help="h, the number of channel groups (default: stored, else 4)")
-    info.set_defaults(run=_info)
+    info.set_defaults(run=checkpoints.info)
 
 
 def _add_export(commands: argparse._SubParsersAction) -> None:
@@ -288,7 +69,7 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     exp.add_argument("--out", required=True, help="output file")
     exp.add_argument("--num-groups", type=int, default=None, help="h for LEWEL heads (default: stored, else 4)")
     exp.add_argument("--half", action="store_true", help="safetensors only: store float16")
-    exp.set_defaults(run=_export)
+    exp.set_defaults(run=checkpoints.export)
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
@@ -351,7 +132,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         choices = ("queue", "batch") if name == "aligned_negatives" else None
         tr.add_argument("--" + name.replace("_", "-"), type=kind, choices=choices,
                         help=f"{helptext} {_train_default(name)}")
-    tr.set_defaults(run=_train)
+    tr.set_defaults(run=training.train)
 
 
 def _add_backbone_evals(commands: argparse._SubParsersAction) -> None:
@@ -370,13 +151,13 @@ def _add_backbone_evals(commands: argparse._SubParsersAction) -> None:
             ev.add_argument("--k", type=int, default=20, help="neighbours that vote (default: %(default)s)")
             ev.add_argument("--temperature", type=float, default=0.07,
                             help="temperature of the vote weights exp(cos / T) (default: %(default)s)")
-            ev.set_defaults(run=_knn)
+            ev.set_defaults(run=training.knn)
         else:
             ev.add_argument("--epochs", type=int, default=50, help="training epochs of the probe (default: %(default)s)")
             ev.add_argument("--lr", type=float, default=0.4, help="initial SGD learning rate (default: %(default)s)")
             ev.add_argument("--milestones", type=int, nargs="+", default=[30, 40],
                             help="epochs where the learning rate drops tenfold (default: 30 40)")
-            ev.set_defaults(run=_linear)
+            ev.set_defaults(run=training.linear)
 
 
 def _add_data(commands: argparse._SubParsersAction) -> None:
@@ -394,7 +175,7 @@ def _add_data(commands: argparse._SubParsersAction) -> None:
     scenes.add_argument("--min-objects", type=int, default=1, help="objects per scene, at least (default: 1)")
     scenes.add_argument("--max-objects", type=int, default=4, help="objects per scene, at most (default: 4)")
     scenes.add_argument("--stamps-dir", default="/usr/share/tuxpaint/stamps", help="the Tux Paint stamps folder")
-    scenes.set_defaults(run=_data_scenes)
+    scenes.set_defaults(run=measurement.data_scenes)
 
 
 def _add_eval_maps(commands: argparse._SubParsersAction) -> None:
@@ -415,7 +196,7 @@ def _add_eval_maps(commands: argparse._SubParsersAction) -> None:
     maps.add_argument("--no-profile", dest="profile", action="store_false",
                       help="skip the map profile (calibration/held-out AUROC next to a random control) "
                       "(default: the profile is computed)")
-    maps.set_defaults(run=_eval_maps)
+    maps.set_defaults(run=measurement.eval_maps)
 
 
 def _add_profile(commands: argparse._SubParsersAction) -> None:
@@ -451,7 +232,7 @@ def _add_profile(commands: argparse._SubParsersAction) -> None:
                       help="compute every random control again and store none (default: read and store them in "
                       "LEWEL_CACHE_DIR, else the user cache folder; `lewel cache`)")
     prof.add_argument("--quiet", action="store_true", help="no progress bar")
-    prof.set_defaults(run=_profile)
+    prof.set_defaults(run=measurement.profile)
 
 
 def _add_cache(commands: argparse._SubParsersAction) -> None:
@@ -464,7 +245,7 @@ def _add_cache(commands: argparse._SubParsersAction) -> None:
     )
     cache.add_argument("action", choices=("list", "clear"), help="list the entries, or delete them all")
     cache.add_argument("--dir", default=None, help="the cache folder (default: LEWEL_CACHE_DIR, else the user cache folder)")
-    cache.set_defaults(run=_cache)
+    cache.set_defaults(run=measurement.cache)
 
 
 def _add_maps(commands: argparse._SubParsersAction) -> None:
@@ -495,7 +276,7 @@ def _add_maps(commands: argparse._SubParsersAction) -> None:
     batch.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"), help="bf16: autocast (default: fp32)")
     batch.add_argument("--num-groups", type=int, default=None, help="h for LEWEL heads (default: stored, else 4)")
     batch.add_argument("--quiet", action="store_true", help="no progress bar (default: a bar on rank 0)")
-    batch.set_defaults(run=_maps)
+    batch.set_defaults(run=measurement.maps)
 
 
 def _add_atlas(commands: argparse._SubParsersAction) -> None:
@@ -513,7 +294,7 @@ def _add_atlas(commands: argparse._SubParsersAction) -> None:
     atl.add_argument("--data", default=None,
                      help="the data folder, when it moved since the extraction (default: the path in the index)")
     atl.add_argument("--quiet", action="store_true", help="no progress bar (default: a bar)")
-    atl.set_defaults(run=_atlas)
+    atl.set_defaults(run=measurement.atlas)
 
 
 #: the functions that add the sub-commands, in the order ``lewel --help`` lists them

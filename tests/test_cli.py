@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from lewel import cli
+from lewel.commands import training
 
 PROBE = """
 import json, sys, runpy
@@ -89,6 +90,6 @@ def test_train_defaults_follow_the_training_config():
 
 def test_train_options_still_default_to_none_so_the_recipe_wins():
     args = cli.build_parser().parse_args(["train", "--data", "scenes:8"])
-    assert all(getattr(args, key) is None for key in cli.TRAIN_OPTIONS if key != "data")
-    assert all(getattr(args, key) is None for key in cli.MODEL_OPTIONS)
+    assert all(getattr(args, key) is None for key in training.TRAIN_OPTIONS if key != "data")
+    assert all(getattr(args, key) is None for key in training.MODEL_OPTIONS)
     assert args.method is None and args.config is None

@@ -24,6 +24,7 @@ LAYERS: list[set[str]] = [
     {"maps"},
     {"drawing"},
     {"train"},
+    {"commands"},
     {"cli"},
 ]
 

@@ -1,14 +1,16 @@
 """The service on Ray Serve as it runs for real: ``python -m api.ray_serve --replicas 2`` in its own process, on a
 local Ray instance it starts (one for the whole module, CPU only, half a core per replica so that two fit on two
 cores), serving the bundled demo model. Concurrent requests are answered by both replicas, as the plain service
-answers them, with their forward passes shared (``@serve.batch``); an atlas build runs as a Ray task whose
-progress every replica reports; SIGTERM stops the command, Serve and Ray."""
+answers them, with their forward passes shared (``@serve.batch``); an atlas build and a profile build run as Ray
+tasks whose progress every replica reports, one profile build in the whole deployment; SIGTERM stops the command,
+Serve and Ray."""
 
 from __future__ import annotations
 
 import importlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from api_factory import build_models
 from fastapi.testclient import TestClient
 
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install '.[ray]'; ./scripts/setup installs it)")
@@ -38,7 +41,11 @@ MODEL = "lewel_b_demo"
 IMAGE = (ROOT / "static" / "samples" / "one_object.png").read_bytes()
 REQUESTS = 24
 START_S = 240  #: Ray's start, two replicas and their warm-up, on two busy cores
-ENVIRONMENT = {"LEWEL_DEFAULT_MODEL": MODEL, "LEWEL_WARMUP_SIZE": "64", "LEWEL_TORCH_THREADS": "1"}
+ENVIRONMENT = {
+    "LEWEL_DEFAULT_MODEL": MODEL, "LEWEL_WARMUP_SIZE": "64", "LEWEL_TORCH_THREADS": "1",
+    "LEWEL_PROFILE_CONTROL_SEEDS": "1", "LEWEL_PROFILE_CONTROL_SCHEMES": "pytorch",  # a profile build of one control
+}
+PROFILED = "tiny"  #: a small model of LEWEL_MODELS_DIR whose profile a build writes (the bundled ones keep theirs)
 
 
 def maps_params(seed: int) -> dict[str, str]:
@@ -52,7 +59,13 @@ class RayService:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = tmp / "ray_serve.log"
-        env = {**os.environ, **ENVIRONMENT, "LEWEL_ATLAS_BUILD_DIR": str(tmp / "atlases"), "RAY_DEDUP_LOGS": "0"}
+        models = tmp / "models"
+        models.mkdir()
+        shutil.copy(build_models(tmp / "built")[PROFILED], models)
+        env = {
+            **os.environ, **ENVIRONMENT, "LEWEL_ATLAS_BUILD_DIR": str(tmp / "atlases"), "LEWEL_MODELS_DIR": str(models),
+            "RAY_DEDUP_LOGS": "0",
+        }
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         with self.log.open("w") as out:  # a file, not a pipe: Ray's logs would fill a pipe no one reads yet
             self.process = subprocess.Popen(
@@ -185,6 +198,32 @@ def test_an_atlas_build_is_a_ray_task_that_every_replica_reports(client):
     assert body["atlas"] and "2 scenes at 32 px" in body["message"]
     atlas = client.get(f"/v1/atlas/{MODEL}")
     assert atlas.status_code == 200 and len(atlas.json()["maps"]) == 128
+
+
+def test_a_profile_build_is_one_ray_task_for_the_deployment_that_every_replica_reports(client):
+    body = {"images": 6, "size": 128}  # 4×4 maps on the tiny ResNet-18, as tests/test_api_profile_builds.py
+    started = client.post(f"/v1/models/{PROFILED}/profile", json=body)
+    assert started.status_code == 202 and started.json()["status"] == "running", started.text
+    refused: set[str] = set()
+    for _ in range(20):  # while it runs (its task is still starting), every replica refuses a second build
+        again = client.post(f"/v1/models/{PROFILED}/profile", json=body)
+        assert again.status_code == 409 and again.json()["build"]["status"] == "running", again.text
+        refused.add(again.headers["x-lewel-replica"])
+        if len(refused) == 2:
+            break
+    assert len(refused) == 2
+    profiled: set[str] = set()
+    deadline = time.monotonic() + 180
+    while len(profiled) < 2:
+        response = client.get(f"/v1/models/{PROFILED}/profile")
+        status = response.json()
+        assert status["status"] in ("running", "done"), status["message"]  # never idle: the state is the coordinator's
+        if status["status"] == "done":
+            assert status["profile"] is not None and status["profile"]["size"] == 128, status
+            profiled.add(response.headers["x-lewel-replica"])
+        assert time.monotonic() < deadline, status
+        time.sleep(0.3)
+    assert status["controls"] == 1 and status["written"] == "checkpoint_folder"
 
 
 def test_sigterm_stops_the_command_serve_and_ray(ray_service):

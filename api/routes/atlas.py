@@ -25,11 +25,10 @@ from ..atlas_files import (
 from ..errors import ApiError, echo_prefix, shown_name
 from ..schemas import AtlasBuildParams, AtlasBuildStatus, ErrorBody
 from ..service import Service
+from .builds import RESPONSES, build_answer, check_caps, refuse_other_media
 from .dependencies import ERROR_RESPONSES, ServiceDep, maps_file, model_errors, require_token
 
 DEFAULT_SCENES = 200  #: scenes of a build that does not say (fewer when LEWEL_ATLAS_MAX_SCENES is lower)
-#: the errors these routes answer (no uploads here: no 413 or 415)
-RESPONSES = {status: ERROR_RESPONSES[status] for status in (401, 404, 422, 500)}
 BUILD_RESPONSES = {
     403: ERROR_RESPONSES[403],
     409: {"model": ErrorBody, "description": "another model's atlas is being built"},
@@ -95,12 +94,10 @@ def _start(service: Service, model: str, params: AtlasBuildParams) -> dict[str, 
     settings = service.settings
     checkpoint = _checkpoint(service, model)
     scenes = params.scenes if params.scenes is not None else min(DEFAULT_SCENES, settings.atlas_max_scenes)
-    for name, value, limit, variable in (
+    check_caps(
         ("scenes", scenes, settings.atlas_max_scenes, "LEWEL_ATLAS_MAX_SCENES"),
         ("size", params.size, settings.max_input_size, "LEWEL_MAX_INPUT_SIZE"),
-    ):
-        if value > limit:
-            raise ApiError(422, "invalid_parameters", f"{name}={value} is over the limit of {limit} ({variable})")
+    )
     try:
         return service.atlas_builds.start(model, checkpoint, scenes=scenes, size=params.size)
     except BuildRunning as error:
@@ -119,12 +116,7 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 async def _form_fields(request: Request) -> None:
     """A body that is not a form is refused (415); so are empty or repeated form fields (422), as on the
     upload endpoints."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind not in FORM_TYPES and (kind or await request.body()):
-        raise ApiError(
-            415, "unsupported_media_type",
-            f"send scenes and size as form fields ({' or '.join(FORM_TYPES)}), not {echo_prefix(kind) or 'an untyped body'}",
-        )
+    await refuse_other_media(request, FORM_TYPES, f"scenes and size as form fields ({' or '.join(FORM_TYPES)})")
     items = (await request.form()).multi_items()
     names = [name for name, _ in items]
     wrong = sorted({n for n in names if names.count(n) > 1} | {n for n, v in items if isinstance(v, str) and not v})
@@ -144,11 +136,11 @@ async def post_atlas_build(
     answers the status, for another model 409 ``build_running``. The finished atlas replaces the model's
     atlas whole (docs/atlas.md)."""
     await _form_fields(request)
-    return JSONResponse(service.redactor.value(await run_in_threadpool(_start, service, model, params)))
+    return await build_answer(service, _start, model, params)
 
 
 @router.get("/{model}/build", summary="the progress of a model's atlas build", response_model=AtlasBuildStatus)
 async def get_atlas_build(model: str, service: ServiceDep) -> JSONResponse:
     """``idle`` (none in this process), ``running`` (stage, counts, fraction), ``done`` or ``error`` (the
     message says why), and whether an atlas is served now."""
-    return JSONResponse(service.redactor.value(await run_in_threadpool(_status, service, model)))
+    return await build_answer(service, _status, model)

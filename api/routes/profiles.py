@@ -7,20 +7,18 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from lewel.maps.profiles import DEFAULT_IMAGES
 
-from ..errors import ApiError, echo_prefix
+from ..errors import ApiError
 from ..profile_builds import ProfileBuildRunning
 from ..schemas import ErrorBody
 from ..schemas_profile import ProfileBuildParams, ProfileBuildRunningBody, ProfileBuildStatus
 from ..service import Service
+from .builds import RESPONSES, build_answer, check_caps, refuse_other_media
 from .dependencies import ERROR_RESPONSES, ServiceDep, maps_file, model_errors, require_token
 from .responses import profile_body
-
-RESPONSES = {status: ERROR_RESPONSES[status] for status in (401, 404, 422, 500)}
 BUILD_RESPONSES = {
     400: {"model": ErrorBody, "description": "a body that is not valid JSON"},
     403: ERROR_RESPONSES[403],
@@ -52,12 +50,10 @@ def _start(service: Service, model: str, params: ProfileBuildParams) -> dict[str
     settings = service.settings
     file = maps_file(service, model)
     images = params.images if params.images is not None else min(DEFAULT_IMAGES, settings.profile_max_images)
-    for name, value, limit, variable in (
+    check_caps(
         ("images", images, settings.profile_max_images, "LEWEL_PROFILE_MAX_IMAGES"),
         ("size", params.size, settings.max_input_size, "LEWEL_MAX_INPUT_SIZE"),
-    ):
-        if value > limit:
-            raise ApiError(422, "invalid_parameters", f"{name}={value} is over the limit of {limit} ({variable})")
+    )
     try:
         service.profile_builds.start(model, file.path, file.folder, data=params.data, images=images, size=params.size)
     except ProfileBuildRunning as error:
@@ -68,12 +64,7 @@ def _start(service: Service, model: str, params: ProfileBuildParams) -> dict[str
 
 async def json_body(request: Request) -> None:
     """A body that is not JSON is refused (415) before it is read as one."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind != "application/json" and (kind or await request.body()):
-        raise ApiError(
-            415, "unsupported_media_type",
-            f"send the build's settings as a JSON object (application/json), not {echo_prefix(kind) or 'an untyped body'}",
-        )
+    await refuse_other_media(request, ("application/json",), "the build's settings as a JSON object (application/json)")
 
 
 @router.post(
@@ -88,12 +79,11 @@ async def post_profile_build(
     (202). While a build runs, any POST answers 409 ``build_running`` with that build's status as ``build``. The
     profile replaces the model's profile file whole when the build is done (docs/api.md)."""
     params = params if params is not None else ProfileBuildParams()
-    body = await run_in_threadpool(_start, service, model, params)
-    return JSONResponse(service.redactor.value(body), status_code=202)
+    return await build_answer(service, _start, model, params, status_code=202)
 
 
 @router.get("/{model}/profile", summary="the progress of a model's profile build, and its profile", response_model=ProfileBuildStatus)
 async def get_profile_build(model: str, service: ServiceDep) -> JSONResponse:
     """``idle`` (no build in this process), ``running`` (stage, counts, fraction), ``done`` or ``failed`` (``error``
     says why), and the model's profile as ``/v1/models`` lists it now."""
-    return JSONResponse(service.redactor.value(await run_in_threadpool(_status, service, model)))
+    return await build_answer(service, _status, model)
