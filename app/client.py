@@ -363,6 +363,11 @@ class ApiClient:
         form = {"scenes": str(scenes), "size": str(size)}
         return self._request(f"Starting the atlas of {model}", "POST", f"/v1/atlas/{model}/build", data=form).json()
 
+    def build_status(self, path: str) -> dict[str, Any]:
+        """``GET path``: the status of a background build (``/v1/atlas/{model}/build``,
+        ``/v1/models/{model}/profile``), what a progress bar follows."""
+        return self._request("Asking about a build", "GET", path).json()
+
     def profile_build(self, model: str) -> dict[str, Any]:
         """``GET /v1/models/{model}/profile``: the model's profile build (idle, running, done, failed) and its
         profile as the service reads it now."""
