@@ -16,8 +16,13 @@ def grouped_section(
     st.subheader("Grouped aligned representations")
     count = result.d // result.h
     fallback = int(result.aligned[state.checked_index(st.session_state.get("selected_map", 0), result.d)])
-    st.session_state["aligned_rep"] = state.checked_index(st.session_state.get("aligned_rep", fallback), count, fallback)
-    aligned = st.number_input(f"Aligned representation (0–{count - 1})", 0, count - 1, step=1, key="aligned_rep")
+    asked = state.valid_int(st.session_state.get("aligned_rep", fallback), 0, 10**9)
+    st.session_state["aligned_rep"] = min(asked, count - 1) if asked is not None else fallback
+    # no max_value: the browser would refuse a larger number with its own message and keep the old value; it is
+    # lowered here instead, and said (as First map index does)
+    aligned = st.number_input(f"Aligned representation (0–{count - 1})", min_value=0, step=1, key="aligned_rep")
+    if asked is not None and asked > count - 1:
+        st.caption(f"{asked} is past the end: this model has {count} aligned representations (0–{count - 1}), so it shows {count - 1}.")
     members = result.aligned_maps(int(aligned))
     figures.prefetch(result, [(view, index) for view in range(result.num_views) for index in members], style)
     st.caption(

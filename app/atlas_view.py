@@ -6,17 +6,14 @@ progress bar that follows the build. The service computes everything; this modul
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import Any
 
 import streamlit as st
 
 from app import state
+from app.build_progress import Guard, follow_build
 from app.client import ApiClient, MapsResult, ServiceError
 
-Guard = Callable[[str], AbstractContextManager[None]]
-POLL_S = 1.0  #: how often the progress bar asks the service about a running build
 BUILD_SIZES = [64, 96, 128, 160, 192, 224]
 DEFAULT_BUILD_SIZE = 128  #: 200 scenes at 128 px: about 15 s on one CPU thread for a demo model
 DEFAULT_SCENES = 200
@@ -105,20 +102,16 @@ def build_form(api: ApiClient, model: str, status: dict[str, Any], label: str) -
         st.rerun()
 
 
-@st.fragment(run_every=POLL_S)
 def build_progress(base_url: str, model: str, guard: Guard) -> None:
-    """The running build's progress bar, asked for every ``POLL_S`` seconds; the whole page reruns once the
-    build is over."""
-    with guard("Atlas"):
-        status = ApiClient(base_url).atlas_build(model)
-        if status["status"] != "running":
-            st.rerun()
-        seconds = f" · {status['seconds']:.0f} s" if status.get("seconds") is not None else ""
-        st.progress(
-            float(status["fraction"]),
-            text=f"Building the atlas of {model} over {status['scenes']} scenes at {status['size']} px: "
-            f"{status['message']}{seconds}",
-        )
+    """The running build's progress bar (``app.build_progress``); the whole page reruns once the build is over."""
+    follow_build(
+        base_url,
+        f"/v1/atlas/{model}/build",
+        lambda status: f"Building the atlas of {model} over {status['scenes']} scenes at {status['size']} px: "
+        f"{status['message']}",
+        section="Atlas",
+        guard=guard,
+    )
 
 
 def top_rows(api: ApiClient, model: str, atlas: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 from lewel.maps.pattern_names import PATTERNS
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
+HEALTH_TIMEOUT_S = 10.0  #: the models listing, the page's first request of a run, waits at most this
 
 
 def npz_name(pattern: str) -> str:
@@ -247,16 +248,15 @@ class ApiClient:
         self.token = token if token is not None else os.environ.get("LEWEL_API_TOKEN")
         self.timeout = timeout
 
-    def _request(self, what: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _request(self, what: str, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        timeout = self.timeout if timeout is None else timeout
         try:
-            response = httpx.request(
-                method, self.base_url + path, headers=headers, timeout=self.timeout, **kwargs
-            )
+            response = httpx.request(method, self.base_url + path, headers=headers, timeout=timeout, **kwargs)
         except httpx.TimeoutException as error:
             raise ServiceError(
                 f"{what} timed out",
-                f"the LEWEL service at {self.base_url} did not answer within {self.timeout:.0f} s ({error})",
+                f"the LEWEL service at {self.base_url} did not answer within {timeout:.0f} s ({error})",
                 code="timeout",
             ) from error
         except httpx.HTTPError as error:
@@ -271,8 +271,10 @@ class ApiClient:
         return response
 
     def models(self) -> dict[str, Any]:
-        """``GET /v1/models``: ``{"default", "device", "searched", "models": [...]}``."""
-        return self._request("Listing the models", "GET", "/v1/models").json()
+        """``GET /v1/models``: ``{"default", "device", "searched", "models": [...]}``. Asked with at most
+        ``HEALTH_TIMEOUT_S``: the page asks it first on every run, and a service that does not answer it is
+        said to be down at once, before any slower request waits on it."""
+        return self._request("Listing the models", "GET", "/v1/models", timeout=min(self.timeout, HEALTH_TIMEOUT_S)).json()
 
     def _post_image(
         self, what: str, path: str, image: bytes, filename: str, form: dict[str, str], mask: bytes | None = None
@@ -366,6 +368,11 @@ class ApiClient:
         """``POST /v1/atlas/{model}/build``: start building the model's atlas over ``scenes`` generated scenes."""
         form = {"scenes": str(scenes), "size": str(size)}
         return self._request(f"Starting the atlas of {model}", "POST", f"/v1/atlas/{model}/build", data=form).json()
+
+    def build_status(self, path: str) -> dict[str, Any]:
+        """``GET path``: the status of a background build (``/v1/atlas/{model}/build``,
+        ``/v1/models/{model}/profile``), what a progress bar follows."""
+        return self._request("Asking about a build", "GET", path).json()
 
     def profile_build(self, model: str) -> dict[str, Any]:
         """``GET /v1/models/{model}/profile``: the model's profile build (idle, running, done, failed) and its

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import random
+
 import streamlit as st
 
 from app import state
@@ -26,8 +28,15 @@ class Picked:
 
 
 
-def new_scene() -> None:
-    st.session_state["scene_index"] = int(st.session_state.get("scene_index", 0)) + 1
+def new_scene(last_scene: int) -> None:
+    """A scene not shown yet on this page (drawn at random among 0 … ``last_scene``), said by its number."""
+    shown = set(st.session_state.get("_shown_scenes", ()))
+    draw = random.Random()
+    choice = next((n for n in (draw.randint(0, last_scene) for _ in range(64)) if n not in shown), None)
+    if choice is None:  # nearly every scene was shown: the first one not shown, counting up
+        choice = next((n for n in range(last_scene + 1) if n not in shown), draw.randint(0, last_scene))
+    st.session_state["scene_index"] = choice
+    st.session_state["_new_scene"] = choice
 
 
 def previous_scene() -> None:
@@ -48,6 +57,13 @@ def remembered(key: str, value: Any) -> None:
 
 def kept(key: str) -> Any:
     return st.session_state.get(f"_kept_{key}")
+
+
+def keep_upload() -> None:
+    """The uploader's callback: keep the last uploaded file's bytes, so that a detour to the gallery and back
+    finds it (Streamlit forgets an uploader that a run does not draw); a removed file is forgotten."""
+    upload = st.session_state.get("upload")
+    st.session_state["_kept_upload"] = None if upload is None else (upload.name, upload.size, upload.getvalue())
 
 
 def upload_problem(name: str, size: int, cap: int) -> str | None:
@@ -72,10 +88,15 @@ def sidebar_image(base_url: str, limits: dict[str, Any]) -> Picked | str | None:
         upload = st.sidebar.file_uploader(  # every type: a refused one is explained in the main area
             f"An image (PNG, JPEG, WebP, GIF, BMP, TIFF …), up to {cap / 2**20:.0f} MB (the service's limit)",
             key="upload",
+            on_change=keep_upload,
         )
-        if upload is None:
+        if upload is not None:
+            return upload_problem(upload.name, upload.size, cap) or Picked(upload.getvalue(), upload.name)
+        if st.session_state.get("_kept_upload") is None:
             return None
-        return upload_problem(upload.name, upload.size, cap) or Picked(upload.getvalue(), upload.name)
+        name, size, data = st.session_state["_kept_upload"]
+        st.sidebar.caption(f"Showing your last upload, **{name}**: drop another file to replace it.")
+        return upload_problem(name, size, cap) or Picked(data, name)
     items = gallery_items(base_url)
     labels = {item.key: item.label for item in items}
     current = st.session_state.get("gallery_item")
@@ -93,8 +114,16 @@ def sidebar_image(base_url: str, limits: dict[str, Any]) -> Picked | str | None:
         st.sidebar.number_input("Scene number", min_value=0, max_value=last_scene, step=1, key="scene_index")
         # one button a row: side by side in the sidebar their labels were cut ("New sce…")
         st.sidebar.button("Previous scene", on_click=previous_scene, icon=":material/arrow_back:", key="previous_scene")
-        st.sidebar.button("New scene", on_click=new_scene, icon=":material/shuffle:", key="new_scene")
+        st.sidebar.button(
+            "New scene", on_click=new_scene, args=(last_scene,), icon=":material/shuffle:", key="new_scene",
+            help="a scene not shown yet on this page",
+        )
+        drawn = st.session_state.pop("_new_scene", None)
+        if drawn is not None:
+            st.sidebar.caption(f"New scene: **scene {drawn}**, not shown before on this page.")
     scene_index = int(st.session_state.get("scene_index", 0))
+    if key == SCENE_KEY:
+        st.session_state["_shown_scenes"] = sorted({*st.session_state.get("_shown_scenes", ()), scene_index})
     remembered("gallery_item", key)
     remembered("scene_index", scene_index)
     data, name = load_item(base_url, key, scene_index)

@@ -11,6 +11,7 @@ against the current answer (``app.state``) before they are used, and the page's 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import streamlit as st
@@ -63,26 +64,25 @@ def apply_query(base_url: str, models: list[str], max_views: int) -> None:
     st.session_state.update(values)
 
 
-def service_listing(api: ApiClient) -> dict[str, Any] | None:
-    """``/v1/models``, kept in the session: when the service stops answering the page says so with a Retry,
-    and keeps its sidebar from the last answer (None when it never answered in this session)."""
+def service_listing(api: ApiClient) -> tuple[dict[str, Any] | None, bool]:
+    """``/v1/models`` (asked with a short timeout: the page's health check) and whether the service answered.
+    When it stops answering the page says so with a Retry at once and keeps its sidebar from the last answer
+    kept in the session (None when it never answered in this session); the caller asks nothing else then."""
     try:
         listing = api.models()
     except ServiceError as error:
         show_error(error)
-        kept_listing = st.session_state.get("_listing")
-        if kept_listing is None:
-            retry_button()
-        return kept_listing
+        retry_button()
+        return st.session_state.get("_listing"), False
     st.session_state["_listing"] = listing
-    return listing
+    return listing, True
 
 
 def main() -> None:
     st.set_page_config(page_title="LEWEL explorer", page_icon=":material/grid_view:", layout="wide")
     header()
     api = client()
-    listing = service_listing(api)
+    listing, answered = service_listing(api)
     if listing is None:
         st.sidebar.header("Service")
         st.sidebar.warning(f"No answer from {api.base_url} yet: the controls appear once it answers.")
@@ -94,6 +94,14 @@ def main() -> None:
         retry_button()
         st.stop()
     limits = listing.get("limits") or {}
+    if not answered:  # fail fast: the sidebar as it was, and no request that would wait on a service that is down
+        with contextlib.suppress(ServiceError):  # what it showed is cached; a new pick fails at once, said above
+            sidebar_image(api.base_url, limits)
+        sidebar_models(models, listing.get("default"))
+        profile = models[st.session_state["model"]].get("profile")
+        sidebar_views(limits, profile["size"] if profile else None, models[st.session_state["model"]].get("d"))
+        sidebar_display()
+        st.stop()
     gallery_error = None
     try:  # the gallery comes from the service too: when it fails, the rest of the sidebar is still drawn
         apply_query(api.base_url, list(models), int(limits.get("max_views", 8)))

@@ -6,16 +6,13 @@ failed. The service measures and writes the profile; this module asks and shows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import Any
 
 import streamlit as st
 
+from app.build_progress import Guard, follow_build
 from app.client import ApiClient
 
-Guard = Callable[[str], AbstractContextManager[None]]
-POLL_S = 1.0  #: how often the progress bar asks the service about a running build
 DEFAULT_IMAGES = 64  #: scenes per split the button asks for: a first measurement in minutes on a CPU
 SECTION = "Measure this model"
 
@@ -35,20 +32,17 @@ def measure_reason(info: dict[str, Any], size: int) -> str | None:
     return None
 
 
-@st.fragment(run_every=POLL_S)
 def build_progress(base_url: str, model: str, guard: Guard) -> None:
-    """The running build's progress bar, asked for every ``POLL_S`` seconds; the whole page reruns once the build
-    is over, so that its profile (tabs, banner, sidebar) is read again."""
-    with guard(SECTION):
-        status = ApiClient(base_url).profile_build(model)
-        if status["status"] != "running":
-            st.rerun()
-        seconds = f" · {status['seconds']:.0f} s" if status.get("seconds") is not None else ""
-        st.progress(
-            float(status["fraction"]),
-            text=f"Measuring {model} on {status['images']} scenes per split at {status['size']} px: "
-            f"{status['message']}{seconds}",
-        )
+    """The running build's progress bar (``app.build_progress``); the whole page reruns once the build is over,
+    so that its profile (tabs, banner, sidebar) is read again."""
+    follow_build(
+        base_url,
+        f"/v1/models/{model}/profile",
+        lambda status: f"Measuring {model} on {status['images']} scenes per split at {status['size']} px: "
+        f"{status['message']}",
+        section=SECTION,
+        guard=guard,
+    )
 
 
 def measure_form(api: ApiClient, model: str, size: int, status: dict[str, Any]) -> None:

@@ -98,7 +98,7 @@ def test_upload_see_the_grid_select_a_map(tmp_path):
             expect(inspect.first).to_be_visible()
             for row in ("view 0 · whole image", "view 1 · byol1", "view 2 · byol1"):
                 expect(page.get_by_text(row, exact=False).first).to_be_visible()
-            # the default demo model has a profile: its measured object maps come first, with their numbers
+            # the default demo model has a profile: its top object maps (by AUROC) come first, with their numbers
             expect(page.get_by_role("tab", name="Top object maps (by AUROC)", exact=True)).to_be_visible()
             expect(page.get_by_text("beat every random network", exact=False)).to_be_visible()
             # under each tile its measured Figure-5 pattern, held-out AUROC and the category it looks at most
@@ -109,11 +109,11 @@ def test_upload_see_the_grid_select_a_map(tmp_path):
             # the profile measured Figure 5's patterns: those tabs, not the shape heuristic
             assert page.get_by_role("tab", name="Object (heuristic)", exact=True).count() == 0
             page.get_by_role("tab", name="Global pattern (measured)", exact=True).click()
-            expect(page.get_by_text(re.compile(r"The model's \*?\*?\d+ global maps|measured from instance masks"))).to_be_visible()
+            expect(page.get_by_text(re.compile(r"The model's \*?\*?\d+ maps with the global pattern|measured from instance masks"))).to_be_visible()
             page.get_by_role("tab", name="Multi-object pattern (measured)", exact=True).click()
-            expect(page.get_by_text(re.compile(r"multi-object maps.*measured from instance masks|No multi-object maps"))).to_be_visible()
+            expect(page.get_by_text(re.compile(r"maps with the multi-object pattern.*measured from instance masks|No multi-object maps"))).to_be_visible()
             page.get_by_role("tab", name="Top object maps (by AUROC)", exact=True).click()
-            expect(page.get_by_text(re.compile(r"The model's \d+ object maps"))).to_be_visible()
+            expect(page.get_by_text(re.compile(r"The model's \d+ top object maps \(by AUROC\)"))).to_be_visible()
 
             label = inspect.last.inner_text()
             index = int(re.search(r"\d+", label).group())

@@ -397,3 +397,49 @@ def test_the_launcher_restarts_a_killed_service_and_the_page_comes_back(browser,
         page.close()
     finally:
         stop(process)
+
+
+# --- issue 43: state kept across source switches, downloads without a model pass -----------------------------
+
+
+def test_upload_gallery_upload_keeps_the_file_and_the_scene(browser, app_url):
+    """Upload -> Gallery -> Upload finds the uploaded file again, and the gallery the scene it showed (it lost
+    both: the uploader was empty and the gallery back at scene 0)."""
+    from playwright.sync_api import expect
+
+    page = open_page(browser, app_url + "/?image=scene&scene=5&size=128&views=1")
+    number = page.get_by_label("Scene number")
+    assert number.input_value() == "5"
+    page.get_by_role("button", name="New scene").click()
+    settle(page)
+    drawn = re.search(r"New scene: scene (\d+), not shown before", page_text(page))
+    assert drawn and drawn.group(1) != "5" and number.input_value() == drawn.group(1)
+    page.get_by_text("Upload", exact=True).click()
+    settle(page)
+    page.locator("input[type=file]").set_input_files(str(SAMPLE))
+    settle(page)
+    expect(page.get_by_text("three_objects.png").first).to_be_visible()
+    page.get_by_text("Gallery", exact=True).click()
+    settle(page)
+    assert page.get_by_label("Scene number").input_value() == drawn.group(1)
+    assert f"scene={drawn.group(1)}" in page.url
+    page.get_by_text("Upload", exact=True).click()
+    settle(page)
+    expect(page.get_by_text(re.compile(r"Showing your last upload, three_objects\.png"))).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile(r"Inspect \d+")).first).to_be_visible()
+    expect(page.get_by_text("three_objects.png").first).to_be_visible()
+    page.close()
+
+
+def test_a_300_dpi_figure_download_from_the_pages_maps(browser, app_url, tmp_path):
+    """The figure is drawn in the app from the maps the page holds (tests/test_app.py checks that no request is
+    sent); in the browser the button gives the 300-dpi PNG asked for."""
+    from PIL import Image
+
+    page = open_page(browser, app_url + "/?image=skimage:coffee&size=128&views=1")
+    page.locator('[data-testid="stSlider"]').filter(has_text="Figure dpi").get_by_role("slider").press("ArrowRight")
+    settle(page)
+    png = download(page, "Download this figure (PNG)", tmp_path)
+    with Image.open(png) as drawn:
+        assert drawn.format == "PNG" and round(drawn.info["dpi"][0]) == 300
+    page.close()

@@ -83,7 +83,8 @@ async def maps(
         UploadFile | None,
         File(
             description="optional object mask of the image: a binary PNG (0 background, 255 or 1 object) or an "
-            "instance-coded one (0 background, 1 .. 64 one value per instance, 255 ignored; grey or palette PNG) of "
+            "instance-coded one (0 background, 1 .. 64 one value per instance, 255 ignored; grey or palette PNG; a "
+            "16-bit grey PNG keeps its own values: any id but 0, 65535 ignored, at most 64 instances) of "
             "the image's size, or of its aspect ratio (resized with nearest); adds each map's AUROC and pointing "
             "hit on every view, and with instances each instance's AUROC per map"
         ),
