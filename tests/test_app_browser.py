@@ -102,16 +102,16 @@ def test_upload_see_the_grid_select_a_map(tmp_path):
             expect(page.get_by_role("tab", name="Top object maps (by AUROC)", exact=True)).to_be_visible()
             expect(page.get_by_text("beat every random network", exact=False)).to_be_visible()
             # under each tile its measured Figure-5 pattern, held-out AUROC and the category it looks at most
-            measured = r"map \d+ · (object|multi-object|global|background|mixed) · AUROC 0\.\d\d held-out"
+            measured = r"map \d+ · (object|multi-object|global|background|mixed|undecided) \([^)]*%\) · AUROC 0\.\d\d held-out"
             expect(page.get_by_text(re.compile(measured)).first).to_be_visible()
             page.get_by_role("tab", name="Background maps (by AUROC)", exact=True).click()
             expect(page.get_by_text(re.compile(measured)).first).to_be_visible()
             # the profile measured Figure 5's patterns: those tabs, not the shape heuristic
             assert page.get_by_role("tab", name="Object (heuristic)", exact=True).count() == 0
             page.get_by_role("tab", name="Global pattern (measured)", exact=True).click()
-            expect(page.get_by_text(re.compile(r"The model's \*?\*?\d+ maps with the global pattern|measured from instance masks"))).to_be_visible()
+            expect(page.get_by_text(re.compile(r"The model's \*?\*?\d+ maps with the global pattern|decided from instance masks"))).to_be_visible()
             page.get_by_role("tab", name="Multi-object pattern (measured)", exact=True).click()
-            expect(page.get_by_text(re.compile(r"maps with the multi-object pattern.*measured from instance masks|No multi-object maps"))).to_be_visible()
+            expect(page.get_by_text(re.compile(r"maps with the multi-object pattern.*decided from instance masks|No multi-object maps"))).to_be_visible()
             page.get_by_role("tab", name="Top object maps (by AUROC)", exact=True).click()
             expect(page.get_by_text(re.compile(r"The model's \d+ top object maps \(by AUROC\)"))).to_be_visible()
 
