@@ -88,7 +88,9 @@ def pattern_summary(result: MapsResult, image_name: str = "") -> None:
     )
     counts = st.columns(4)
     for cell, (label, value, help_text, against) in zip(counts, pattern_counts(result), strict=False):
-        cell.metric(label, value, delta=against, delta_color="off", delta_arrow="off", help=help_text)
+        cell.metric(label, value, help=help_text)
+        if against:  # a caption, not a metric delta: a delta draws an arrow, as if the number had moved
+            cell.caption(against)
     if result.has_patterns:
         st.caption(TWO_SETS)
     finite = result.agreement[np.isfinite(result.agreement)]

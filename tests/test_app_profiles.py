@@ -145,8 +145,10 @@ def test_pattern_tabs_show_the_services_measured_selection(app, profiled):
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["maps with the global pattern"] == f"{counts['global']} / 32" and "object maps (view 0, heuristic)" not in metrics
     family = profile["summary"]["patterns_beyond_random"]["global"]
-    delta = next(m for m in app.metric if m.label == "maps with the global pattern").proto.delta
-    assert delta.endswith(f"random (up to {family['family_max']})") or delta.startswith("below random")
+    lines = [c.value for c in app.caption]
+    expected = (f"below random ({family['family_min']} to {family['family_max']})" if family["below"]
+                else f"{'beyond' if family['beyond'] else 'within'} random (up to {family['family_max']})")
+    assert expected in lines  # under the count
     if counts["object"] == 0:  # an absent pattern says so
         app.session_state["pattern_tab"] = "Object pattern (measured)"
         app.run()
