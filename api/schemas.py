@@ -130,6 +130,10 @@ class ProfileSummary(BaseModel):
         description="localises when the 95 % interval of the difference from the best control lies above the spread allowance"
     )
     data: str = Field(description="the images the profile was measured on")
+    benchmark: str = Field(
+        description="which images those are: scenes (generated, procedural backgrounds), textured (generated, on "
+        "photographs), coco, voc or folder"
+    )
     size: int = Field(description="input side of the profile")
     grid: list[int] = Field(description="[h, w] of the maps at that size")
     patterns: dict[str, int] | None = Field(

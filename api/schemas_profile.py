@@ -19,9 +19,9 @@ class ProfileBuildParams(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    data: Literal["scenes"] = Field(
+    data: Literal["scenes", "textured"] = Field(
         "scenes", description="the masked images measured on: generated scenes (the calibration and held-out seeds "
-        "of lewel profile)",
+        "of lewel profile), on procedural backgrounds (scenes) or on photographs (textured)",
     )
     images: int | None = Field(
         None, ge=1, description="images per split (calibration and held-out); default 256, at most "

@@ -128,6 +128,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                     f"scored once per run (0: none) {_train_default('maps_controls')}")
     tr.add_argument("--maps-size", type=int, help=f"map monitor: side in pixels the images are resized to {_train_default('maps_size')}")
     tr.add_argument("--resume", help="'auto' (OUT/last.pt when present) or a checkpoint path (default: a fresh run)")
+    tr.add_argument("--init", help="a model file of the same shape (an export, a lewel train or official checkpoint) "
+                    "whose online encoder, copied to the target, starts a fresh run: fine-tuning (a resumed run "
+                    "ignores it)")
     for name, kind, helptext in MODEL_OPTION_HELP:
         choices = ("queue", "batch") if name == "aligned_negatives" else None
         tr.add_argument("--" + name.replace("_", "-"), type=kind, choices=choices,
@@ -175,6 +178,11 @@ def _add_data(commands: argparse._SubParsersAction) -> None:
     scenes.add_argument("--min-objects", type=int, default=1, help="objects per scene, at least (default: 1)")
     scenes.add_argument("--max-objects", type=int, default=4, help="objects per scene, at most (default: 4)")
     scenes.add_argument("--stamps-dir", default="/usr/share/tuxpaint/stamps", help="the Tux Paint stamps folder")
+    scenes.add_argument(
+        "--backgrounds", choices=("procedural", "photos"), default="procedural",
+        help="procedural: the scenes benchmark; photos: the textured one (scikit-image photographs, split into "
+        "train and evaluation pools; val scenes alternate calibration and held-out backdrops)",
+    )
     scenes.set_defaults(run=measurement.data_scenes)
 
 

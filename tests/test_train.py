@@ -155,3 +155,38 @@ def test_stop_after_steps_then_resume_equals_one_run(tmp_path, images, stop):
     assert rest["steps"] == 4
     a, b = (safe_load(tmp_path / n / "last.pt")["state_dict"] for n in ("whole", "parts"))
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+
+
+def test_init_starts_a_fresh_run_from_a_model_file(tmp_path, images, monkeypatch):
+    """--init copies a model file's backbone and head into the online and target encoders before step 1;
+    a file of another shape is refused by name; a resumed run keeps its own weights."""
+    train_dir, _ = images
+    train(tiny_run("lewel_m", train_dir, tmp_path / "first"))
+    source = load_model(tmp_path / "first" / "last.pt")
+    seen = {}
+    from lewel.train import loop
+
+    original = loop._initialise
+
+    def spy(run):
+        original(run)
+        seen["online"] = {k: v.clone() for k, v in run.model.online_encoder.backbone.state_dict().items()}
+        seen["targets"] = [
+            ({k: v.clone() for k, v in o.state_dict().items()}, {k: v.clone() for k, v in t.state_dict().items()})
+            for o, t in run.model.momentum_pairs()
+        ]
+
+    monkeypatch.setattr(loop, "_initialise", spy)
+    train(tiny_run("lewel_m", train_dir, tmp_path / "second", init=str(tmp_path / "first" / "last.pt")))
+    for name, value in source.backbone.state_dict().items():
+        assert torch.equal(seen["online"][name], value), name
+    for online, target in seen["targets"]:
+        assert all(torch.equal(online[k], target[k]) for k in online)
+    with pytest.raises(ValueError, match="does not fit"):
+        other = TrainConfig.for_method("lewel_m", model=tiny_config("lewel_m", dim=24), data=str(train_dir),
+                                       out=str(tmp_path / "third"), image_size=32, batch_size=8, epochs=1, workers=0,
+                                       init=str(tmp_path / "first" / "last.pt"))  # fmt: skip
+        train(other)
+    seen.clear()
+    train(tiny_run("lewel_m", train_dir, tmp_path / "second", epochs=2, resume="auto", init=str(tmp_path / "first" / "last.pt")))
+    assert not seen  # resumed: --init is not applied again

@@ -28,6 +28,7 @@ def profile_body(profile: dict | None) -> ProfileSummary | None:
     return ProfileSummary(
         **{k: v for k, v in summary.items() if k in ProfileSummary.model_fields and k not in PATTERN_FIELDS},
         data=describe_data(profile),
+        benchmark=data["heldout"].get("kind") or "folder",
         size=data["size"],
         grid=data["grid"],
         patterns=summary["patterns"] if measured else None,

@@ -33,9 +33,10 @@ def data_scenes(args: argparse.Namespace) -> int:
 
     index = write_scenes(
         args.out, train=args.train, val=args.val, size=args.size, seed=args.seed, progress=progress,
-        min_objects=args.min_objects, max_objects=args.max_objects, stamps_dir=args.stamps_dir,
+        backgrounds=args.backgrounds, min_objects=args.min_objects, max_objects=args.max_objects, stamps_dir=args.stamps_dir,
     )
-    print(f"wrote {args.train} train and {args.val} val scenes of {args.size}×{args.size} px to {args.out} ({index})")
+    on = " on photographs" if args.backgrounds == "photos" else ""
+    print(f"wrote {args.train} train and {args.val} val scenes{on} of {args.size}×{args.size} px to {args.out} ({index})")
     return 0
 
 

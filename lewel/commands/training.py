@@ -14,6 +14,7 @@ TRAIN_OPTIONS = (
     "data", "val_data", "out", "image_size", "batch_size", "epochs", "optimizer", "lr", "weight_decay", "warmup_epochs",
     "base_momentum", "augmentation", "amp", "compile", "sync_bn", "channels_last", "workers", "seed", "save_every",
     "save_every_steps", "knn_every", "log_every", "maps_every", "maps_images", "maps_size", "maps_controls", "stop_after_steps", "resume",
+    "init",
 )
 
 

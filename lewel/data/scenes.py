@@ -30,17 +30,17 @@ from scipy import ndimage
 from torch.utils.data import Dataset
 
 from ..files.checkpoints import atomic_write
+from .backdrops import backdrop, distractor, photo
+from .scene_style import ALPHA_THRESHOLD, SCALE_RANGE, TEXTURED, SceneStyle, composite, soften
 
 STAMPS_DIR = Path("/usr/share/tuxpaint/stamps")
 INSTALL_HINT = (
     "install Debian's object cut-outs with `sudo apt-get install tuxpaint-stamps-default` "
     "(./scripts/setup installs them when run as root)"
 )
-ALPHA_THRESHOLD = 128  #: a cut-out pixel belongs to the object (and is pasted) when its alpha is >= this
 MIN_STAMP_PIXELS = 64  #: cut-outs with fewer opaque pixels at full resolution are skipped as nearly empty
 MIN_STAMP_FILL = 0.02  #: ... and so are those whose opaque pixels fill less than this share of their box
 RESAMPLE = Image.Resampling.BILINEAR  #: resizes cut-outs (Pillow: antialiased, on premultiplied alpha)
-SCALE_RANGE = (0.25, 0.65)  #: an object's longest side, as a share of the image side
 MIN_VISIBLE = 0.5  #: a later paste may hide at most half of any earlier object
 PLACEMENT_TRIES = 20  #: placements tried per object before giving up on it
 EXCLUDED = ("symbols/alphabets", "symbols/math")  #: glyphs (letters, digits, operators), not objects
@@ -123,18 +123,9 @@ def index_stamps(stamps_dir: str | os.PathLike = STAMPS_DIR) -> tuple[Stamp, ...
     return _index(str(Path(stamps_dir).resolve()))
 
 
-@functools.lru_cache(maxsize=len(TEXTURES))
 def _texture(name: str) -> np.ndarray | None:
-    """A scikit-image sample (bundled with the package, no download) as ``H×W×C`` uint8, or None."""
-    from skimage import data
-
-    try:
-        image = np.asarray(getattr(data, name)())
-    except Exception:  # noqa: BLE001 - samples that need a download or are absent in this version
-        return None
-    if image.dtype != np.uint8 or image.ndim not in (2, 3):
-        return None
-    return image[..., None] if image.ndim == 2 else image[..., :3]
+    """A scikit-image sample as ``H×W×C`` uint8 (``lewel.data.backdrops.photo``), or None."""
+    return photo(name)
 
 
 def available_textures() -> tuple[str, ...]:
@@ -190,7 +181,8 @@ class Scene:
     - ``categories``, ``identities``: per object its stamp's category folder and identity (``Stamp``);
     - ``boxes``: ``K×4`` int ``(x0, y0, x1, y1)``, end exclusive: where each resized cut-out was pasted;
     - ``mirrored``: whether each cut-out was mirrored left-right;
-    - ``background``: ``gradient``, ``noise``, ``texture:<scikit-image sample>`` or ``given``.
+    - ``background``: ``gradient``, ``noise``, ``texture:<scikit-image sample>``, ``photo:<sample>`` (a
+      ``SceneStyle`` pool's backdrop, ``+N`` with N distractors) or ``given``.
     """
 
     image: Image.Image
@@ -241,6 +233,7 @@ class SceneGenerator:
         stamps_dir: str | os.PathLike = STAMPS_DIR,
         categories: Sequence[str] | None = None,
         exclude: Sequence[str] = EXCLUDED,
+        style: SceneStyle | None = None,
     ) -> None:
         if size < 16:
             raise ValueError(f"size must be at least 16 pixels, got {size}")
@@ -263,6 +256,7 @@ class SceneGenerator:
         self.classes: tuple[str, ...] = tuple(sorted({s.category for s in stamps}))
         self.min_pixels = max(16, size * size // 500)
         self.textures = available_textures()
+        self.style = SceneStyle() if style is None else style
 
     def _rngs(self, index: int) -> tuple[np.random.Generator, np.random.Generator]:
         if index < 0:
@@ -273,6 +267,12 @@ class SceneGenerator:
     def background(self, index: int) -> tuple[np.ndarray, str]:
         """Scene ``index``'s background (``size×size×3`` uint8) and its kind."""
         rng, _ = self._rngs(index)
+        if self.style.pool is not None:
+            canvas, name = backdrop(rng, self.size, self.style.pool)
+            count = int(rng.integers(0, self.style.distractors + 1)) if self.style.distractors else 0
+            for _ in range(count):
+                distractor(rng, canvas, self.style.pool, flat=self.style.flat_distractors)
+            return canvas, f"photo:{name}" + (f"+{count}" if count else "")
         kinds = BACKGROUNDS if self.textures else BACKGROUNDS[:2]
         kind = kinds[rng.integers(len(kinds))]
         if kind == "gradient":
@@ -308,7 +308,10 @@ class SceneGenerator:
                     continue
                 region = canvas[box[1] : box[3], box[0] : box[2]]
                 opaque = rgba[..., 3] >= ALPHA_THRESHOLD
-                region[opaque] = rgba[..., :3][opaque]
+                if self.style.hard:
+                    region[opaque] = rgba[..., :3][opaque]
+                else:
+                    region[:] = composite(rng, region, rgba, opaque, blend=self.style.blend, grain=self._grain(rng, rgba.shape[:2]))
                 visible = [v & ~new for v in visible] + [new]
                 full.append(new)
                 placed.append((stamp, box, mirror))
@@ -325,11 +328,20 @@ class SceneGenerator:
             background=kind,
         )
 
+    def _grain(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray | None:
+        """``h×w`` shading factors from a photograph's grain (``style.texture``), or None."""
+        if not self.style.texture:
+            return None
+        patch, _ = backdrop(rng, max(shape), self.style.pool or "train")
+        luminance = patch[: shape[0], : shape[1]] @ np.array([0.299, 0.587, 0.114]) / 255.0
+        strength = rng.uniform(0, self.style.texture)
+        return 1 + strength * (luminance - luminance.mean()) / max(float(luminance.std()), 1e-3) * 0.5
+
     def _draw(self, rng: np.random.Generator) -> tuple[Stamp, np.ndarray, tuple[int, int, int, int], bool] | None:
         """A random stamp resized, maybe mirrored, and its random box; None when too few pixels survive."""
         stamp = self.stamps[rng.integers(len(self.stamps))]
         cutout = load_cutout(stamp.path)
-        side = rng.uniform(*SCALE_RANGE) * self.size
+        side = rng.uniform(*self.style.scale_range) * self.size
         factor = side / max(cutout.size)
         width = min(self.size, max(1, round(cutout.width * factor)))
         height = min(self.size, max(1, round(cutout.height * factor)))
@@ -340,9 +352,12 @@ class SceneGenerator:
         if mirror:
             resized = resized.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         rgba = np.asarray(resized)
+        box = (left, top, left + width, top + height)
+        if self.style.soften:
+            rgba, box = soften(rng, rgba, box, sigma=self.style.soften * self.size / 128, size=self.size)
         if int((rgba[..., 3] >= ALPHA_THRESHOLD).sum()) < self.min_pixels:
             return None
-        return stamp, rgba, (left, top, left + width, top + height), mirror
+        return stamp, rgba, box, mirror
 
 
 class SceneDataset(Dataset):
@@ -426,6 +441,7 @@ def write_scenes(
     val: int,
     size: int = 64,
     seed: int = 0,
+    backgrounds: str = "procedural",
     progress: Callable[[str, int, int], None] | None = None,
     **options: Any,
 ) -> Path:
@@ -434,26 +450,34 @@ def write_scenes(
     Layout: ``<split>/<category>/<id>.png`` (ImageFolder: class = category of the largest visible object),
     ``masks/<split>/<id>.png`` (uint8 instance map: 0 background, k + 1 object k) and ``scenes.json`` (seed,
     size, classes, per scene its paths, label, categories and identities). The train split is drawn with
-    ``seed``, the validation split with ``seed + VAL_SEED_OFFSET``, so they share no scene. ``options`` go
-    to ``SceneGenerator``. ``progress(split, done, total)`` is called after each scene.
+    ``seed``, the validation split with ``seed + VAL_SEED_OFFSET``, so they share no scene. ``backgrounds``
+    ``photos`` draws the ``textured`` benchmark (``SceneStyle.textured``): train scenes on the ``train``
+    backdrops, validation scenes alternately on the ``calibration`` (even ids) and ``heldout`` (odd ids) ones,
+    the way a profile splits a folder. ``options`` go to ``SceneGenerator``. ``progress(split, done, total)``
+    is called after each scene.
     """
     root = Path(out)
     if train < 0 or val < 0:
         raise ValueError("the numbers of train and val scenes must be >= 0")
+    if backgrounds not in ("procedural", "photos"):
+        raise ValueError(f"backgrounds must be 'procedural' or 'photos', got {backgrounds!r}")
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise FileExistsError(f"{root} exists and is not an empty folder: choose a new one")
-    generators = {
-        "train": SceneGenerator(size, seed, **options),
-        "val": SceneGenerator(size, seed + VAL_SEED_OFFSET, **options),
-    }
+
+    def generator(split_seed: int, pool: str) -> SceneGenerator:
+        style = SceneStyle.textured(pool) if backgrounds == "photos" else None
+        return SceneGenerator(size, split_seed, style=style, **options)
+
+    val_seed = seed + VAL_SEED_OFFSET
+    generators = {"train": generator(seed, "train"), "val": generator(val_seed, "calibration")}
+    odd_val = generator(val_seed, "heldout") if backgrounds == "photos" else generators["val"]
     classes = generators["train"].classes
     class_to_idx = {name: i for i, name in enumerate(classes)}
     splits: dict[str, list[dict[str, Any]]] = {}
     for split, count in (("train", train), ("val", val)):
         entries = splits.setdefault(split, [])
-        generator = generators[split]
         for index in range(count):
-            scene = generator.scene(index)
+            scene = (odd_val if split == "val" and index % 2 else generators[split]).scene(index)
             name = f"{index:06d}.png"
             image = Path(split) / scene.category / name
             mask = Path("masks") / split / name
@@ -481,6 +505,7 @@ def write_scenes(
         "size": size,
         "seed": seed,
         "split_seeds": {split: generators[split].seed for split in SPLITS},
+        "backgrounds": backgrounds,
         "stamps_dir": str(generators["train"].stamps_dir),
         "excluded": list(generators["train"].exclude),
         "alpha_threshold": ALPHA_THRESHOLD,

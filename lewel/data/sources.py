@@ -4,6 +4,9 @@ A spec (``--data``, ``--val-data``, ``--train``, ``--val``) is one of:
 
 - ``scenes`` or ``scenes:N``: N generated multi-object scenes (``lewel.data.scenes``), with instance masks and
   each instance's stamp category; the seed is the caller's (training, a profile's splits, an extraction);
+- ``textured`` or ``textured:N``: the same objects on photographic backdrops with distractors, softer outlines
+  and blended colours (``SceneStyle.textured``); the backdrop pool is the caller's (``lewel.data.backdrops``:
+  training draws from ``train``, a profile's splits from ``calibration`` and ``heldout``);
 - ``coco:ANNOTATIONS.json[:IMAGES_DIR]``: a COCO instances file read with ``pycocotools`` (polygons, RLE and
   uncompressed RLE); ``iscrowd`` regions are neither object nor background. Without IMAGES_DIR the images are
   looked up where COCO puts them (``annotations/instances_val2017.json`` -> ``val2017/``), then beside the file;
@@ -39,6 +42,8 @@ from PIL import Image
 from .folders import DataError, ImageFiles
 
 SCENES = "scenes"
+TEXTURED = "textured"
+GENERATED = (SCENES, TEXTURED)  #: the generated benchmarks a spec can name
 COCO_PREFIX = "coco:"
 VOC_PREFIX = "voc:"
 DEFAULT_SCENES = 256  #: ``scenes`` without a count (commands that need another default pass it)
@@ -173,18 +178,27 @@ def split_instances(values: np.ndarray, *, ignore_value: int | None = None) -> t
 
 
 class SceneSource(Source):
-    """Scenes ``0 .. count-1`` of ``SceneGenerator(size, seed)``: each instance with its stamp's category;
-    labels index the generator's categories (the largest object's)."""
+    """Scenes ``0 .. count-1`` of ``SceneGenerator(size, seed)`` (``kind`` ``textured``: in
+    ``SceneStyle.textured(pool)``, or in ``style``, a ``SceneStyle``, for studies of the style): each instance with its stamp's category; labels index the generator's
+    categories (the largest object's)."""
 
     has_masks = True
 
-    def __init__(self, count: int, size: int, seed: int) -> None:
-        from .scenes import SceneGenerator
+    def __init__(
+        self, count: int, size: int, seed: int, *, kind: str = SCENES, pool: str = "heldout", style: Any = None
+    ) -> None:
+        from .scenes import SceneGenerator, SceneStyle
 
         if count < 1:
             raise DataError(f"the number of scenes must be >= 1, got {count}")
-        self.count, self.size, self.seed = count, size, seed
-        self.generator = SceneGenerator(size, seed)
+        if kind not in GENERATED:
+            raise DataError(f"unknown generated scenes {kind!r}: choose one of {', '.join(GENERATED)}")
+        self.count, self.size, self.seed, self.kind, self.pool = count, size, seed, kind, pool
+        if style is None and kind == TEXTURED:
+            style = SceneStyle.textured(pool)
+        if style is not None and style.pool is not None:
+            self.pool = style.pool
+        self.generator = SceneGenerator(size, seed, style=style)
         self.classes = self.generator.classes
         self.ids = [f"scene{i:06d}" for i in range(count)]
 
@@ -196,7 +210,17 @@ class SceneSource(Source):
         )
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "scenes", "seed": self.seed, "images": self.count, "scene_size": self.size, "spec": f"scenes:{self.count}"}
+        described = {"kind": self.kind, "seed": self.seed, "images": self.count, "scene_size": self.size, "spec": f"{self.kind}:{self.count}"}
+        if self.kind == TEXTURED:
+            from .backdrops import describe_pool
+
+            described["backdrops"] = describe_pool(self.pool)
+            style = self.generator.style
+            described["style"] = {
+                "distractors": style.distractors, "blend": style.blend, "soften": style.soften,
+                "scale_range": list(style.scale_range),
+            }
+        return described
 
 
 class FolderSource(Source):
@@ -419,12 +443,19 @@ def masked_folder_layout(folder: Path) -> str | None:
     return None
 
 
+def scene_kind(spec: str) -> str | None:
+    """``scenes`` or ``textured`` when ``spec`` names generated scenes, else ``None``. Those words always mean
+    generated scenes: a folder of that name is ``./scenes``."""
+    return next((kind for kind in GENERATED if spec == kind or spec.startswith(kind + ":")), None)
+
+
 def scene_count(spec: str, default: int = DEFAULT_SCENES) -> int | None:
-    """N for ``scenes:N`` (``default`` for ``scenes``), ``None`` when ``spec`` does not name generated scenes.
-    ``scenes`` always means generated scenes: a folder of that name is ``./scenes``."""
-    if spec != SCENES and not spec.startswith(SCENES + ":"):
+    """N for ``scenes:N`` or ``textured:N`` (``default`` for a bare ``scenes`` or ``textured``), ``None`` when
+    ``spec`` does not name generated scenes (``scene_kind``)."""
+    kind = scene_kind(spec)
+    if kind is None:
         return None
-    if spec == SCENES:
+    if spec == kind:
         return default
     text = spec.split(":", 1)[1]
     try:
@@ -437,14 +468,21 @@ def scene_count(spec: str, default: int = DEFAULT_SCENES) -> int | None:
 
 
 def open_source(
-    spec: str, *, size: int = 224, seed: int = 0, scenes: int = DEFAULT_SCENES, root: str | os.PathLike | None = None
+    spec: str,
+    *,
+    size: int = 224,
+    seed: int = 0,
+    scenes: int = DEFAULT_SCENES,
+    root: str | os.PathLike | None = None,
+    pool: str = "heldout",
 ) -> Source:
     """The source ``spec`` names (see the module docstring): generated scenes of ``size`` px drawn with
-    ``seed`` (``scenes`` of them for a bare ``scenes``); ``root`` replaces a folder's path (an atlas re-opens
-    a data set that has moved)."""
+    ``seed`` (``scenes`` of them for a bare ``scenes``; ``textured`` ones on backdrops of ``pool``, by default
+    the held-out one: a source opened here is measured, not learned from); ``root`` replaces a folder's path
+    (an atlas re-opens a data set that has moved)."""
     count = scene_count(spec, scenes)
     if count is not None:
-        return SceneSource(count, size, seed)
+        return SceneSource(count, size, seed, kind=scene_kind(spec), pool=pool)
     if spec.startswith(COCO_PREFIX):
         annotations, _, images_dir = spec[len(COCO_PREFIX) :].partition(":")
         return CocoSource(annotations, images_dir or None)
@@ -453,7 +491,7 @@ def open_source(
         return VocSource(voc_root, split or "val")
     folder = Path(root if root is not None else spec)
     if not folder.exists():
-        raise DataError(f"data {spec!r} is neither scenes[:N], coco:FILE, voc:ROOT nor an existing folder")
+        raise DataError(f"data {spec!r} is neither scenes[:N], textured[:N], coco:FILE, voc:ROOT nor an existing folder")
     if not folder.is_dir():
         raise DataError(f"data path {spec!r} is not a directory")
     if masked_folder_layout(folder) is not None:
@@ -464,8 +502,9 @@ def open_source(
 def reopen_source(description: dict[str, Any], *, root: str | os.PathLike | None = None) -> Source:
     """The source a ``describe()`` record names again (``root`` replaces a folder's path)."""
     kind = description.get("kind")
-    if kind == "scenes":
-        return SceneSource(int(description["images"]), int(description["scene_size"]), int(description["seed"]))
+    if kind in GENERATED:
+        pool = (description.get("backdrops") or {}).get("pool", "heldout")
+        return SceneSource(int(description["images"]), int(description["scene_size"]), int(description["seed"]), kind=kind, pool=pool)
     if kind == "coco":
         return CocoSource(description["annotations"], description["images_dir"])
     if kind == "voc":
@@ -496,7 +535,11 @@ def masked_splits(
     without masks is an error naming it."""
     count = scene_count(spec, images or scenes)
     if count is not None:
-        return SceneSource(count, size, calibration_seed), SceneSource(count, size, heldout_seed)
+        kind = scene_kind(spec)
+        return (
+            SceneSource(count, size, calibration_seed, kind=kind, pool="calibration"),
+            SceneSource(count, size, heldout_seed, kind=kind, pool="heldout"),
+        )
     folder = Path(spec)
     if masked_folder_layout(folder) == "lewel-scenes":
         from .scenes import read_scenes
@@ -506,7 +549,7 @@ def masked_splits(
     source = open_source(spec)
     if not source.has_masks:
         raise DataError(
-            f"{spec!r} has no object masks: give scenes[:N], coco:FILE, voc:ROOT, a lewel data scenes folder or "
+            f"{spec!r} has no object masks: give scenes[:N], textured[:N], coco:FILE, voc:ROOT, a lewel data scenes folder or "
             "images/ + masks/"
         )
     return alternate_splits(source, images)

@@ -54,6 +54,7 @@ class TrainConfig:
     maps_controls: int = 5  #: map monitor: random networks per initialisation scheme it is judged against (0: none)
     stop_after_steps: int = 0  #: stop after this many steps of the schedule (0: run it all); a screen of a recipe
     resume: str | None = None  #: "auto" (OUT/last.pt when present) or a checkpoint path
+    init: str | None = None  #: a model file (lewel.load_model) whose online encoder starts a fresh run (fine-tuning)
 
     @classmethod
     def for_method(cls, method: str, **overrides: Any) -> TrainConfig:

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from ..data.folders import ImageFiles
-from ..data.sources import COCO_PREFIX, VOC_PREFIX, Source, UnreadableImage, masked_folder_layout, open_source, scene_count
+from ..data.sources import COCO_PREFIX, VOC_PREFIX, Source, UnreadableImage, masked_folder_layout, open_source, scene_count, scene_kind
 
 TRAIN_SCENES = 10_000  #: ``scenes`` without a count, for training
 
@@ -41,13 +41,16 @@ class SourceImages(Dataset):
 def training_images(spec: str, *, image_size: int, seed: int, split: str = "train") -> Dataset:
     """A dataset of ``(PIL image, label)`` from ``spec`` (``lewel.data.sources``): ``scenes[:N]`` for N
     generated multi-object scenes of ``image_size`` px (default 10,000; the ``val`` split uses the seed
-    ``seed + VAL_SEED_OFFSET``), the images of ``coco:``, ``voc:`` or ``images/`` + ``masks/`` sources, or a
+    ``seed + VAL_SEED_OFFSET``; ``textured[:N]`` on the ``train`` backdrop pool, its ``val`` split on the held-out
+    pool), the images of ``coco:``, ``voc:`` or ``images/`` + ``masks/`` sources, or a
     folder (ImageFolder tree or flat)."""
     count = scene_count(spec, TRAIN_SCENES)
     if count is not None:
-        from ..data.scenes import VAL_SEED_OFFSET, SceneDataset
+        from ..data.scenes import VAL_SEED_OFFSET, SceneDataset, SceneStyle
 
-        return SceneDataset(length=count, size=image_size, seed=seed if split == "train" else seed + VAL_SEED_OFFSET)
+        style = SceneStyle.textured("train" if split == "train" else "heldout") if scene_kind(spec) == "textured" else None
+        seed = seed if split == "train" else seed + VAL_SEED_OFFSET
+        return SceneDataset(length=count, size=image_size, seed=seed, style=style)
     if spec.startswith((COCO_PREFIX, VOC_PREFIX)) or masked_folder_layout(Path(spec)) == "images/ + masks/":
         return SourceImages(open_source(spec))
     return ImageFiles(spec)

@@ -302,6 +302,25 @@ def _set_up(config: TrainConfig, runtime: Runtime, out: Path) -> _Run:
     )
 
 
+def _initialise(run: _Run) -> None:
+    """Start a fresh run from ``config.init``: its backbone and head (``lewel.load_model``, the same shape)
+    replace the online encoder's, and every target copies its online network, as at a fresh start."""
+    from ..inference import load_model
+
+    loaded = load_model(run.config.init, num_groups=run.config.model.num_groups, map_location="cpu")
+    encoder = run.model.online_encoder
+    try:
+        encoder.backbone.load_state_dict(loaded.backbone.state_dict())
+        encoder.neck.load_state_dict(loaded.neck.state_dict())
+    except RuntimeError as error:
+        raise ValueError(
+            f"--init {run.config.init!r} does not fit this run's model ({run.config.model.method}, "
+            f"{run.config.model.backbone}): {str(error).splitlines()[0]}"
+        ) from None
+    for online, target in run.model.momentum_pairs():
+        target.load_state_dict(online.state_dict())
+
+
 def _resume(run: _Run) -> None:
     """Continue from the checkpoint ``--resume`` names (if any): weights, optimiser, scaler, step and RNG."""
     config = run.config
@@ -470,6 +489,8 @@ def _train(config: TrainConfig, runtime: Runtime, out: Path) -> dict[str, Any]:
     """Set up, resume, then step through the epochs (``stop_after_steps`` may end the run inside one)."""
     run = _set_up(config, runtime, out)
     _resume(run)
+    if config.init and run.resume is None:
+        _initialise(run)
     _set_up_watchers(run)
     run.first_step = run.step + 1
     run.wrapped.train()

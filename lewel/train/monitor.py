@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from ..data.scenes import VAL_SEED_OFFSET
-from ..data.sources import SceneSource, Source, UnreadableImage, open_source, scene_count
+from ..data.sources import SceneSource, Source, UnreadableImage, open_source, scene_count, scene_kind
 from ..drawing.render import figure_png, maps_grid
 from ..inference import LewelModel
 from ..maps.controls import CONTROL_SEEDS, INIT_SCHEMES, control_family, random_like
@@ -58,7 +58,11 @@ def monitor_splits(val_data: str | None, *, images: int, size: int, seed: int) -
     if not val_data:
         return None
     if scene_count(val_data) is not None:
-        return SceneSource(images, size, seed + CALIBRATION_OFFSET), SceneSource(images, size, seed + HELDOUT_OFFSET)
+        kind = scene_kind(val_data)
+        return (
+            SceneSource(images, size, seed + CALIBRATION_OFFSET, kind=kind, pool="calibration"),
+            SceneSource(images, size, seed + HELDOUT_OFFSET, kind=kind, pool="heldout"),
+        )
     if not open_source(val_data).has_masks:
         return None
     return profile_data(val_data, images=images, size=size)

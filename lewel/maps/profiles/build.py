@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ...data.sources import Source
 from ...inference import LewelModel, MapsUnavailableError, load_model
 from ..controls import CONTROL_SEEDS, INIT_SCHEMES, control_family
 from ..family_cache import ControlCache
@@ -67,7 +68,7 @@ class FamilyScores:
 def measure_family(
     checkpoint: str | os.PathLike,
     *,
-    data: str = "scenes",
+    data: str | tuple[Source, Source] = "scenes",
     images: int | None = None,
     size: int = DEFAULT_SIZE,
     batch_size: int = 32,
@@ -80,7 +81,7 @@ def measure_family(
     cache: ControlCache | bool = True,
 ) -> FamilyScores:
     """The per-image scores of ``checkpoint`` and of every random control of its family on the two splits of
-    ``data`` (``profile_data``), against ``control_seeds`` random networks of each scheme in ``control_schemes``
+    ``data`` (``profile_data``; or the two ``Source`` splits themselves), against ``control_seeds`` random networks of each scheme in ``control_schemes``
     (``lewel.maps.controls``). Images are decoded and resized once; the model and every control score the same
     pixels. ``progress(done, total)`` counts images over all passes (the model and each control, calibration
     and held-out). ``patterns``: also measure Figure 5's patterns and the dissection (``lewel.maps.patterns``;
@@ -94,7 +95,7 @@ def measure_family(
             f"{checkpoint} is a {model.method} model without LEWEL's coupled head: it has no maps to profile"
         )
     family = control_family(control_schemes, control_seeds)
-    splits = profile_data(data, images=images, size=size)
+    splits = data if isinstance(data, tuple) else profile_data(data, images=images, size=size)
     calibration, heldout = (PreparedImages(split, size) for split in splits)
     total, done = (1 + len(family)) * (len(calibration) + len(heldout)), 0
 

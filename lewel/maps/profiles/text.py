@@ -18,6 +18,12 @@ def describe_data(profile: dict[str, Any]) -> str:
     kind = held.get("kind")
     if kind == "scenes":
         where = f"generated scenes (calibration seed {cal.get('seed')}, held-out seed {held.get('seed')})"
+    elif kind == "textured":
+        where = (
+            f"generated scenes on photographs (textured; calibration seed {cal.get('seed')} on the "
+            f"{cal.get('backdrops', {}).get('pool', '?')} backdrops, held-out seed {held.get('seed')} on the "
+            f"{held.get('backdrops', {}).get('pool', '?')} backdrops)"
+        )
     elif kind == "coco":
         where = f"COCO {held.get('annotations')} ({held.get('rule')})"
     elif kind == "voc":
