@@ -219,6 +219,19 @@ def profile_line(result: MapsResult) -> str:
     return f"profile: {profile['verdict']} ({measured(profile)}, held-out AUROC)"
 
 
+#: the words for a profile's ``benchmark`` (``/v1/models``), said before its data line
+BENCHMARKS = {
+    "scenes": "the scenes benchmark (objects on flat generated backgrounds)",
+    "textured": "the textured benchmark (objects on photographs)",
+}
+
+
+def measured_on(profile: dict[str, Any]) -> str:
+    """"Measured on …": which benchmark (when it is one of the bundled ones) and the profile's data line."""
+    benchmark = BENCHMARKS.get(profile.get("benchmark") or "")
+    return f"Measured on {benchmark}: {profile['data']}." if benchmark else f"Measured on {profile['data']}."
+
+
 def profile_banner(result: MapsResult) -> tuple[str, str]:
     """What the page says about reading this model's maps: ``(kind, text)`` with kind ``success`` (its
     object maps beat a random network of the same shape on held-out images) or ``warning`` (no profile, or
@@ -251,11 +264,11 @@ def profile_banner(result: MapsResult) -> tuple[str, str]:
     if profile["verdict"] == "localises":
         return "success", (
             f"**Measured: {model}'s object maps beat every random network** ({measured(profile)}): {numbers}. "
-            f"Measured on {profile['data']}."
+            f"{measured_on(profile)}"
         )
     return "warning", (
         f"**{model}'s maps should not be read as object maps: not better than random** ({measured(profile)}): "
-        f"{numbers}. Measured on {profile['data']}."
+        f"{numbers}. {measured_on(profile)}"
     )
 
 

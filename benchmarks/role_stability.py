@@ -35,6 +35,7 @@ from pycocotools import mask as coco_mask
 from lewel.data import SceneGenerator
 from lewel.maps.patterns import UNDECIDED
 from lewel.maps.profiles.build import FamilyScores, assemble_profile, measure_family
+from lewel.maps.profiles.pattern_summary import split_values as pattern_values
 from lewel.maps.profiles.sidecar import write_profile
 from lewel.maps.role_confidence import SplitValues, bootstrap_roles, decide
 
@@ -76,12 +77,7 @@ def split_values(family: FamilyScores, split: int, count: int | None = None) -> 
     (scores, patterns) = family.scores
 
     def values(image_scores, pattern_scores) -> SplitValues:
-        keep = slice(None, count)
-        return SplitValues(
-            auroc=image_scores.auroc[keep].to(torch.float64),
-            selectivity=pattern_scores.selectivity_each[keep],
-            spread=pattern_scores.spread_each[keep],
-        )
+        return pattern_values(image_scores.auroc, pattern_scores).first(count)
 
     model = values(scores[split], patterns[split])
     controls = [values(c[1 + split], p[split]) for c, p in zip(family.controls, family.control_patterns)]

@@ -10,7 +10,7 @@ the model's, the paired difference and the verdict. The controls go through the 
     python benchmarks/textured_hardness.py --checkpoint models/lewel_m_demo.safetensors \
         --checkpoint models/lewel_b_demo.safetensors --images 128 --threads 2
 
-Writes ``benchmarks/results/textured_hardness_cpu.json`` (``--out``).
+Writes ``benchmarks/results/textured_hardness_cpu.json`` (``--out``); ``--table`` prints it as docs/maps.md's table.
 """
 
 from __future__ import annotations
@@ -74,6 +74,23 @@ def measure(checkpoint: str, step: str, images: int, size: int) -> dict[str, Any
     }
 
 
+def table(result: dict[str, Any]) -> str:
+    """The markdown table of docs/maps.md ("Scenes on photographs") from a result file."""
+    models = list(next(iter(result["steps"].values())))
+    lines = [
+        "| step | " + " | ".join(f"{m}: model / best random (range) / difference, 95 % / verdict" for m in models) + " |",
+        "|---|" + "---|" * len(models),
+    ]
+    for step, row in result["steps"].items():
+        cells = [
+            f"{r['model']:.3f} / {r['best_control']:.3f} ({r['controls_min']:.3f}–{r['controls_max']:.3f}) / "
+            f"{r['difference']:+.3f} ({r['ci95'][0]:+.3f} to {r['ci95'][1]:+.3f}) / {r['verdict']}"
+            for r in row.values()
+        ]
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def cpu_model() -> str:
     try:
         text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
@@ -84,13 +101,19 @@ def cpu_model() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", action="append", required=True, help="repeat for several models")
+    parser.add_argument("--checkpoint", action="append", help="repeat for several models (required to measure)")
     parser.add_argument("--images", type=int, default=128, help="scenes per split (default: 128)")
     parser.add_argument("--size", type=int, default=224, help="input size (default: 224, as lewel profile)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", action="append", help="only the steps whose name holds this (repeatable)")
     parser.add_argument("--out", default="benchmarks/results/textured_hardness_cpu.json")
+    parser.add_argument("--table", action="store_true", help="print the markdown table of --out and stop")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(Path(args.out).read_text())))
+        return
+    if not args.checkpoint:
+        parser.error("--checkpoint is required to measure")
     torch.set_num_threads(args.threads)
     rows: dict[str, dict[str, Any]] = {}
     for step in [s for s in STEPS if not args.steps or any(w in s for w in args.steps)]:

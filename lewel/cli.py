@@ -217,7 +217,8 @@ def _add_profile(commands: argparse._SubParsersAction) -> None:
     )
     prof.add_argument("--checkpoint", required=True, help="a LEWEL checkpoint (with its coupled head)")
     prof.add_argument("--data", default="scenes",
-                      help="scenes[:N] (generated, two seeds), coco:ANNOTATIONS.json[:IMAGES], voc:ROOT[:SPLIT], a "
+                      help="scenes[:N] (generated, two seeds), textured[:N] (the same on photographs: calibration and "
+                      "held-out backdrops), coco:ANNOTATIONS.json[:IMAGES], voc:ROOT[:SPLIT], a "
                       "`lewel data scenes` folder, or a folder with images/ and masks/ (binary or instance-coded; "
                       "split alternately; a folder named scenes is ./scenes) (default: scenes)")
     prof.add_argument("--images", type=int, default=None,

@@ -249,6 +249,29 @@ the other runs is in `docs/demo_models.md`; definitions in `docs/maps.md`.
 """
 
 
+def benchmarks_section(name: str) -> str:
+    """The model's profiles on the other benchmarks (docs/benchmark_profiles.json), as a card section."""
+    path = ROOT / "docs" / "benchmark_profiles.json"
+    rows = [p for p in json.loads(path.read_text())["profiles"] if p["model"] == name] if path.exists() else []
+    if not rows:
+        return ""
+    lines = "".join(
+        f"| {p['benchmark']} | {p['heldout_images']} | **{p['object_auroc']:.3f}** ± {p['object_auroc_se']:.3f} | "
+        f"{p['best_control']:.3f} ({p['best_control_name']}; bound {p['random_bound']:.3f}) | {p['difference']:+.3f} "
+        f"({p['ci95'][0]:+.3f} to {p['ci95'][1]:+.3f}; needs more than {p['spread_allowance']:.3f}) | **{p['verdict']}** |\n"
+        for p in rows
+    )
+    return (
+        "\n## On photographs (docs/maps.md, \"Scenes on photographs\")\n\n"
+        "The same profile on the `textured` benchmark (the scenes' objects on scikit-image photographs, calibration and "
+        "held-out backdrops that no training saw) and on an independent COCO set of objects on photographs written "
+        "without lewel's generator (`benchmarks/photo_objects_coco.py`, 512 images split alternately); commands in "
+        "`docs/benchmark_profiles.json`:\n\n"
+        "| data | held-out images | object maps AUROC | best of 15 random controls | difference, 95 % | verdict |\n"
+        "|---|---|---|---|---|---|\n" + lines
+    )
+
+
 def replace_between(text: str, start: str, end: str, body: str) -> str:
     before, rest = text.split(start, 1)
     return before + start + "\n" + body + "\n" + end + rest.split(end, 1)[1]
@@ -258,7 +281,7 @@ def main() -> None:
     argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     results = json.loads((ROOT / "docs" / "demo_models.json").read_text())
     for name in results["shipped"]:
-        (ROOT / "models" / f"{name}.md").write_text(card(name, results))
+        (ROOT / "models" / f"{name}.md").write_text(card(name, results) + benchmarks_section(name))
     measured = table(results)
     patterns = patterns_table(results)
     for page in (ROOT / "docs" / "maps.md", ROOT / "README.md"):

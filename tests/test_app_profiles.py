@@ -98,6 +98,9 @@ def test_banner_kinds(profiled):
     assert kind == "warning" and "should not be read as object maps: not better than random" in text
     none = replace(result, profile=None)
     assert "no map profile" in figures.profile_banner(none)[1] and "(heuristic)" in figures.map_caption(none, 0, 0)
+    assert result.profile["benchmark"] == "scenes" and "Measured on the scenes benchmark (objects on flat" in text
+    textured = replace(result, profile={**result.profile, "benchmark": "textured", "data": "generated scenes on photographs"})
+    assert "Measured on the textured benchmark (objects on photographs): generated scenes on photographs." in figures.profile_banner(textured)[1]
 
 
 def test_colour_bar_states_the_scale_in_units_of_the_uniform_value():

@@ -42,6 +42,10 @@ class SplitValues:
     selectivity: torch.Tensor
     spread: torch.Tensor
 
+    def first(self, count: int | None) -> SplitValues:
+        """The values of the first ``count`` images (all for ``None``): a smaller sample of the same split."""
+        return SplitValues(self.auroc[:count], self.selectivity[:count], self.spread[:count])
+
     def stacked(self) -> torch.Tensor:
         """3×N×d."""
         return torch.stack([self.auroc, self.selectivity, self.spread]).to(torch.float64)

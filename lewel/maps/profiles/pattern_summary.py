@@ -136,9 +136,8 @@ def summarize_patterns(
                 "pattern_shares": {role: float(votes[0].shares[m, r]) for r, role in enumerate(PATTERN_ROLES)},
                 "pattern_scores": {
                     split: {
-                        "object_auroc": float(votes[k].means[0, m]),
-                        "selectivity": float(patterns[k].selectivity[m]),
-                        "spread": float(patterns[k].spread[m]),
+                        name: float(votes[k].means[i, m])  # the means the roles were decided from
+                        for i, name in enumerate(("object_auroc", "selectivity", "spread"))
                     }
                     for k, split in enumerate(("calibration", "heldout"))
                 },
