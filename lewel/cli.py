@@ -130,7 +130,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     tr.add_argument("--resume", help="'auto' (OUT/last.pt when present) or a checkpoint path (default: a fresh run)")
     tr.add_argument("--init", help="a model file of the same shape (an export, a lewel train or official checkpoint) "
                     "whose online encoder, copied to the target, starts a fresh run: fine-tuning (a resumed run "
-                    "ignores it)")
+                    "ignores it) (default: none, random initialisation)")
     for name, kind, helptext in MODEL_OPTION_HELP:
         choices = ("queue", "batch") if name == "aligned_negatives" else None
         tr.add_argument("--" + name.replace("_", "-"), type=kind, choices=choices,
