@@ -123,14 +123,9 @@ def index_stamps(stamps_dir: str | os.PathLike = STAMPS_DIR) -> tuple[Stamp, ...
     return _index(str(Path(stamps_dir).resolve()))
 
 
-def _texture(name: str) -> np.ndarray | None:
-    """A scikit-image sample as ``H×W×C`` uint8 (``lewel.data.backdrops.photo``), or None."""
-    return photo(name)
-
-
 def available_textures() -> tuple[str, ...]:
     """The texture backgrounds that load offline from the installed scikit-image."""
-    return tuple(name for name in TEXTURES if _texture(name) is not None)
+    return tuple(name for name in TEXTURES if photo(name) is not None)
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:
@@ -157,7 +152,7 @@ def _noise(rng: np.random.Generator, size: int) -> np.ndarray:
 
 def _photo(rng: np.random.Generator, size: int, names: Sequence[str]) -> tuple[np.ndarray, str]:
     name = names[rng.integers(len(names))]
-    texture = _texture(name)
+    texture = photo(name)
     side = max(8, int(rng.uniform(0.3, 1.0) * min(texture.shape[:2])))
     top = rng.integers(0, texture.shape[0] - side + 1)
     left = rng.integers(0, texture.shape[1] - side + 1)
