@@ -6,7 +6,7 @@
     python benchmarks/profile_cost.py --backbones resnet18 --images 32      # quicker
     python benchmarks/profile_cost.py --patterns-compare --control-seeds 1  # with and without the measured
                                                                               # patterns and the dissection
-    python benchmarks/profile_cost.py --cache-compare --backbones resnet18 --images 64  # the control cache: a first
+    python benchmarks/profile_cost.py --cache-compare --backbones resnet18 --images 256  # the control cache: a first
                                                                               # checkpoint (cold), a second one of the
                                                                               # same shape (warm), and the second
                                                                               # uncached (its numbers must match)

@@ -68,3 +68,25 @@ def test_describe_is_json_friendly(tiny_lewel):
 
     info = json.loads(json.dumps(tiny_lewel.describe()))
     assert info["method"] == "lewel_b_eman" and info["num_aligned"] == 8 and info["has_maps"]
+
+
+def test_folded_gives_the_same_maps_without_batch_norms_and_leaves_the_model_alone(tmp_path):
+    path = tmp_path / "lewel_m.pth"
+    our_training_file(path, tiny_config("lewel_m"))
+    model = load_model(path)
+    generator = torch.Generator().manual_seed(0)
+    for layer in model.backbone.modules():  # trained-looking statistics, so that folding has something to fold
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.running_mean.copy_(torch.randn(layer.num_features, generator=generator) * 0.1)
+            layer.running_var.copy_(torch.rand(layer.num_features, generator=generator) + 0.5)
+            layer.weight.data.copy_(torch.rand(layer.num_features, generator=generator) + 0.5)
+    folded = model.folded()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.backbone.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.modules())
+    assert (folded.backbone_name, folded.feature_channels, folded.d, folded.source) == (
+        model.backbone_name, model.feature_channels, model.d, model.source)
+    images = torch.randn(2, 3, 64, 64, generator=generator)
+    reference, fast = model.extract(images), folded.extract(images)
+    torch.testing.assert_close(fast.feature_map, reference.feature_map, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fast.maps, reference.maps, rtol=1e-4, atol=1e-6)
+    assert not torch.equal(model.backbone.bn1.running_mean, torch.zeros_like(model.backbone.bn1.running_mean))

@@ -51,8 +51,8 @@ def control_parts(
     device: torch.device,
 ) -> dict[str, Any]:
     """The key parts every control of ``model``'s family shares (``scheme`` and ``seed`` are added per control):
-    the shape, the images' fingerprints and size, what is measured, how (batch size, device type: they change
-    floating-point sums) and the code's versions."""
+    the shape, the images' fingerprints and size, what is measured, how (batch size, device type, the forward pass's
+    form: they change floating-point sums) and the code's versions."""
     config = model.config
     if config is None:  # random_like refuses it too; a key without a shape would be wrong
         raise ValueError("a model without a config has no shape to key its controls by")
@@ -64,6 +64,7 @@ def control_parts(
         "patterns": patterns,
         "batch_size": batch_size,
         "device": device.type,
+        "forward": "batch norms folded, channels-last",  # score_network's; an unfolded run's floats differ
         "settings": [OBJECT_CELL, BACKGROUND_CELL, POINTING_COVERAGE, DISSECTION_QUANTILE],
         "profile_version": PROFILE_VERSION,
         "lewel": __version__,
