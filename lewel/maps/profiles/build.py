@@ -19,7 +19,7 @@ from ..family_cache import ControlCache
 from ..mask_scores import BACKGROUND_CELL, OBJECT_CELL, POINTING_COVERAGE
 from ..patterns import CONTROL_QUANTILE, DISSECTION_QUANTILE, MIN_CATEGORY_IMAGES, PatternScores
 from ..role_confidence import RESAMPLES, ROLE_CONFIDENCE
-from .cached_controls import NetworkScores, control_parts, score_controls
+from .cached_controls import NetworkScores, control_parts, for_scoring, score_controls
 from .images import DEFAULT_SIZE, PreparedImages, profile_data
 from .roles import ROLE_FRACTION
 from .scores import ImageScores, measure_prepared
@@ -38,10 +38,7 @@ def score_network(
 ) -> NetworkScores:
     """``network``'s scores on the calibration and held-out ``splits`` (``measure_prepared``), with the pattern
     and dissection scores for ``categories`` when ``patterns``."""
-    # BatchNorm folded into the convolutions (1.14× on a CPU) and channels-last (about 1.4×): the controls cannot be
-    # batched faster (one vmapped call of 2 is 0.67×, 2 processes 0.98× of this on 2 cores), and torch's intra-op
-    # threads already use every core (1.9× one thread) -- benchmarks/control_batching.py
-    network = network.folded().to(memory_format=torch.channels_last)
+    network = for_scoring(network)
     results = [
         measure_prepared(network, split, categories=categories, patterns=patterns, batch_size=batch_size, progress=progress)
         for split in splits
