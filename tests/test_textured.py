@@ -18,7 +18,7 @@ from lewel.data.backdrops import EVALUATION_PHOTOS, POOLS, TRAIN_PHOTOS, crop_bo
 from lewel.data.scene_style import ALPHA_THRESHOLD, SceneStyle
 from lewel.data.scenes import VAL_SEED_OFFSET, SceneGenerator, write_scenes
 from lewel.data.sources import SceneSource, masked_splits, open_source, reopen_source, scene_kind
-from lewel.train.data import training_images
+from lewel.train.data import MIX_SEED_OFFSET, training_images
 
 COLOUR = (200, 30, 120)
 
@@ -145,6 +145,24 @@ def test_the_spec_everywhere_splits_by_pool() -> None:
     assert training_images("textured:5", image_size=48, seed=0, split="val").generator.style.pool == "heldout"
     with pytest.raises(Exception, match="positive"):
         masked_splits("textured:0", images=None, size=48, calibration_seed=1, heldout_seed=2)
+
+
+def test_a_mix_of_generated_specs_concatenates_parts_drawn_with_their_own_seeds(tmp_path) -> None:
+    mix = training_images("scenes:3+textured:2", image_size=48, seed=5)
+    assert len(mix) == 5 and mix.classes == training_images("scenes:1", image_size=48, seed=5).classes
+    flat, photos = mix.datasets
+    assert flat.generator.style.pool is None and photos.generator.style.pool == "train"
+    assert (flat.generator.seed, photos.generator.seed) == (5, 5 + MIX_SEED_OFFSET)
+    assert np.array_equal(np.asarray(mix[4][0]), np.asarray(photos[1][0]))
+    assert training_images("scenes:2+textured:2", image_size=48, seed=5, split="val").datasets[1].generator.style.pool == "heldout"
+    odd = tmp_path / "a+b"  # a folder whose name holds the separator is still a folder
+    odd.mkdir()
+    Image.new("RGB", (8, 8)).save(odd / "x.png")
+    assert len(training_images(str(odd), image_size=48, seed=0)) == 1
+    with pytest.raises(Exception, match="integer"):
+        training_images("scenes:2+textured:x", image_size=48, seed=0)
+    with pytest.raises(Exception, match="only training takes a mix"):
+        open_source("scenes:2+textured:2", size=48)
 
 
 def test_scene_source_with_a_study_style_names_its_pool() -> None:

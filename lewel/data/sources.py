@@ -43,6 +43,7 @@ from .folders import DataError, ImageFiles
 
 SCENES = "scenes"
 TEXTURED = "textured"
+MIX = "+"  #: joins generated-scene specs into one training set (``lewel.train.data``): ``scenes:2048+textured:2048``
 GENERATED = (SCENES, TEXTURED)  #: the generated benchmarks a spec can name
 COCO_PREFIX = "coco:"
 VOC_PREFIX = "voc:"
@@ -458,6 +459,8 @@ def scene_count(spec: str, default: int = DEFAULT_SCENES) -> int | None:
     if spec == kind:
         return default
     text = spec.split(":", 1)[1]
+    if MIX in text:
+        raise DataError(f"{spec!r} mixes generated scenes: only training takes a mix; measure one benchmark at a time")
     try:
         count = int(text)
     except ValueError:

@@ -9,12 +9,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset, DistributedSampler, Sampler
+from torch.utils.data import ConcatDataset, Dataset, DistributedSampler, Sampler
 
 from ..data.folders import ImageFiles
-from ..data.sources import COCO_PREFIX, VOC_PREFIX, Source, UnreadableImage, masked_folder_layout, open_source, scene_count, scene_kind
+from ..data.sources import COCO_PREFIX, MIX, VOC_PREFIX, Source, UnreadableImage, masked_folder_layout, open_source, scene_count, scene_kind
 
 TRAIN_SCENES = 10_000  #: ``scenes`` without a count, for training
+MIX_SEED_OFFSET = 7_000_003  #: part k of a mix draws with ``seed + k * MIX_SEED_OFFSET``: no two parts share a scene
+
+
+class MixedScenes(ConcatDataset):
+    """The parts of a mix of generated scenes, one after the other (``torch.utils.data.ConcatDataset``); every
+    part draws the same cut-outs, so the labels share ``classes``."""
+
+    def __init__(self, parts: list[Dataset]) -> None:
+        super().__init__(parts)
+        self.classes = parts[0].classes  # type: ignore[attr-defined]
 
 
 class SourceImages(Dataset):
@@ -43,7 +53,14 @@ def training_images(spec: str, *, image_size: int, seed: int, split: str = "trai
     generated multi-object scenes of ``image_size`` px (default 10,000; the ``val`` split uses the seed
     ``seed + VAL_SEED_OFFSET``; ``textured[:N]`` on the ``train`` backdrop pool, its ``val`` split on the held-out
     pool), the images of ``coco:``, ``voc:`` or ``images/`` + ``masks/`` sources, or a
-    folder (ImageFolder tree or flat)."""
+    folder (ImageFolder tree or flat). Generated specs joined by ``+`` (``scenes:2048+textured:2048``) mix: part
+    k is drawn with the seed ``seed + k * MIX_SEED_OFFSET``, so the parts never share a scene's objects."""
+    parts = spec.split(MIX)
+    if len(parts) > 1 and all(scene_count(part) is not None for part in parts):
+        return MixedScenes([
+            training_images(part, image_size=image_size, seed=seed + k * MIX_SEED_OFFSET, split=split)
+            for k, part in enumerate(parts)
+        ])
     count = scene_count(spec, TRAIN_SCENES)
     if count is not None:
         from ..data.scenes import VAL_SEED_OFFSET, SceneDataset, SceneStyle
