@@ -83,7 +83,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     tr.add_argument("--method", choices=METHODS, help=f"the method to train {_train_default('method')}")
     tr.add_argument("--backbone", choices=BACKBONE_NAMES, help=f"ResNet encoder {_train_default('backbone')}")
     tr.add_argument("--data", help="ImageFolder tree, flat folder of images, scenes[:N] (generated multi-object "
-                    "scenes), textured[:N] (on photographs), a mix of those joined by + (scenes:N+textured:N), coco:ANNOTATIONS.json[:IMAGES], voc:ROOT[:SPLIT] or images/ + masks/ (their images); "
+                    "scenes), textured[:N] (on photographs), a mix of those joined by + (scenes:N+textured:N), "
+                    "coco:ANNOTATIONS.json[:IMAGES], voc:ROOT[:SPLIT] or images/ + masks/ (their images); "
                     "required, here or in the recipe")
     tr.add_argument("--val-data", help=f"labelled validation split for the kNN monitor {_train_default('val_data')}")
     tr.add_argument("--out", help=f"run directory: checkpoints, metrics.jsonl, tensorboard/ {_train_default('out')}")

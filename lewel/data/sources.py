@@ -460,7 +460,10 @@ def scene_count(spec: str, default: int = DEFAULT_SCENES) -> int | None:
         return default
     text = spec.split(":", 1)[1]
     if MIX in text:
-        raise DataError(f"{spec!r} mixes generated scenes: only training takes a mix; measure one benchmark at a time")
+        raise DataError(
+            f"{spec!r} mixes generated scenes: only training takes a mix (of scenes[:N] and textured[:N] alone); "
+            "measure one benchmark at a time"
+        )
     try:
         count = int(text)
     except ValueError:

@@ -56,7 +56,7 @@ def training_images(spec: str, *, image_size: int, seed: int, split: str = "trai
     folder (ImageFolder tree or flat). Generated specs joined by ``+`` (``scenes:2048+textured:2048``) mix: part
     k is drawn with the seed ``seed + k * MIX_SEED_OFFSET``, so the parts never share a scene's objects."""
     parts = spec.split(MIX)
-    if len(parts) > 1 and all(scene_count(part) is not None for part in parts):
+    if len(parts) > 1 and all(scene_kind(part) is not None for part in parts):
         return MixedScenes([
             training_images(part, image_size=image_size, seed=seed + k * MIX_SEED_OFFSET, split=split)
             for k, part in enumerate(parts)
