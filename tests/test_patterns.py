@@ -234,7 +234,8 @@ def test_a_profile_on_scenes_measures_patterns_next_to_the_controls(tiny_checkpo
 def test_without_patterns_and_a_version_2_file_say_why(tiny_checkpoint: str, tmp_path) -> None:
     profile = build_profile(tiny_checkpoint, data="scenes:6", size=128, batch_size=6, control_seeds=1, patterns=False)
     assert not has_patterns(profile) and profile["summary"]["patterns"] is None
-    assert "not measured" in patterns_note(profile) and "measured patterns: not measured" in format_profile(profile)
+    assert patterns_note(profile) == "not measured: turned off (--no-patterns)"
+    assert "measured patterns: not measured: turned off" in format_profile(profile)
     old = json.loads(json.dumps(profile))
     old["version"] = 2
     del old["summary"]["patterns"], old["summary"]["patterns_note"]

@@ -24,7 +24,7 @@ from .images import DEFAULT_SIZE, PreparedImages, profile_data
 from .roles import ROLE_FRACTION
 from .scores import ImageScores, measure_prepared
 from .sidecar import PROFILE_FORMAT, PROFILE_VERSION, file_sha256
-from .verdict import summarize_profile
+from .verdict import UNMEASURED_NOTES, summarize_profile
 
 
 def score_network(
@@ -50,8 +50,9 @@ def score_network(
 class FamilyScores:
     """Everything a profile is summarised from: the ``model`` (``LewelModel``), its ``NetworkScores``, each
     control's ``(identity, calibration, held-out)`` scores and pattern scores (``lewel.maps.profiles
-    .cached_controls.score_controls``), the prepared ``splits``, whether patterns were ``measured``, and the
-    settings the record states (input ``size``, ``device``, the family's schemes and seeds)."""
+    .cached_controls.score_controls``), the prepared ``splits``, whether patterns were ``measured`` (if not,
+    ``unmeasured`` says why), and the settings the record states (input ``size``, ``device``, the family's
+    schemes and seeds)."""
 
     model: LewelModel
     scores: NetworkScores
@@ -63,6 +64,7 @@ class FamilyScores:
     device: str | torch.device
     control_schemes: Sequence[str]
     control_seeds: int
+    unmeasured: str = ""
 
 
 def measure_family(
@@ -127,6 +129,7 @@ def measure_family(
     return FamilyScores(
         model, model_scores, controls, control_patterns, (calibration, heldout), measured, size, device,
         list(dict.fromkeys(control_schemes)), control_seeds,
+        "" if measured else UNMEASURED_NOTES[bool(patterns)],
     )
 
 
@@ -150,6 +153,7 @@ def assemble_profile(checkpoint: str | os.PathLike, measured: FamilyScores, *, f
         fraction=fraction,
         patterns=model_patterns,
         control_patterns=measured.control_patterns if measured.measured else None,
+        unmeasured=measured.unmeasured,
     )
     grid = list(model.extract(torch.zeros(1, 3, size, size, device=device), aligned_projection=False).maps.shape[-2:])
     return {

@@ -17,6 +17,11 @@ from .pattern_summary import summarize_patterns
 from .roles import ROLE_FRACTION, split_summary
 from .scores import ImageScores, index_means, selected_mean
 
+#: why patterns were not measured when the caller does not say (``summarize_profile``'s ``unmeasured``)
+BINARY_MASKS = "the masks do not tell instances apart (binary masks)"
+#: ``unmeasured`` by whether patterns were asked for
+UNMEASURED_NOTES = {True: BINARY_MASKS, False: "turned off (--no-patterns)"}
+
 #: what the profile keeps of each control's ``split_summary``
 CONTROL_KEYS = ("object_auroc", "object_auroc_se", "object_auroc_calibration", "object_pointing", "all_maps_auroc", "pointing_chance")
 
@@ -39,6 +44,7 @@ def summarize_profile(
     fraction: float = ROLE_FRACTION,
     patterns: tuple[PatternScores, PatternScores] | None = None,
     control_patterns: Sequence[tuple[PatternScores, PatternScores]] | None = None,
+    unmeasured: str = BINARY_MASKS,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The profile's ``summary`` and per-index ``maps`` records from the model's scores and its control
     family's: ``controls`` holds one ``(identity, calibration scores, held-out scores)`` per random network,
@@ -52,7 +58,8 @@ def summarize_profile(
 
     With ``patterns`` (the model's calibration and held-out ``PatternScores``) and ``control_patterns`` (the
     same per control, in ``controls``' order) the summary and records gain the measured patterns and the
-    dissection (``summarize_patterns``); without them ``summary.patterns`` is ``None`` and says why.
+    dissection (``summarize_patterns``); without them ``summary.patterns`` is ``None`` and ``patterns_note``
+    says why (``unmeasured``).
     """
     if not controls:
         raise ValueError("a profile needs at least one random control")
@@ -93,7 +100,7 @@ def summarize_profile(
     ]
     if patterns is None or control_patterns is None:
         summary["patterns"] = None
-        summary["patterns_note"] = "not measured: the masks do not tell instances apart (binary masks)"
+        summary["patterns_note"] = f"not measured: {unmeasured}"
         return summary, records
     if len(control_patterns) != len(controls):
         raise ValueError("every control needs its pattern scores")
