@@ -92,6 +92,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     tr.add_argument("--batch-size", type=int,
                     help=f"GLOBAL batch size, split over the processes {_train_default('batch_size')}")
     tr.add_argument("--epochs", type=int, help=f"passes over --data {_train_default('epochs')}")
+    tr.add_argument("--shared-backdrops", type=int, metavar="K",
+                    help="generated training scenes (scenes, textured, a mix) take K backgrounds in turn, so only "
+                    "their objects tell them apart; 0 = each scene its own " + _train_default("shared_backdrops"))
     tr.add_argument("--optimizer", choices=("lars", "sgd"), help=f"optimiser {_train_default('optimizer')}")
     tr.add_argument("--lr", type=float, help=f"absolute peak learning rate {_train_default('lr')}")
     tr.add_argument("--weight-decay", type=float, help=f"weight decay {_train_default('weight_decay')}")

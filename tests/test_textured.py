@@ -5,6 +5,7 @@ spec is read, and the folder writer's pools."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +164,25 @@ def test_a_mix_of_generated_specs_concatenates_parts_drawn_with_their_own_seeds(
         training_images("scenes:2+textured:x", image_size=48, seed=0)
     with pytest.raises(Exception, match="only training takes a mix"):
         open_source("scenes:2+textured:2", size=48)
+
+
+def test_shared_backdrops_repeat_backgrounds_and_leave_objects_alone() -> None:
+    mix = training_images("scenes:5+textured:5", image_size=48, seed=2, shared_backdrops=2)
+    for part in mix.datasets:
+        shared, own = part.generator, SceneGenerator(48, part.generator.seed, style=replace(part.generator.style, shared_backdrops=0))
+        assert shared.style.shared_backdrops == 2
+        for index in range(5):  # scene i's background is scene (i mod 2)'s; its objects are its own
+            assert np.array_equal(shared.background(index)[0], own.background(index % 2)[0])
+            ours, theirs = shared.scene(index), own.scene(index)
+            assert theirs.identities == ours.identities and np.array_equal(ours.masks, theirs.masks)
+        assert np.array_equal(np.asarray(shared.scene(1).image), np.asarray(own.scene(1).image))
+        assert not np.array_equal(np.asarray(shared.scene(2).image), np.asarray(own.scene(2).image))
+    with pytest.raises(ValueError, match="train split only"):
+        training_images("textured:4", image_size=48, seed=0, split="val", shared_backdrops=2)
+    with pytest.raises(ValueError, match="generated scenes"):
+        training_images("coco:x.json", image_size=48, seed=0, shared_backdrops=2)
+    with pytest.raises(ValueError, match="shared_backdrops"):
+        SceneStyle(shared_backdrops=-1)
 
 
 def test_scene_source_with_a_study_style_names_its_pool() -> None:

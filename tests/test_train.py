@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import needs_stamps, tiny_config
 from image_factory import make_image_folder
 from lewel import MapsUnavailableError, load_model
 from lewel.cli import main
@@ -190,3 +190,20 @@ def test_init_starts_a_fresh_run_from_a_model_file(tmp_path, images, monkeypatch
     seen.clear()
     train(tiny_run("lewel_m", train_dir, tmp_path / "second", epochs=2, resume="auto", init=str(tmp_path / "first" / "last.pt")))
     assert not seen  # resumed: --init is not applied again
+
+
+@needs_stamps
+def test_cli_train_on_scenes_with_shared_backdrops(tmp_path, images):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "method: mocov2\nmodel: {backbone: resnet18, hidden_dim: 64, dim: 32, queue_size: 64}\n"
+        "image_size: 32\nbatch_size: 4\nepochs: 1\nworkers: 0\n"
+    )
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(recipe), "--data", "scenes:4+textured:4", "--shared-backdrops", "2", "--out", str(out)]) == 0
+    state = safe_load(out / "last.pt")
+    assert state["config"]["shared_backdrops"] == 2 and state["step"] == 2
+    with pytest.raises(ValueError, match="for generated scenes"):
+        train(tiny_run("byol", images[0], tmp_path / "folder", shared_backdrops=2))
+    with pytest.raises(ValueError, match="shared_backdrops must be >= 0"):
+        tiny_run("byol", "scenes:4", tmp_path / "bad", shared_backdrops=-1).validate()

@@ -11,7 +11,7 @@ from typing import Any
 MODEL_OPTIONS = ("backbone", "hidden_dim", "dim", "num_groups", "loss_weight", "aligned_negatives", "queue_size", "aligned_queue_size", "temperature")
 #: ``train``'s options of the run (``TrainConfig`` less its model), by their argparse names
 TRAIN_OPTIONS = (
-    "data", "val_data", "out", "image_size", "batch_size", "epochs", "optimizer", "lr", "weight_decay", "warmup_epochs",
+    "data", "shared_backdrops", "val_data", "out", "image_size", "batch_size", "epochs", "optimizer", "lr", "weight_decay", "warmup_epochs",
     "base_momentum", "augmentation", "amp", "compile", "sync_bn", "channels_last", "workers", "seed", "save_every",
     "save_every_steps", "knn_every", "log_every", "maps_every", "maps_images", "maps_size", "maps_controls", "stop_after_steps", "resume",
     "init",

@@ -32,7 +32,10 @@ class SceneStyle:
     - ``scale_range``: an object's longest side, as a share of the image side;
     - ``flat_distractors``: the share of distractors that are cartoon-like (one colour, dark outline);
     - ``texture``: an object's shading is modulated by up to this share by a photograph's grain (objects are
-      no longer the only untextured regions).
+      no longer the only untextured regions);
+    - ``shared_backdrops``: K > 0 gives scene i the background (backdrop and distractors) of scene i mod K, so
+      K backgrounds serve every scene and only the objects tell scenes apart (a training option: a contrastive
+      task can then not be solved by the backdrop); 0: every scene draws its own.
     """
 
     pool: str | None = None
@@ -42,12 +45,13 @@ class SceneStyle:
     scale_range: tuple[float, float] = SCALE_RANGE
     flat_distractors: float = 0.0
     texture: float = 0.0
+    shared_backdrops: int = 0
 
     def __post_init__(self) -> None:
         if self.pool is not None and self.pool not in POOLS:
             raise ValueError(f"unknown backdrop pool {self.pool!r}: choose one of {', '.join(POOLS)}")
-        if self.distractors < 0 or not 0 <= self.blend <= 1 or self.soften < 0:
-            raise ValueError("need distractors >= 0, 0 <= blend <= 1 and soften >= 0")
+        if self.distractors < 0 or not 0 <= self.blend <= 1 or self.soften < 0 or self.shared_backdrops < 0:
+            raise ValueError("need distractors >= 0, 0 <= blend <= 1, soften >= 0 and shared_backdrops >= 0")
         low, high = self.scale_range
         if not 0 < low <= high <= 1:
             raise ValueError(f"scale_range must satisfy 0 < low <= high <= 1, got {self.scale_range}")

@@ -254,9 +254,13 @@ class SceneGenerator:
         self.style = SceneStyle() if style is None else style
 
     def _rngs(self, index: int) -> tuple[np.random.Generator, np.random.Generator]:
+        """Scene ``index``'s background and object generators; with ``style.shared_backdrops`` K the background
+        one is scene ``index mod K``'s."""
         if index < 0:
             raise IndexError(f"scene index must be >= 0, got {index}")
         background, objects = np.random.SeedSequence([self.seed, index]).spawn(2)
+        if self.style.shared_backdrops:
+            background, _ = np.random.SeedSequence([self.seed, index % self.style.shared_backdrops]).spawn(2)
         return np.random.default_rng(background), np.random.default_rng(objects)
 
     def background(self, index: int) -> tuple[np.ndarray, str]:

@@ -22,6 +22,7 @@ class TrainConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: str = ""
+    shared_backdrops: int = 0  #: generated training scenes take this many backgrounds in turn (0: one per scene)
     val_data: str | None = None  #: labelled split for the kNN monitor (its bank is ``data``), run at least at the end
     out: str = "runs/lewel"
     image_size: int = 224
@@ -99,6 +100,8 @@ class TrainConfig:
             problems.append(f"stop_after_steps must be >= 0 (0 = the whole schedule), not {self.stop_after_steps}")
         if self.maps_every < 0:
             problems.append(f"maps_every must be >= 0 (0 = off), not {self.maps_every}")
+        if self.shared_backdrops < 0:
+            problems.append(f"shared_backdrops must be >= 0, not {self.shared_backdrops}")
         if self.maps_images < 2:
             problems.append(f"maps_images must be at least 2, not {self.maps_images}")
         if self.maps_controls < 0:

@@ -3,6 +3,7 @@ epoch-aware distributed sampler that can resume in the middle of an epoch."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,24 +49,32 @@ class SourceImages(Dataset):
         raise UnreadableImage(f"none of the {len(self.source)} images of {self.source.describe()} can be read")
 
 
-def training_images(spec: str, *, image_size: int, seed: int, split: str = "train") -> Dataset:
+def training_images(spec: str, *, image_size: int, seed: int, split: str = "train", shared_backdrops: int = 0) -> Dataset:
     """A dataset of ``(PIL image, label)`` from ``spec`` (``lewel.data.sources``): ``scenes[:N]`` for N
     generated multi-object scenes of ``image_size`` px (default 10,000; the ``val`` split uses the seed
     ``seed + VAL_SEED_OFFSET``; ``textured[:N]`` on the ``train`` backdrop pool, its ``val`` split on the held-out
     pool), the images of ``coco:``, ``voc:`` or ``images/`` + ``masks/`` sources, or a
     folder (ImageFolder tree or flat). Generated specs joined by ``+`` (``scenes:2048+textured:2048``) mix: part
-    k is drawn with the seed ``seed + k * MIX_SEED_OFFSET``, so the parts never share a scene's objects."""
+    k is drawn with the seed ``seed + k * MIX_SEED_OFFSET``, so the parts never share a scene's objects.
+    ``shared_backdrops`` K > 0: the train split's generated scenes take K backgrounds in turn
+    (``SceneStyle.shared_backdrops``); the ``val`` split always draws one per scene."""
     parts = spec.split(MIX)
-    if len(parts) > 1 and all(scene_kind(part) is not None for part in parts):
+    generated = all(scene_kind(part) is not None for part in parts)
+    if shared_backdrops and split != "train":
+        raise ValueError("shared_backdrops is for the train split only: validation scenes each draw their own")
+    if shared_backdrops and not generated:
+        raise ValueError(f"shared_backdrops is for generated scenes (scenes, textured or a mix of them), not {spec!r}")
+    if len(parts) > 1 and generated:
         return MixedScenes([
-            training_images(part, image_size=image_size, seed=seed + k * MIX_SEED_OFFSET, split=split)
+            training_images(part, image_size=image_size, seed=seed + k * MIX_SEED_OFFSET, split=split, shared_backdrops=shared_backdrops)
             for k, part in enumerate(parts)
         ])
     count = scene_count(spec, TRAIN_SCENES)
     if count is not None:
         from ..data.scenes import VAL_SEED_OFFSET, SceneDataset, SceneStyle
 
-        style = SceneStyle.textured("train" if split == "train" else "heldout") if scene_kind(spec) == "textured" else None
+        style = SceneStyle.textured("train" if split == "train" else "heldout") if scene_kind(spec) == "textured" else SceneStyle()
+        style = dataclasses.replace(style, shared_backdrops=shared_backdrops)
         seed = seed if split == "train" else seed + VAL_SEED_OFFSET
         return SceneDataset(length=count, size=image_size, seed=seed, style=style)
     if spec.startswith((COCO_PREFIX, VOC_PREFIX)) or masked_folder_layout(Path(spec)) == "images/ + masks/":

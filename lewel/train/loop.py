@@ -267,7 +267,7 @@ def _set_up(config: TrainConfig, runtime: Runtime, out: Path) -> _Run:
     if workers < config.workers and runtime.is_main:
         _warn(f"--workers {config.workers} lowered to {workers}: this process may use {usable_cpus()} CPU(s)")
 
-    source = training_images(config.data, image_size=config.image_size, seed=config.seed)
+    source = training_images(config.data, image_size=config.image_size, seed=config.seed, shared_backdrops=config.shared_backdrops)
     steps_per_epoch = len(source) // config.batch_size  # type: ignore[arg-type]
     if steps_per_epoch == 0:
         raise ValueError(
