@@ -24,7 +24,7 @@ from .images import DEFAULT_SIZE, PreparedImages, profile_data
 from .roles import ROLE_FRACTION
 from .scores import ImageScores, measure_prepared
 from .sidecar import PROFILE_FORMAT, PROFILE_VERSION, file_sha256
-from .verdict import UNMEASURED_NOTES, summarize_profile
+from .verdict import BINARY_MASKS, PATTERNS_OFF, summarize_profile
 
 
 def score_network(
@@ -64,7 +64,7 @@ class FamilyScores:
     device: str | torch.device
     control_schemes: Sequence[str]
     control_seeds: int
-    unmeasured: str = ""
+    unmeasured: str = BINARY_MASKS
 
 
 def measure_family(
@@ -129,7 +129,7 @@ def measure_family(
     return FamilyScores(
         model, model_scores, controls, control_patterns, (calibration, heldout), measured, size, device,
         list(dict.fromkeys(control_schemes)), control_seeds,
-        "" if measured else UNMEASURED_NOTES[bool(patterns)],
+        BINARY_MASKS if patterns else PATTERNS_OFF,
     )
 
 

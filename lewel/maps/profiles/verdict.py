@@ -17,10 +17,10 @@ from .pattern_summary import summarize_patterns
 from .roles import ROLE_FRACTION, split_summary
 from .scores import ImageScores, index_means, selected_mean
 
-#: why patterns were not measured when the caller does not say (``summarize_profile``'s ``unmeasured``)
+#: why patterns were not measured (``summarize_profile``'s ``unmeasured``): asked for, on binary masks
 BINARY_MASKS = "the masks do not tell instances apart (binary masks)"
-#: ``unmeasured`` by whether patterns were asked for
-UNMEASURED_NOTES = {True: BINARY_MASKS, False: "turned off (--no-patterns)"}
+#: ... or not asked for (``patterns=False``, ``lewel profile --no-patterns``)
+PATTERNS_OFF = "turned off (--no-patterns)"
 
 #: what the profile keeps of each control's ``split_summary``
 CONTROL_KEYS = ("object_auroc", "object_auroc_se", "object_auroc_calibration", "object_pointing", "all_maps_auroc", "pointing_chance")
