@@ -10,6 +10,9 @@ No jitter, no distractors, no blending. The images and ``annotations.json`` go t
     python benchmarks/photo_objects_coco.py --out /tmp/photo_objects --images 512
     lewel profile --checkpoint models/lewel_m_demo.safetensors --data coco:/tmp/photo_objects/annotations.json \
         --out /tmp/photo_objects/lewel_m_demo.profile.json
+
+``--rotation``, ``--scale``, ``--hard`` and ``--png`` change one property at a time for studies of what makes
+the set hard (docs/maps.md); left out, the benchmark is written byte for byte as before.
 """
 
 from __future__ import annotations
@@ -50,7 +53,13 @@ def cutouts() -> list[tuple[str, Path]]:
     return found
 
 
-def write(out: Path, count: int, size: int, seed: int) -> Path:
+def write(
+    out: Path, count: int, size: int, seed: int, *, rotation: float = 25.0, scale: tuple[float, float] = (0.2, 0.5),
+    hard: bool = False, png: bool = False,
+) -> Path:
+    """``count`` images of ``size`` px and their annotations in ``out``: cut-outs rotated by up to ``rotation``
+    degrees, their longest side a share in ``scale`` of the image side; ``hard``: their alpha cut at 128 (no
+    soft edge); ``png``: lossless images (the defaults are the benchmark's: soft edges, JPEG)."""
     rng = random.Random(seed)
     photos, stamps = photographs(), cutouts()
     names = sorted({category for category, _ in stamps})
@@ -70,12 +79,14 @@ def write(out: Path, count: int, size: int, seed: int) -> Path:
             box = stamp.getbbox()
             if box is None:
                 continue
-            stamp = stamp.crop(box).rotate(rng.uniform(-25, 25), expand=True, resample=Image.Resampling.BICUBIC)
-            scale = rng.uniform(0.2, 0.5) * size / max(stamp.size)
-            stamp = stamp.resize((max(1, round(stamp.width * scale)), max(1, round(stamp.height * scale))), Image.Resampling.LANCZOS)
+            stamp = stamp.crop(box).rotate(rng.uniform(-rotation, rotation), expand=True, resample=Image.Resampling.BICUBIC)
+            factor = rng.uniform(*scale) * size / max(stamp.size)
+            stamp = stamp.resize((max(1, round(stamp.width * factor)), max(1, round(stamp.height * factor))), Image.Resampling.LANCZOS)
             x, y = rng.randrange(size - stamp.width + 1), rng.randrange(size - stamp.height + 1)
             layer = Image.new("RGBA", (size, size))
             layer.paste(stamp, (x, y))
+            if hard:
+                layer.putalpha(layer.getchannel("A").point(lambda a: 255 if a >= 128 else 0))
             alpha = np.asarray(layer)[..., 3] >= 128
             if alpha.sum() < size * size // 400:
                 continue
@@ -83,8 +94,8 @@ def write(out: Path, count: int, size: int, seed: int) -> Path:
             canvas = Image.alpha_composite(canvas, layer)
             masks.append(alpha)
             categories.append(category)
-        name = f"{i:06d}.jpg"
-        canvas.convert("RGB").save(out / "images" / name, quality=92)
+        name = f"{i:06d}.png" if png else f"{i:06d}.jpg"
+        canvas.convert("RGB").save(out / "images" / name, **({} if png else {"quality": 92}))
         images.append({"id": i + 1, "file_name": name, "width": size, "height": size})
         for visible, category in zip(masks, categories, strict=True):
             if visible.sum() == 0:
@@ -107,8 +118,13 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--seed", type=int, default=4_040_404)
+    parser.add_argument("--rotation", type=float, default=25.0, help="cut-outs rotated by up to this many degrees (a study)")
+    parser.add_argument("--scale", type=float, nargs=2, default=(0.2, 0.5), metavar=("LOW", "HIGH"),
+                        help="an object's longest side as a share of the image side (a study)")
+    parser.add_argument("--hard", action="store_true", help="cut the cut-outs' alpha at 128: no soft edge (a study)")
+    parser.add_argument("--png", action="store_true", help="write lossless PNG instead of JPEG (a study)")
     args = parser.parse_args()
-    print(write(args.out, args.images, args.size, args.seed))
+    print(write(args.out, args.images, args.size, args.seed, rotation=args.rotation, scale=tuple(args.scale), hard=args.hard, png=args.png))
 
 
 if __name__ == "__main__":
