@@ -3,7 +3,6 @@ epoch-aware distributed sampler that can resume in the middle of an epoch."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -73,8 +72,9 @@ def training_images(spec: str, *, image_size: int, seed: int, split: str = "trai
     if count is not None:
         from ..data.scenes import VAL_SEED_OFFSET, SceneDataset, SceneStyle
 
-        style = SceneStyle.textured("train" if split == "train" else "heldout") if scene_kind(spec) == "textured" else SceneStyle()
-        style = dataclasses.replace(style, shared_backdrops=shared_backdrops)
+        pool = "train" if split == "train" else "heldout"
+        textured = scene_kind(spec) == "textured"
+        style = SceneStyle.textured(pool, shared_backdrops=shared_backdrops) if textured else SceneStyle(shared_backdrops=shared_backdrops)
         seed = seed if split == "train" else seed + VAL_SEED_OFFSET
         return SceneDataset(length=count, size=image_size, seed=seed, style=style)
     if spec.startswith((COCO_PREFIX, VOC_PREFIX)) or masked_folder_layout(Path(spec)) == "images/ + masks/":
